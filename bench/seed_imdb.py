@@ -1,0 +1,90 @@
+"""Benchmark of the seed model on the real IMDB archive (issue: end-to-end pipeline).
+
+Runs, on the same split, the tutorial recipe (embedding from scratch, 40 epochs, batch 512,
+no early stopping) and the best seed settings (chosen on validation), each through the
+same `reviewsense train` pipeline, and reports test accuracy, wall times and peak RSS.
+
+    python bench/seed_imdb.py [--data PATH] [--out bench/results/seed_imdb.json]
+
+Prints a Markdown table and writes JSON. Each configuration runs in its own process, so
+peak RSS is per configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "tutorial recipe (scratch, 40 epochs, no early stopping)": [
+        "--embedding", "scratch", "--ngrams", "1", "--max-tokens", "20000", "--embedding-dim", "50",
+        "--learning-rate", "0.001", "--no-early-stopping", "--epochs", "40", "--batch-size", "512",
+    ],
+    "best seed settings (default `reviewsense train`)": [],
+}
+
+
+def run(name: str, args: list[str], data: str, vectors: str | None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "reviewsense", "train", "--data", data, "--run-dir", str(run_dir), *args]
+        if vectors and not args:
+            cmd += ["--embedding", vectors]
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, REVIEWSENSE_QUIET="1"))
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} failed:\n{proc.stderr[-2000:]}")
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        model_bytes = sum(f.stat().st_size for f in (run_dir / "model").iterdir())
+    timing = metrics["timing"]
+    return {
+        "name": name,
+        "args": args,
+        "test_accuracy": metrics["test"]["accuracy"],
+        "test_loss": metrics["test"]["loss"],
+        "validation_accuracy": metrics["validation"]["accuracy"],
+        "epochs": metrics["epochs"],
+        "train_plus_evaluate_seconds": round(timing["train_seconds"] + timing["evaluate_seconds"], 1),
+        "pretrain_seconds": timing["pretrain_seconds"],
+        "wall_seconds": round(wall, 1),
+        "peak_rss_mb_max_so_far": round(rss_kb / 1024),
+        "model_mb": round(model_bytes / 1e6, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.environ.get("REVIEWSENSE_IMDB",
+                                                         str(ROOT.parent / "shared/datasets/imdb/aclImdb_v1.tar.gz")))
+    parser.add_argument("--out", default=str(ROOT / "bench/results/seed_imdb.json"))
+    args = parser.parse_args()
+    rows = [run(name, cfg, args.data, None) for name, cfg in CONFIGS.items()]
+    meta = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "python": platform.python_version()}
+    print(f"IMDB test set (25,000 reviews), {meta['date']}, {meta['machine']}\n")
+    print("| configuration | test acc. | test loss | epochs (best) | train+eval s | wall s | model MB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['test_accuracy']:.2%} | {r['test_loss']:.4f} | {r['epochs']['run']} "
+              f"({r['epochs']['best'] or '-'}) | {r['train_plus_evaluate_seconds']} | {r['wall_seconds']} "
+              f"| {r['model_mb']} |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

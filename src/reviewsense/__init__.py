@@ -1,0 +1,28 @@
+"""reviewsense: train, evaluate, explain, export and serve binary sentiment classifiers.
+
+>>> import reviewsense
+>>> model = reviewsense.load("runs/imdb/model")                 # doctest: +SKIP
+>>> model.predict_proba(["The movie was great!"])              # doctest: +SKIP
+array([0.97], dtype=float32)
+
+Importing reviewsense does not import torch: exported models predict with numpy alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .models.base import Predictor
+
+
+def load(path: str) -> Predictor:
+    """Load an exported model folder and return its :class:`~reviewsense.models.base.Predictor`."""
+    from .export import load_model
+
+    return load_model(path)
+
+
+__all__ = ["load", "__version__"]

@@ -1,0 +1,275 @@
+"""The ``reviewsense`` command: train | evaluate | predict | pretrain | data.
+
+Results go to stdout, progress and logs to stderr. A bad input prints one line
+``reviewsense: error: ...`` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import ReviewsenseError
+
+EXAMPLES = {
+    "train": """examples:
+  reviewsense train --run-dir runs/imdb                      # IMDB, best seed settings
+  reviewsense train --run-dir runs/tutorial --no-early-stopping --epochs 40 --batch-size 512 \\
+      --ngrams 1 --max-tokens 20000                          # the tutorial's recipe
+  reviewsense train --data reviews.csv --text-column review --label-column sentiment \\
+      --classes bad,good --run-dir runs/mine                 # your own data""",
+    "predict": """examples:
+  reviewsense predict --model runs/imdb/model "The movie was great!" "The movie was terrible..."
+  reviewsense predict --model runs/imdb/model --input reviews.jsonl --output scores.jsonl
+  cat reviews.txt | reviewsense predict --model runs/imdb/model --format csv""",
+    "evaluate": """examples:
+  reviewsense evaluate --model runs/imdb/model               # IMDB test split
+  reviewsense evaluate --model runs/mine/model --data test.csv --classes bad,good""",
+    "pretrain": """examples:
+  reviewsense pretrain --output vectors/imdb-w2v             # IMDB unsup + train reviews
+  reviewsense train --embedding vectors/imdb-w2v --run-dir runs/w2v""",
+    "data": """examples:
+  reviewsense data describe                                   # IMDB train split
+  reviewsense data head -n 5 --split test
+  reviewsense data describe --data reviews.csv --classes bad,good""",
+}
+
+
+def _size(value: str) -> float | int:
+    number = float(value)
+    return number if 0 < number < 1 else int(number)
+
+
+def _classes(value: str) -> list[str]:
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError("give two class names, negative first: NEG,POS")
+    return parts
+
+
+def _add_data_args(p: argparse.ArgumentParser, test: bool = False) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", metavar="PATH", help="IMDB archive/folder, or your CSV/TSV/JSONL/Parquet/class-folder "
+                   "(default: $REVIEWSENSE_IMDB, the cache, else download IMDB)")
+    if test:
+        g.add_argument("--test-data", metavar="PATH",
+                       help="labelled test file (own data; default: hold out --test-size)")
+        g.add_argument("--test-size", type=float, default=0.2, help="share held out as test for own data (default 0.2)")
+    g.add_argument("--text-column", default="text", help="text column/field (default: text)")
+    g.add_argument("--label-column", default="label", help="label column/field (default: label)")
+    g.add_argument("--classes", type=_classes, metavar="NEG,POS",
+                   help="the two label values, negative first (0/1, true/false, neg/pos are understood)")
+    g.add_argument("--no-download", action="store_true", help="never download IMDB; fail if no local copy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="reviewsense", description=__doc__, formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"reviewsense {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train, evaluate, plot and export a model into a run folder",
+                       epilog=EXAMPLES["train"], formatter_class=fmt)
+    p.add_argument("--run-dir", default="runs/imdb", help="where everything is written (default: runs/imdb)")
+    _add_data_args(p, test=True)
+    p.add_argument("--validation-size", type=_size, default=None,
+                   help="rows (or fraction) of training data held out (default: 10000 for IMDB, 0.2 otherwise)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (split, init, shuffling)")
+    m = p.add_argument_group("model (seed: embedding → Dense(16, relu) → Dense(1))")
+    m.add_argument("--model", default="seed", choices=["seed"], help="model family")
+    m.add_argument("--embedding", default=None, metavar="SOURCE",
+                   help="scratch | word2vec | fasttext (pretrain now on unsup+train) | PATH to vectors "
+                        "(reviewsense pretrain folder, .vec or .txt)")
+    m.add_argument("--embedding-dim", type=int, default=None, help="embedding size (scratch/pretrain)")
+    m.add_argument("--frozen-embedding", action="store_true", help="keep the embedding fixed (default: trainable)")
+    m.add_argument("--max-tokens", type=int, default=None, help="vocabulary size")
+    m.add_argument("--ngrams", type=int, default=None, help="word n-grams up to this length")
+    m.add_argument("--sequence-length", type=int, default=None, help="truncate texts to this many tokens")
+    m.add_argument("--hidden-units", type=int, default=16)
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--batch-size", type=int, default=512)
+    t.add_argument("--learning-rate", type=float, default=None)
+    t.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default 3)")
+    t.add_argument("--no-early-stopping", action="store_true", help="run all epochs (the tutorial's recipe)")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+
+    p = sub.add_parser("evaluate", help="metrics of an exported model on labelled data",
+                       epilog=EXAMPLES["evaluate"], formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR")
+    _add_data_args(p)
+    p.add_argument("--output", metavar="FILE", help="also write the metrics JSON here")
+
+    p = sub.add_parser("predict", help="probabilities for texts (arguments, --input file, or stdin)",
+                       epilog=EXAMPLES["predict"], formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("texts", nargs="*", help="texts to score")
+    p.add_argument("--input", metavar="FILE", help=".txt (one per line), .csv, .tsv, .jsonl or .parquet; - = stdin")
+    p.add_argument("--output", metavar="FILE", help="write results here (.jsonl or .csv) instead of stdout")
+    p.add_argument("--format", choices=["jsonl", "csv", "table"], help="output format (default: from --output, "
+                   "a table for texts given as arguments, else jsonl)")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability at which label = 1 (default 0.5)")
+
+    p = sub.add_parser("pretrain", help="train word vectors on unlabelled text (IMDB: unsup + train)",
+                       epilog=EXAMPLES["pretrain"], formatter_class=fmt)
+    p.add_argument("--output", required=True, metavar="DIR")
+    p.add_argument("--data", metavar="PATH", help="IMDB archive/folder or a text file (default: IMDB)")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--method", choices=["word2vec", "fasttext"], default="word2vec")
+    p.add_argument("--dim", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--min-count", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("data", help="look at a dataset: describe | head", epilog=EXAMPLES["data"],
+                       formatter_class=fmt)
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    for name, text in (("describe", "counts, class balance, length percentiles"), ("head", "the first rows")):
+        q = dsub.add_parser(name, help=text)
+        _add_data_args(q)
+        q.add_argument("--split", default="train", choices=["train", "test", "unsup"], help="IMDB split")
+        if name == "head":
+            q.add_argument("-n", type=int, default=10, help="rows to show (default 10)")
+            q.add_argument("--width", type=int, default=100, help="cut texts to this many characters (0 = whole)")
+        else:
+            q.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _load_labelled(args) -> object:
+    from .data.files import load_table
+    from .data.imdb import is_imdb_source, read_imdb, resolve_source
+
+    if args.data is None or is_imdb_source(args.data):
+        split = getattr(args, "split", "test" if args.command == "evaluate" else "train")
+        source = resolve_source(args.data, allow_download=not args.no_download)
+        return read_imdb(source, [split])[split]
+    return load_table(args.data, args.text_column, args.label_column, args.classes)
+
+
+def cmd_train(args) -> int:
+    from .models.seed import SeedParams
+    from .pipeline import DataSpec, TrainConfig, train
+
+    defaults = TrainConfig()
+    params = defaults.params
+    overrides = {"max_tokens": args.max_tokens, "ngrams": args.ngrams, "sequence_length": args.sequence_length,
+                 "embedding_dim": args.embedding_dim}
+    params = SeedParams(**{**params.__dict__, **{k: v for k, v in overrides.items() if v is not None},
+                           "hidden_units": args.hidden_units, "trainable_embedding": not args.frozen_embedding})
+    config = TrainConfig(
+        run_dir=args.run_dir,
+        data=DataSpec(path=args.data, test_path=args.test_data, text_column=args.text_column,
+                      label_column=args.label_column, classes=args.classes, validation_size=args.validation_size,
+                      test_size=args.test_size, allow_download=not args.no_download),
+        model=args.model,
+        embedding=args.embedding or defaults.embedding,
+        params=params,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate or defaults.learning_rate,
+        early_stopping=not args.no_early_stopping,
+        patience=args.patience,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    metrics = train(config)
+    test = metrics["test"]
+    print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  f1 {test['f1']:.4f}  "
+          f"roc_auc {test['roc_auc']:.4f}  (train {metrics['timing']['train_seconds']:.1f}s)")
+    print(f"run folder: {args.run_dir}  (model: {args.run_dir}/model)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from ._fs import write_json
+    from .evaluation.metrics import evaluate
+    from .export import load_model
+
+    model = load_model(args.model)
+    data = _load_labelled(args)
+    metrics = evaluate(model, data)
+    text = json.dumps(metrics, indent=2)
+    if args.output:
+        write_json(args.output, metrics)
+    print(text)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .export import load_model
+    from .prediction.io import (
+        gather_texts,
+        output_format,
+        render,
+        render_table,
+        result_rows,
+        write_output,
+    )
+
+    model = load_model(args.model)
+    texts = gather_texts(args.texts, args.input, args.text_column)
+    rows = result_rows(model, texts, args.threshold)
+    fmt = args.format or ("table" if args.texts and not args.output else output_format(args.output, None))
+    out = render_table(texts, rows) + "\n" if fmt == "table" else render(rows, fmt)
+    if args.output:
+        write_output(out, args.output)
+        print(f"wrote {len(rows):,} predictions to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(out)
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from .data.files import read_texts
+    from .data.imdb import is_imdb_source, read_imdb, resolve_source
+    from .text.word_vectors import pretrain
+
+    if args.data is None or is_imdb_source(args.data):
+        data = read_imdb(resolve_source(args.data), ["train", "unsup"])
+        texts = data["train"].texts + data["unsup"].texts
+    else:
+        texts = read_texts(args.data, text_column=args.text_column)
+    vectors = pretrain(texts, method=args.method, dim=args.dim, epochs=args.epochs, min_count=args.min_count,
+                       seed=args.seed)
+    vectors.save(args.output)
+    print(f"wrote {len(vectors.words):,} {args.method} vectors of dim {vectors.dim} to {args.output}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .data.describe import describe, format_description, head
+
+    data = _load_labelled(args)
+    if args.data_command == "describe":
+        info = describe(data)
+        print(json.dumps(info, indent=2) if args.json else format_description(info))
+    else:
+        print(head(data, args.n, args.width))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "pretrain": cmd_pretrain,
+            "data": cmd_data}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ReviewsenseError as exc:
+        print(f"reviewsense: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("reviewsense: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

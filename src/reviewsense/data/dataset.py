@@ -1,0 +1,78 @@
+"""The in-memory dataset every stage passes along, and the train/validation split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError
+
+UNLABELLED = -1
+
+
+@dataclass
+class Dataset:
+    """Texts with binary labels (1 = positive, 0 = negative, -1 = unlabelled).
+
+    ``ids`` and ``ratings`` are optional per-row metadata (IMDB review id and star rating).
+    ``class_names[0]`` is the negative class, ``class_names[1]`` the positive one.
+    """
+
+    texts: list[str]
+    labels: np.ndarray
+    name: str = "data"
+    ids: list[str] | None = None
+    ratings: np.ndarray | None = None
+    class_names: tuple[str, str] = ("negative", "positive")
+    skipped: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int8)
+        if len(self.labels) != len(self.texts):
+            raise ValueError("texts and labels must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, index: Sequence[int] | np.ndarray, name: str | None = None) -> Dataset:
+        index = np.asarray(index, dtype=np.int64)
+        return Dataset(
+            texts=[self.texts[i] for i in index],
+            labels=self.labels[index],
+            name=name or self.name,
+            ids=None if self.ids is None else [self.ids[i] for i in index],
+            ratings=None if self.ratings is None else self.ratings[index],
+            class_names=self.class_names,
+        )
+
+    @property
+    def labelled(self) -> bool:
+        return bool(len(self)) and bool((self.labels >= 0).all())
+
+
+def resolve_size(size: int | float, total: int, what: str) -> int:
+    """Turn an absolute count or a fraction in (0, 1) into a row count, checking bounds."""
+    n = int(round(size * total)) if isinstance(size, float) and 0 < size < 1 else int(size)
+    if n < 1 or n >= total:
+        raise DataError(
+            f"{what} of {size} does not fit a training set of {total} rows "
+            f"(give a count between 1 and {total - 1} or a fraction between 0 and 1)"
+        )
+    return n
+
+
+def train_validation_split(
+    data: Dataset, validation_size: int | float = 10_000, seed: int = 0
+) -> tuple[Dataset, Dataset]:
+    """Hold out ``validation_size`` rows of ``data`` after a seeded shuffle.
+
+    The default is the tutorial's split: 10,000 of IMDB's 25,000 training reviews.
+    """
+    n_val = resolve_size(validation_size, len(data), "--validation-size")
+    order = np.random.default_rng(seed).permutation(len(data))
+    val, train = order[:n_val], order[n_val:]
+    return data.subset(np.sort(train), f"{data.name}:train"), data.subset(
+        np.sort(val), f"{data.name}:validation"
+    )

@@ -1,0 +1,53 @@
+"""Downloads into the user cache: progress bar, SHA-256 check, atomic rename."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ..errors import DataError
+from ..progress import bar, log
+
+
+def cache_dir() -> Path:
+    """``$REVIEWSENSE_CACHE_DIR``, else the platform's user cache dir for reviewsense."""
+    env = os.environ.get("REVIEWSENSE_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("reviewsense"))
+
+
+def download(url: str, dest: Path, sha256: str | None = None, what: str = "file", timeout: float = 60) -> Path:
+    """Download ``url`` to ``dest``. The bytes go to ``dest.part`` first and are renamed into
+    place only after the checksum matches, so ``dest`` is never a partial or wrong file.
+    An interrupted download leaves no ``.part`` behind."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    log(f"downloading {what} from {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with bar(total=total, unit="B", unit_scale=True, desc=dest.name, always=True) as progress:
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    digest.update(block)
+                    progress.update(len(block))
+            out.flush()
+            os.fsync(out.fileno())
+        if sha256 and digest.hexdigest() != sha256:
+            raise DataError(
+                f"{url}: checksum mismatch (expected sha256 {sha256}, got {digest.hexdigest()}); "
+                "the download is corrupt and was deleted"
+            )
+        os.replace(part, dest)
+        return dest
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise DataError(f"download of {url} failed: {getattr(exc, 'reason', exc)}") from exc
+    finally:
+        part.unlink(missing_ok=True)

@@ -1,0 +1,157 @@
+"""The Large Movie Review Dataset (Maas et al. 2011), read from the official layout.
+
+Reads either the ``aclImdb_v1.tar.gz`` archive itself, streamed (nothing is unpacked), or an
+unpacked ``aclImdb/`` directory. Where the data comes from, in order: an explicit path,
+``$REVIEWSENSE_IMDB``, the copy in the user cache, a download from the official URL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..progress import bar, log
+from .dataset import UNLABELLED, Dataset
+from .download import cache_dir, download
+
+URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
+ARCHIVE_NAME = "aclImdb_v1.tar.gz"
+SPLITS = ("train", "test", "unsup")
+CLASS_NAMES = ("negative", "positive")
+
+_MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
+_LABEL = {"pos": 1, "neg": 0, "unsup": UNLABELLED}
+_EXPECTED = {"train": 25_000, "test": 25_000, "unsup": 50_000}
+
+
+def resolve_source(path: str | os.PathLike[str] | None = None, allow_download: bool = True) -> Path:
+    """Find the IMDB data: ``path``, then ``$REVIEWSENSE_IMDB``, the cache, a download."""
+    for candidate, origin in ((path, "--data"), (os.environ.get("REVIEWSENSE_IMDB"), "REVIEWSENSE_IMDB")):
+        if candidate:
+            p = Path(candidate).expanduser()
+            if not p.exists():
+                raise DataError(f"{origin}: {p} does not exist")
+            return p
+    cached = cache_dir() / ARCHIVE_NAME
+    if cached.exists():
+        return cached
+    if not allow_download:
+        raise DataError(_offline_message("downloads are disabled"))
+    try:
+        return download(URL, cached, sha256=SHA256, what="IMDB archive")
+    except DataError as exc:
+        raise DataError(_offline_message(str(exc))) from exc
+
+
+def _offline_message(reason: str) -> str:
+    return (
+        f"IMDB data not found and could not be downloaded ({reason}). Supply a copy of "
+        f"{ARCHIVE_NAME} (or the unpacked aclImdb/ folder) with --data PATH or "
+        f"REVIEWSENSE_IMDB=PATH, or put it at {cache_dir() / ARCHIVE_NAME}"
+    )
+
+
+def is_imdb_source(path: str | os.PathLike[str]) -> bool:
+    """True for an archive, or a folder that is (or contains) the aclImdb layout."""
+    p = Path(path)
+    if p.is_file():
+        return p.name.endswith((".tar.gz", ".tgz", ".tar"))
+    return (p / "train" / "pos").is_dir() or (p / "aclImdb" / "train" / "pos").is_dir()
+
+
+def _iter_archive(path: Path) -> Iterator[tuple[str, bytes]]:
+    try:
+        with tarfile.open(path, mode="r|*") as tar:
+            for member in tar:
+                # Regular files only: links and devices are never followed, and nothing is
+                # written to disk, so path-traversal member names cannot escape anywhere.
+                if member.isfile() and ".." not in member.name.split("/"):
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        yield member.name, fh.read()
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise DataError(f"{path}: not a readable IMDB archive ({exc or type(exc).__name__})") from exc
+
+
+def _iter_directory(path: Path) -> Iterator[tuple[str, bytes]]:
+    root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+    for split, folder in (("train", "pos"), ("train", "neg"), ("train", "unsup"), ("test", "pos"), ("test", "neg")):
+        sub = root / split / folder
+        if not sub.is_dir():
+            continue
+        for file in sorted(sub.iterdir()):
+            if file.is_file() and not file.is_symlink():
+                yield f"aclImdb/{split}/{folder}/{file.name}", file.read_bytes()
+
+
+def _split_of(top: str, folder: str) -> str:
+    return "unsup" if folder == "unsup" else top
+
+
+def read_imdb(path: str | os.PathLike[str], splits: Iterable[str] = ("train", "test")) -> dict[str, Dataset]:
+    """Read the requested splits (``train``, ``test``, ``unsup``) of an IMDB archive or folder.
+
+    Returns one :class:`Dataset` per split, rows sorted by (label, review id), with ``ids``
+    and the star ``ratings`` parsed from ``<id>_<rating>.txt``. Texts are decoded as UTF-8;
+    undecodable bytes become U+FFFD rather than failing.
+    """
+    path = Path(path)
+    wanted = set(splits)
+    unknown = wanted - set(SPLITS)
+    if unknown:
+        raise DataError(f"unknown IMDB split(s) {sorted(unknown)}; choose from {SPLITS}")
+    rows: dict[str, list[tuple[int, int, int, str]]] = {s: [] for s in wanted}
+    source = _iter_archive(path) if path.is_file() else _iter_directory(path)
+    total = sum(_EXPECTED[s] for s in wanted)
+    for name, raw in bar(source, desc=f"reading {path.name}", unit=" files", total=total + 6):
+        match = _MEMBER.search(name)
+        if not match:
+            continue
+        top, folder, review_id, rating = match.groups()
+        split = _split_of(top, folder)
+        if split in rows:
+            text = raw.decode("utf-8", errors="replace")
+            rows[split].append((_LABEL[folder], int(review_id), int(rating), text))
+    out: dict[str, Dataset] = {}
+    for split in sorted(wanted, key=SPLITS.index):
+        found = rows[split]
+        if not found:
+            raise DataError(f"{path}: no aclImdb/{split} reviews found (is this the IMDB archive?)")
+        if split != "unsup" and len({r[0] for r in found}) < 2:
+            raise DataError(f"{path}: aclImdb/{split} has only one class (pos/ or neg/ is missing)")
+        if len(found) != _EXPECTED[split]:
+            log(f"note: {path.name} has {len(found):,} {split} reviews (the official archive has {_EXPECTED[split]:,})")
+        found.sort(key=lambda r: (r[0], r[1]))
+        out[split] = Dataset(
+            texts=[r[3] for r in found],
+            labels=np.array([r[0] for r in found], dtype=np.int8),
+            name=f"imdb:{split}",
+            ids=[f"{split}/{'pos' if r[0] == 1 else 'neg' if r[0] == 0 else 'unsup'}/{r[1]}" for r in found],
+            ratings=np.array([r[2] for r in found], dtype=np.int8),
+            class_names=CLASS_NAMES,
+        )
+    return out
+
+
+def load_imdb(
+    path: str | os.PathLike[str] | None = None,
+    splits: Iterable[str] = ("train", "test"),
+    allow_download: bool = True,
+) -> dict[str, Dataset]:
+    """Resolve the IMDB source (see :func:`resolve_source`) and read its splits.
+
+    Examples
+    --------
+    >>> data = load_imdb("aclImdb_v1.tar.gz")            # doctest: +SKIP
+    >>> len(data["train"]), len(data["test"])             # doctest: +SKIP
+    (25000, 25000)
+    """
+    return read_imdb(resolve_source(path, allow_download=allow_download), splits)

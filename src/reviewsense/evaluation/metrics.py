@@ -1,0 +1,46 @@
+"""Test metrics: the tutorial's loss and accuracy, and what a practitioner checks next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, log_expit
+
+from ..data.dataset import Dataset
+from ..models.base import Predictor
+
+
+def binary_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
+    """Loss (binary cross-entropy from logits), accuracy at logit 0, precision, recall, F1,
+    ROC-AUC and the confusion matrix ``[[tn, fp], [fn, tp]]``."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+    y = np.asarray(labels).astype(np.int64)
+    z = np.asarray(logits, dtype=np.float64)
+    loss = float(-(y * log_expit(z) + (1 - y) * log_expit(-z)).mean())
+    pred = (z > 0).astype(np.int64)
+    precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="binary", zero_division=0)
+    out: dict[str, Any] = {
+        "loss": round(loss, 6),
+        "accuracy": round(float((pred == y).mean()), 6),
+        "precision": round(float(precision), 6),
+        "recall": round(float(recall), 6),
+        "f1": round(float(f1), 6),
+        "roc_auc": round(float(roc_auc_score(y, z)), 6) if len(set(y.tolist())) == 2 else None,
+        "confusion_matrix": confusion_matrix(y, pred, labels=[0, 1]).tolist(),
+        "count": int(len(y)),
+    }
+    return out
+
+
+def evaluate(predictor: Predictor, data: Dataset) -> dict[str, Any]:
+    """Score ``data`` with the predictor (raw strings, exactly as an export would)."""
+    if not data.labelled:
+        raise ValueError(f"{data.name}: evaluation needs labelled data")
+    logits = predictor.predict_logits(data.texts)
+    return binary_metrics(data.labels, logits)
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    return expit(np.asarray(logits, dtype=np.float64))

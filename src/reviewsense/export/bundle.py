@@ -1,0 +1,130 @@
+"""One export format for every model family: a folder that a fresh process can load.
+
+    model/
+      manifest.json       format + version, family, class names, config, metrics,
+                          how it was trained, and the SHA-256 and size of every file
+      vectorizer.json     the TextVectorizer (plain JSON)
+      model.safetensors   the weights
+
+Loading checks the format version and every checksum, reads only the files the manifest
+lists, refuses pickles and path tricks, and never executes anything from the folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._fs import atomic_dir, sha256_file, write_json
+from ..errors import ModelFileError
+from ..models.base import Predictor, predictor_class
+from ..text.vectorizer import TextVectorizer
+
+FORMAT = "reviewsense-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+FILES = ("vectorizer.json", "model.safetensors")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib", ".npy", ".npz", ".bin", ".ckpt")
+_MAX_MANIFEST_BYTES = 16 << 20
+
+
+def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict[str, Any] | None = None,
+               training: dict[str, Any] | None = None) -> Path:
+    """Write ``predictor`` to the folder ``path`` atomically (an existing export there is
+    replaced only once the new one is complete)."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    with atomic_dir(path) as tmp:
+        predictor.vectorizer.save(tmp / "vectorizer.json")
+        tensors = {k: np.ascontiguousarray(v) for k, v in predictor.tensors().items()}
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"family": predictor.family})
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "family": predictor.family,
+            "reviewsense_version": __version__,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "class_names": list(predictor.class_names),
+            "output": "probability of class_names[1] = sigmoid(logit)",
+            "config": predictor.config,
+            "vocabulary_size": predictor.vectorizer.vocabulary_size,
+            "metrics": metrics or {},
+            "training": training or {},
+            "files": {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+                      for name in FILES},
+        }
+        write_json(tmp / MANIFEST, manifest)
+    return path
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(path)
+    file = path / MANIFEST
+    if not path.is_dir():
+        raise ModelFileError(f"{path}: not a model folder (expected a directory with {MANIFEST})")
+    if not file.is_file():
+        raise ModelFileError(f"{path}: no {MANIFEST} (is this a reviewsense export?)")
+    if file.stat().st_size > _MAX_MANIFEST_BYTES:
+        raise ModelFileError(f"{file}: too large to be a manifest")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{file}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelFileError(f"{file}: not a reviewsense model manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{file}: format version {manifest.get('format_version')!r} is not supported by reviewsense "
+            f"{__version__} (supports {FORMAT_VERSION})"
+        )
+    return manifest
+
+
+def _verify_files(path: Path, manifest: dict[str, Any]) -> None:
+    files = manifest.get("files")
+    if not isinstance(files, dict) or set(files) != set(FILES):
+        raise ModelFileError(f"{path / MANIFEST}: 'files' must list exactly {list(FILES)}")
+    for entry in path.iterdir():
+        if entry.name.lower().endswith(_PICKLE_SUFFIXES):
+            raise ModelFileError(f"{entry}: model folders must not contain pickle/binary blobs; refusing to load")
+    for name, info in files.items():
+        if not _SAFE_NAME.match(name):
+            raise ModelFileError(f"{path / MANIFEST}: unsafe file name {name!r}")
+        file = path / name
+        if file.is_symlink() or not file.is_file():
+            raise ModelFileError(f"{file}: missing (or not a regular file)")
+        if not isinstance(info, dict) or file.stat().st_size != info.get("bytes"):
+            raise ModelFileError(f"{file}: size does not match the manifest (truncated or replaced?)")
+        if sha256_file(file) != info.get("sha256"):
+            raise ModelFileError(f"{file}: SHA-256 does not match the manifest (corrupted or edited)")
+
+
+def load_model(path: str | os.PathLike[str]) -> Predictor:
+    """Load an exported model folder; raises :class:`ModelFileError` if anything is off."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    _verify_files(path, manifest)
+    cls = predictor_class(str(manifest.get("family")))
+    vectorizer = TextVectorizer.load(path / "vectorizer.json")
+    try:
+        tensors = load_file(str(path / "model.safetensors"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path / 'model.safetensors'}: unreadable weights ({exc})") from exc
+    try:
+        predictor = cls.from_tensors(vectorizer, manifest["config"], tensors, manifest["class_names"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path / MANIFEST}: invalid model configuration ({exc})") from exc
+    predictor.metadata = manifest
+    return predictor

@@ -1,0 +1,92 @@
+"""The one interface every model family exposes, and the registry of families.
+
+A family is one module in this package with a :class:`Predictor` subclass (numpy-only
+inference, so exported models load without torch) and a ``fit`` function used by training.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.special import expit
+
+from ..errors import ModelFileError
+from ..text.vectorizer import TextVectorizer
+
+# family name → "module:PredictorClass"; importing is deferred so that loading one family
+# never imports another family's dependencies.
+FAMILIES: dict[str, str] = {
+    "seed": "reviewsense.models.seed:SeedPredictor",
+}
+
+BATCH = 4096
+
+
+class Predictor(ABC):
+    """Raw strings in, probabilities out.
+
+    ``predict_proba(texts)`` returns one probability of the positive class per text, in
+    [0, 1]; ``predict_logits`` the scores before the sigmoid; ``predict`` 0/1 labels.
+    """
+
+    family: ClassVar[str]
+
+    def __init__(self, vectorizer: TextVectorizer, config: dict[str, Any], class_names=("negative", "positive")):
+        self.vectorizer = vectorizer
+        self.config = dict(config)
+        self.class_names = tuple(class_names)
+        self.metadata: dict[str, Any] = {}
+
+    @abstractmethod
+    def _logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits for one batch of texts."""
+
+    @abstractmethod
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The learned arrays that, with ``config`` and the vectorizer, define the model."""
+
+    @classmethod
+    @abstractmethod
+    def from_tensors(cls, vectorizer: TextVectorizer, config: dict[str, Any], tensors: dict[str, np.ndarray],
+                     class_names: Sequence[str]) -> Predictor:
+        """Rebuild a predictor from what :meth:`tensors` returned; validate shapes."""
+
+    def predict_logits(self, texts: Sequence[str] | str) -> np.ndarray:
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        parts = [self._logits(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def predict_proba(self, texts: Sequence[str] | str) -> np.ndarray:
+        return expit(self.predict_logits(texts)).astype(np.float32)
+
+    def predict(self, texts: Sequence[str] | str, threshold: float = 0.5) -> np.ndarray:
+        return (self.predict_proba(texts) >= threshold).astype(np.int8)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocabulary={self.vectorizer.vocabulary_size:,}, config={self.config})"
+
+
+def predictor_class(family: str) -> type[Predictor]:
+    if family not in FAMILIES:
+        raise ModelFileError(f"unknown model family '{family}' (known: {', '.join(FAMILIES)})")
+    module, name = FAMILIES[family].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def check_shapes(tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> None:
+    """Refuse weights whose names or shapes do not match the configuration."""
+    if set(tensors) != set(expected):
+        raise ModelFileError(f"weights hold {sorted(tensors)}, expected {sorted(expected)}")
+    for name, shape in expected.items():
+        if tuple(tensors[name].shape) != shape:
+            raise ModelFileError(f"weight '{name}' has shape {tuple(tensors[name].shape)}, expected {shape}")
+        if not np.isfinite(tensors[name]).all():
+            raise ModelFileError(f"weight '{name}' holds NaN or infinite values")

@@ -1,0 +1,127 @@
+"""The seed model: the IMDB tutorial's network.
+
+text → :class:`TextVectorizer` → mean of token embeddings (trainable, from scratch or from
+pretrained word vectors) → Dense(16, relu) → Dense(1) logit → sigmoid at prediction time.
+
+Training uses PyTorch; prediction is a few numpy/scipy products, so an exported seed model
+loads and predicts without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data.dataset import Dataset
+from ..errors import require
+from ..progress import log
+from ..text.vectorizer import TextVectorizer
+from ..text.word_vectors import WordVectors, embedding_matrix
+from ..training.history import History
+from ..training.torch_loop import FitOptions, Ragged
+from ..training.torch_loop import fit as fit_loop
+from .base import Predictor, check_shapes
+
+
+@dataclass
+class SeedParams:
+    """Hyper-parameters of the seed model (vectorizer + network)."""
+
+    max_tokens: int | None = 20_000
+    ngrams: int = 1
+    sequence_length: int | None = None
+    min_count: int = 1
+    punctuation: str = "split"
+    embedding_dim: int = 50
+    hidden_units: int = 16
+    trainable_embedding: bool = True
+
+
+class SeedPredictor(Predictor):
+    family = "seed"
+
+    def __init__(self, vectorizer: TextVectorizer, config: dict[str, Any], weights: dict[str, np.ndarray],
+                 class_names: Sequence[str] = ("negative", "positive")):
+        super().__init__(vectorizer, config, class_names)
+        self.weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+
+    def doc_matrix(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Row ``i`` averages the tokens of text ``i`` (an empty text gives a zero row)."""
+        ids, offsets = self.vectorizer.encode_ragged(texts)
+        lengths = np.diff(offsets)
+        weights = np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(np.float32)
+        return sp.csr_matrix((weights, ids, offsets), shape=(len(texts), self.vectorizer.vocabulary_size))
+
+    def _logits(self, texts: Sequence[str]) -> np.ndarray:
+        w = self.weights
+        pooled = self.doc_matrix(texts) @ w["embedding.weight"]
+        hidden = np.maximum(pooled @ w["dense.weight"].T + w["dense.bias"], 0.0)
+        return hidden @ w["output.weight"][0] + w["output.bias"][0]
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return dict(self.weights)
+
+    @classmethod
+    def from_tensors(cls, vectorizer, config, tensors, class_names) -> SeedPredictor:
+        vocab, dim, hidden = vectorizer.vocabulary_size, int(config["embedding_dim"]), int(config["hidden_units"])
+        check_shapes(tensors, {"embedding.weight": (vocab, dim), "dense.weight": (hidden, dim),
+                               "dense.bias": (hidden,), "output.weight": (1, hidden), "output.bias": (1,)})
+        return cls(vectorizer, config, tensors, class_names)
+
+
+def build_module(vocabulary_size: int, dim: int, hidden: int, init: np.ndarray | None = None,
+                 trainable: bool = True):
+    """The PyTorch network: EmbeddingBag(mean) → Linear(dim, hidden) → ReLU → Linear(hidden, 1)."""
+    torch = require("torch", "torch", "Training the seed model")
+    nn = torch.nn
+
+    class SeedNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = nn.EmbeddingBag(vocabulary_size, dim, mode="mean", padding_idx=0)
+            self.dense = nn.Linear(dim, hidden)
+            self.output = nn.Linear(hidden, 1)
+
+        def forward(self, ids, offsets):
+            return self.output(torch.relu(self.dense(self.embedding(ids, offsets)))).squeeze(-1)
+
+    module = SeedNet()
+    if init is not None:
+        with torch.no_grad():
+            module.embedding.weight.copy_(torch.from_numpy(init))
+    module.embedding.weight.requires_grad_(trainable)
+    return module
+
+
+def fit(train: Dataset, validation: Dataset, params: SeedParams, options: FitOptions,
+        vectors: WordVectors | None = None) -> tuple[SeedPredictor, History]:
+    """Adapt the vectorizer on ``train`` only, train the network, return predictor + history."""
+    require("torch", "torch", "Training the seed model")
+    vectorizer = TextVectorizer(max_tokens=params.max_tokens, ngrams=params.ngrams,
+                                sequence_length=params.sequence_length, min_count=params.min_count,
+                                punctuation=params.punctuation)
+    vectorizer.adapt(train.texts)
+    log(f"vocabulary: {vectorizer.vocabulary_size:,} tokens (ngrams ≤ {params.ngrams})")
+    init = None
+    dim = params.embedding_dim
+    if vectors is not None:
+        init, coverage = embedding_matrix(vectorizer.vocabulary_, vectors, seed=options.seed)
+        dim = vectors.dim
+        log(f"embedding initialised from pretrained vectors (dim {dim}); {coverage:.1%} of the vocabulary covered")
+    data = {}
+    for split, ds in (("train", train), ("validation", validation)):
+        ids, offsets = vectorizer.encode_ragged(ds.texts)
+        data[split] = Ragged(ids, offsets, ds.labels)
+    import torch
+
+    torch.manual_seed(options.seed)
+    module = build_module(vectorizer.vocabulary_size, dim, params.hidden_units, init, params.trainable_embedding)
+    history = fit_loop(module, data["train"], data["validation"], options)
+    config = asdict(params) | {"embedding_dim": dim,
+                               "embedding_source": "pretrained" if vectors is not None else "scratch"}
+    weights = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    return SeedPredictor(vectorizer, config, weights, train.class_names), history

@@ -1,0 +1,201 @@
+"""The whole job, stage by stage: data → vectorizer → model → train → evaluate → plots →
+export, everything written into one run folder.
+
+    run/
+      config.json         every setting, so the run can be repeated
+      history.json/.csv   per-epoch loss, accuracy, val_loss, val_accuracy
+      metrics.json        {"validation": {...}, "test": {...}, "timing": {...}}
+      loss.png, accuracy.png
+      model/              the export (see reviewsense.export)
+      README.md           a short model card
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from ._fs import write_json, write_text
+from .data.dataset import Dataset, train_validation_split
+from .errors import DataError
+from .models.seed import SeedParams
+from .progress import log
+from .training.history import EarlyStopping, History
+from .training.torch_loop import FitOptions
+
+
+@dataclass
+class DataSpec:
+    """Where the data comes from. ``path=None`` means IMDB from its usual places."""
+
+    path: str | None = None
+    test_path: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    classes: list[str] | None = None
+    validation_size: float | int | None = None  # None: IMDB → 10,000; own data → 20 %
+    test_size: float = 0.2  # own data without --test-data: held out before anything else
+    allow_download: bool = True
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str = "runs/imdb"
+    data: DataSpec = field(default_factory=DataSpec)
+    model: str = "seed"
+    embedding: str = "scratch"  # scratch | word2vec | fasttext | PATH to vectors
+    pretrain_epochs: int = 5
+    params: SeedParams = field(default_factory=SeedParams)
+    epochs: int = 40
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    early_stopping: bool = True
+    patience: int = 3
+    seed: int = 0
+    threads: int | None = None
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+    unlabelled: Dataset | None
+    source: str
+
+
+def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Splits:
+    """Train/validation/test for IMDB (its own test split) or the user's files."""
+    from .data.files import load_table
+    from .data.imdb import is_imdb_source, load_imdb, resolve_source
+
+    if spec.path is None or is_imdb_source(spec.path):
+        source = resolve_source(spec.path, allow_download=spec.allow_download)
+        splits = ("train", "test", "unsup") if want_unsup else ("train", "test")
+        from .data.imdb import read_imdb
+
+        data = read_imdb(source, splits)
+        train_full, test, unsup = data["train"], data["test"], data.get("unsup")
+        if spec.test_path:
+            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes)
+        default_val: float | int = 10_000
+    else:
+        source = spec.path
+        train_full = load_table(spec.path, spec.text_column, spec.label_column, spec.classes)
+        unsup = None
+        if spec.test_path:
+            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes)
+        else:
+            train_full, test = train_validation_split(train_full, spec.test_size, seed=seed + 1)
+            test.name = f"{Path(spec.path).name}:test"
+        default_val = 0.2
+        del load_imdb
+    validation_size = spec.validation_size if spec.validation_size is not None else default_val
+    if isinstance(validation_size, int) and validation_size >= len(train_full) and spec.validation_size is None:
+        validation_size = 0.2
+    train, validation = train_validation_split(train_full, validation_size, seed=seed)
+    _warn_overlap(train_full, test)
+    return Splits(train, validation, test, unsup, str(source))
+
+
+def _warn_overlap(train: Dataset, test: Dataset) -> None:
+    seen = set(train.texts)
+    shared = sum(1 for t in test.texts if t in seen)
+    if shared:
+        log(f"warning: {shared:,} test text(s) also appear in the training data; test metrics will be optimistic")
+
+
+def resolve_vectors(config: TrainConfig, splits: Splits):
+    """The pretrained word vectors for ``--embedding``, or None for 'scratch'."""
+    from .text.word_vectors import load_word_vectors, pretrain
+
+    choice = config.embedding
+    if choice == "scratch":
+        return None
+    if choice in ("word2vec", "fasttext"):
+        texts = list(splits.train.texts) + (list(splits.unlabelled.texts) if splits.unlabelled else [])
+        vectors = pretrain(texts, method=choice, dim=config.params.embedding_dim, epochs=config.pretrain_epochs,
+                           seed=config.seed)
+        vectors.save(Path(config.run_dir) / "vectors")
+        return vectors
+    return load_word_vectors(choice)
+
+
+def _model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], history: History) -> str:
+    test, val = metrics["test"], metrics["validation"]
+    stop = (f"early stopping restored epoch {history.best_epoch} of {history.epochs}"
+            if history.best_epoch else f"{history.epochs} epochs, no early stopping")
+    return f"""# reviewsense run
+
+- model family: `{config.model}`, embedding: `{config.embedding}`, {stop}
+- data: `{splits.source}` — train {len(splits.train):,}, validation {len(splits.validation):,}, \
+test {len(splits.test):,}
+- **test accuracy {test['accuracy']:.2%}**, loss {test['loss']:.4f}, F1 {test['f1']:.4f}, ROC-AUC {test['roc_auc']}
+- validation accuracy {val['accuracy']:.2%}, loss {val['loss']:.4f}
+- trained in {metrics['timing']['train_seconds']:.1f} s with reviewsense {__version__}
+
+![loss](loss.png) ![accuracy](accuracy.png)
+
+Use it:
+
+```python
+import reviewsense
+model = reviewsense.load("{Path(config.run_dir) / 'model'}")
+model.predict_proba(["The movie was great!"])
+```
+
+or `reviewsense predict --model {Path(config.run_dir) / 'model'} "The movie was great!"`.
+Intended use: binary sentiment of English reviews similar to the training data. Scores on
+text from other domains are less reliable; check them on a labelled sample first.
+"""
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run the whole job and return ``metrics.json``'s content."""
+    from .evaluation.metrics import evaluate
+    from .evaluation.plots import plot_history
+    from .export.bundle import save_model
+    from .models import seed as seed_family
+
+    if config.model != "seed":
+        raise DataError(f"unknown model family '{config.model}' (available: seed)")
+    run_dir = Path(config.run_dir)
+    started = time.perf_counter()
+    want_unsup = config.embedding in ("word2vec", "fasttext")
+    splits = load_splits(config.data, seed=config.seed, want_unsup=want_unsup)
+    log(f"data: train {len(splits.train):,}, validation {len(splits.validation):,}, test {len(splits.test):,}"
+        f" from {splits.source}")
+    loaded = time.perf_counter()
+    vectors = resolve_vectors(config, splits)
+    pretrained = time.perf_counter()
+    options = FitOptions(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                         seed=config.seed, threads=config.threads,
+                         early_stopping=EarlyStopping(patience=config.patience) if config.early_stopping else None)
+    predictor, history = seed_family.fit(splits.train, splits.validation, config.params, options, vectors)
+    trained = time.perf_counter()
+    metrics: dict[str, Any] = {
+        "validation": evaluate(predictor, splits.validation),
+        "test": evaluate(predictor, splits.test),
+    }
+    evaluated = time.perf_counter()
+    metrics["timing"] = {
+        "load_seconds": round(loaded - started, 2),
+        "pretrain_seconds": round(pretrained - loaded, 2),
+        "train_seconds": round(trained - pretrained, 2),
+        "evaluate_seconds": round(evaluated - trained, 2),
+    }
+    metrics["epochs"] = {"run": history.epochs, "best": history.best_epoch}
+    config_dict = asdict(config)
+    write_json(run_dir / "config.json", config_dict)
+    write_json(run_dir / "history.json", history.to_dict())
+    write_text(run_dir / "history.csv", history.to_csv())
+    plot_history(history, run_dir, title=config.model)
+    save_model(predictor, run_dir / "model", metrics={"test": metrics["test"], "validation": metrics["validation"]},
+               training={"config": config_dict, "data": splits.source, "history": history.to_dict()})
+    metrics["timing"]["total_seconds"] = round(time.perf_counter() - started, 2)
+    write_json(run_dir / "metrics.json", metrics)
+    write_text(run_dir / "README.md", _model_card(config, splits, metrics, history))
+    return metrics

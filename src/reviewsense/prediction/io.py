@@ -1,0 +1,78 @@
+"""Prediction I/O: texts from arguments, files or stdin; results to JSONL, CSV or the terminal."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from .._fs import atomic_path
+from ..data.files import read_texts
+from ..errors import DataError
+from ..models.base import Predictor
+
+OUTPUT_FORMATS = ("jsonl", "csv")
+
+
+def gather_texts(
+    args: Sequence[str], input_path: str | None, text_column: str, stdin: TextIO | None = None
+) -> list[str]:
+    """Texts given as arguments, else from ``--input`` (``-`` = stdin), else stdin lines."""
+    if args and input_path:
+        raise DataError("give texts as arguments or with --input, not both")
+    if args:
+        return list(args)
+    stream = stdin if stdin is not None else sys.stdin
+    if input_path and input_path != "-":
+        return read_texts(input_path, text_column=text_column)
+    if input_path is None and stream.isatty():
+        raise DataError("no texts to score: pass them as arguments, with --input FILE, or on stdin")
+    return [line.rstrip("\r\n") for line in stream]
+
+
+def result_rows(predictor: Predictor, texts: Sequence[str], threshold: float = 0.5) -> list[dict]:
+    proba = predictor.predict_proba(texts)
+    labels = (proba >= threshold).astype(np.int8)
+    return [
+        {"probability": round(float(p), 6), "label": int(k), "label_name": predictor.class_names[int(k)]}
+        for p, k in zip(proba, labels, strict=True)
+    ]
+
+
+def output_format(path: str | None, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    if path and Path(path).suffix.lower() == ".csv":
+        return "csv"
+    return "jsonl"
+
+
+def render(rows: Sequence[dict], fmt: str) -> str:
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["probability", "label", "label_name"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def render_table(texts: Sequence[str], rows: Sequence[dict], width: int = 70) -> str:
+    lines = []
+    for text, row in zip(texts, rows, strict=True):
+        short = " ".join(text.split())
+        if len(short) > width:
+            short = short[: width - 1] + "…"
+        lines.append(f"{row['probability']:.4f}  {row['label_name']:<9} {short}")
+    return "\n".join(lines)
+
+
+def write_output(text: str, path: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -1,0 +1,125 @@
+"""The PyTorch training loop for bag-of-token models (ragged token ids in, one logit out).
+
+Seeded and reproducible on CPU: the same seed gives the same weights and metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import require
+from ..progress import bar, log
+from .history import EarlyStopping, History
+
+
+@dataclass
+class Ragged:
+    """Token ids of many texts concatenated, with offsets, and their labels."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        starts, ends = self.offsets[index], self.offsets[index + 1]
+        lengths = ends - starts
+        pieces = [self.ids[s:e] for s, e in zip(starts, ends, strict=True)]
+        flat = np.concatenate(pieces) if pieces else self.ids[:0]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return flat, offsets, self.labels[index]
+
+
+@dataclass
+class FitOptions:
+    epochs: int = 40
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    seed: int = 0
+    early_stopping: EarlyStopping | None = None
+    threads: int | None = None
+
+
+def _tensors(torch, flat, offsets, labels):
+    return (torch.from_numpy(flat.astype(np.int64)), torch.from_numpy(offsets),
+            torch.from_numpy(labels.astype(np.float32)))
+
+
+def evaluate_module(module, data: Ragged, batch_size: int = 4096) -> tuple[float, float, np.ndarray]:
+    """Mean binary cross-entropy, accuracy at logit 0, and the logits."""
+    torch = require("torch", "torch", "Neural training")
+    logits = []
+    module.eval()
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            index = np.arange(start, min(start + batch_size, len(data)))
+            flat, offsets, _ = data.batch(index)
+            ids_t, off_t, _ = _tensors(torch, flat, offsets, data.labels[:0])
+            logits.append(module(ids_t, off_t).numpy())
+    out = np.concatenate(logits) if logits else np.zeros(0, dtype=np.float32)
+    y = data.labels.astype(np.float32)
+    loss = float(torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(out), torch.from_numpy(y)))
+    accuracy = float(((out > 0).astype(np.float32) == y).mean())
+    return loss, accuracy, out
+
+
+def fit(module, train: Ragged, validation: Ragged, options: FitOptions,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> History:
+    """Train ``module`` with Adam on ``BCEWithLogitsLoss``; return the History.
+
+    With early stopping, the best epoch's weights (lowest val_loss) are restored at the end."""
+    torch = require("torch", "torch", "Neural training")
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    torch.manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)
+    optimizer = torch.optim.Adam(module.parameters(), lr=options.learning_rate)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    history = History()
+    stopper = options.early_stopping
+    best_state = None
+    for epoch in range(1, options.epochs + 1):
+        started = time.perf_counter()
+        module.train()
+        order = rng.permutation(len(train))
+        total_loss, total_correct = 0.0, 0
+        batches = range(0, len(order), options.batch_size)
+        for start in bar(batches, desc=f"epoch {epoch}/{options.epochs}", unit="batch"):
+            flat, offsets, labels = train.batch(order[start : start + options.batch_size])
+            ids_t, off_t, y_t = _tensors(torch, flat, offsets, labels)
+            optimizer.zero_grad(set_to_none=True)
+            logits = module(ids_t, off_t)
+            loss = loss_fn(logits, y_t)
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss.detach()) * len(labels)
+            total_correct += int(((logits.detach() > 0).float() == y_t).sum())
+        val_loss, val_accuracy, _ = evaluate_module(module, validation)
+        values = {"loss": total_loss / len(train), "accuracy": total_correct / len(train),
+                  "val_loss": val_loss, "val_accuracy": val_accuracy}
+        history.append(**values)
+        log(f"Epoch {epoch}/{options.epochs} - {time.perf_counter() - started:.1f}s - loss: {values['loss']:.4f}"
+            f" - accuracy: {values['accuracy']:.4f} - val_loss: {val_loss:.4f} - val_accuracy: {val_accuracy:.4f}")
+        if on_epoch:
+            on_epoch(epoch, values)
+        if stopper is not None:
+            improved, stop = stopper.update(epoch, val_loss)
+            if improved and stopper.restore_best_weights:
+                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            if stop:
+                history.stopped_epoch = epoch
+                log(f"early stopping: val_loss has not improved for {stopper.patience} epochs "
+                    f"(best {stopper.best:.4f} at epoch {stopper.best_epoch})")
+                break
+    if stopper is not None:
+        history.best_epoch = stopper.best_epoch
+        if best_state is not None and stopper.restore_best_weights:
+            module.load_state_dict(best_state)
+    module.eval()
+    return history

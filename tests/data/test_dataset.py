@@ -1,0 +1,71 @@
+"""The Dataset container and the seeded train/validation split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reviewsense.data.dataset import Dataset, train_validation_split
+from reviewsense.errors import DataError
+
+
+def _data(n=50):
+    return Dataset(texts=[f"text {i}" for i in range(n)], labels=np.arange(n) % 2, name="d",
+                   ids=[f"id{i}" for i in range(n)], ratings=np.arange(n) % 10)
+
+
+def test_dataset_checks_lengths():
+    with pytest.raises(ValueError, match="same length"):
+        Dataset(texts=["a", "b"], labels=[1])
+
+
+def test_subset_keeps_metadata_in_step():
+    data = _data()
+    part = data.subset([3, 7], name="p")
+    assert part.texts == ["text 3", "text 7"]
+    assert part.ids == ["id3", "id7"]
+    assert part.labels.tolist() == [1, 1]
+    assert part.ratings.tolist() == [3, 7]
+    assert part.name == "p"
+
+
+def test_split_sizes_by_count():
+    train, val = train_validation_split(_data(50), 10, seed=0)
+    assert (len(train), len(val)) == (40, 10)
+    assert train.name == "d:train" and val.name == "d:validation"
+
+
+@pytest.mark.parametrize(("fraction", "n_val"), [(0.2, 10), (0.5, 25), (0.02, 1), (0.98, 49)])
+def test_split_sizes_by_fraction(fraction, n_val):
+    train, val = train_validation_split(_data(50), fraction, seed=0)
+    assert len(val) == n_val
+    assert len(train) == 50 - n_val
+
+
+def test_split_is_disjoint_complete_and_keeps_rows_together():
+    data = _data(50)
+    train, val = train_validation_split(data, 0.3, seed=3)
+    assert not set(train.texts) & set(val.texts)
+    assert sorted(train.texts + val.texts) == sorted(data.texts)
+    for part in (train, val):
+        for text, ident, label, rating in zip(part.texts, part.ids, part.labels, part.ratings, strict=True):
+            i = int(text.split()[1])
+            assert (ident, label, rating) == (f"id{i}", i % 2, i % 10)
+    # rows keep their original relative order
+    assert train.ids == sorted(train.ids, key=lambda s: int(s[2:]))
+
+
+def test_split_is_seeded():
+    data = _data(50)
+    a = train_validation_split(data, 0.3, seed=1)
+    b = train_validation_split(data, 0.3, seed=1)
+    c = train_validation_split(data, 0.3, seed=2)
+    assert a[1].texts == b[1].texts
+    assert a[0].texts == b[0].texts
+    assert a[1].texts != c[1].texts
+
+
+@pytest.mark.parametrize("size", [0, 50, 51, -3, 0.0001, 1e6])
+def test_split_rejects_sizes_that_do_not_fit(size):
+    with pytest.raises(DataError, match="does not fit a training set of 50 rows"):
+        train_validation_split(_data(50), size)

@@ -1,0 +1,84 @@
+"""binary_metrics on hand-made logits, evaluate() on a predictor, and the plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import expit
+from sklearn.metrics import log_loss
+
+from reviewsense.data.dataset import Dataset
+from reviewsense.evaluation.metrics import binary_metrics, evaluate, probabilities
+from reviewsense.evaluation.plots import plot_history
+from reviewsense.training.history import History
+
+#            tp    tp    fn    tn    tn    fp    tn    tp
+LABELS = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+LOGITS = np.array([2.0, 0.5, -1.0, -3.0, -0.2, 1.5, -0.1, 4.0])
+
+
+def test_binary_metrics_by_hand():
+    m = binary_metrics(LABELS, LOGITS)
+    tp, fp, fn, tn = 3, 1, 1, 3
+    assert m["confusion_matrix"] == [[tn, fp], [fn, tp]]
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["precision"] == pytest.approx(round(tp / (tp + fp), 6))
+    assert m["recall"] == pytest.approx(round(tp / (tp + fn), 6))
+    p, r = tp / (tp + fp), tp / (tp + fn)
+    assert m["f1"] == pytest.approx(round(2 * p * r / (p + r), 6))
+    assert m["count"] == 8
+    assert 0.5 < m["roc_auc"] <= 1
+
+
+def test_loss_is_log_loss_of_the_sigmoid():
+    m = binary_metrics(LABELS, LOGITS)
+    assert m["loss"] == pytest.approx(log_loss(LABELS, expit(LOGITS)), abs=1e-6)
+
+
+def test_loss_is_stable_for_extreme_logits():
+    m = binary_metrics(np.array([1, 0]), np.array([800.0, -800.0]))
+    assert m["loss"] == 0.0 and m["accuracy"] == 1.0
+    wrong = binary_metrics(np.array([1, 0]), np.array([-800.0, 800.0]))
+    assert wrong["loss"] == pytest.approx(800.0)
+
+
+def test_logit_zero_counts_as_negative():
+    m = binary_metrics(np.array([0, 1]), np.array([0.0, 0.0]))
+    assert m["confusion_matrix"] == [[1, 0], [1, 0]]
+    assert m["precision"] == 0.0 and m["recall"] == 0.0 and m["f1"] == 0.0
+
+
+def test_roc_auc_is_none_with_one_class():
+    m = binary_metrics(np.array([1, 1, 1]), np.array([0.3, -1.0, 2.0]))
+    assert m["roc_auc"] is None
+    assert m["confusion_matrix"] == [[0, 0], [1, 2]]
+
+
+def test_probabilities():
+    np.testing.assert_allclose(probabilities([0.0, 100.0, -100.0]), [0.5, 1.0, 0.0], atol=1e-12)
+
+
+def test_evaluate_scores_raw_texts(trained):
+    predictor, _, _, validation = trained
+    m = evaluate(predictor, validation)
+    assert m["count"] == len(validation)
+    assert m["accuracy"] > 0.9
+    assert m == binary_metrics(validation.labels, predictor.predict_logits(validation.texts))
+
+
+def test_evaluate_refuses_unlabelled_data(trained):
+    predictor, *_ = trained
+    with pytest.raises(ValueError, match="labelled"):
+        evaluate(predictor, Dataset(texts=["a", "b"], labels=[-1, -1], name="u"))
+
+
+def test_plot_history_writes_two_pngs(tmp_path):
+    h = History()
+    for i in range(3):
+        h.append(loss=1.0 / (i + 1), accuracy=0.5 + i / 10, val_loss=0.9 - i / 10, val_accuracy=0.6)
+    h.best_epoch = 3
+    paths = plot_history(h, tmp_path / "run", title="seed")
+    assert [p.name for p in paths] == ["loss.png", "accuracy.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["accuracy.png", "loss.png"]

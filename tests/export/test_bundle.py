@@ -1,0 +1,179 @@
+"""The export folder: round trip, manifest, and refusing tampered or unsafe folders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+import reviewsense
+from reviewsense.errors import ModelFileError
+from reviewsense.export import load_model, read_manifest, save_model
+from reviewsense.models.seed import SeedPredictor
+
+PROBE = ["a great film", "an awful film", "", "words the model never saw", "GREAT<br />awful!!"]
+
+
+@pytest.fixture
+def export(trained, tmp_path):
+    predictor, *_ = trained
+    return save_model(predictor, tmp_path / "model", metrics={"test": {"accuracy": 0.97}},
+                      training={"data": "toy.csv"})
+
+
+def _manifest(path):
+    return json.loads((path / "manifest.json").read_text())
+
+
+def _write_manifest(path, manifest):
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_round_trip_gives_identical_predictions(trained, export):
+    predictor, *_ = trained
+    loaded = load_model(export)
+    assert isinstance(loaded, SeedPredictor)
+    np.testing.assert_array_equal(loaded.predict_proba(PROBE), predictor.predict_proba(PROBE))
+    assert loaded.class_names == predictor.class_names
+    assert loaded.config == predictor.config
+    assert loaded.vectorizer.vocabulary_ == predictor.vectorizer.vocabulary_
+    np.testing.assert_array_equal(reviewsense.load(str(export)).predict_proba(PROBE), loaded.predict_proba(PROBE))
+
+
+def test_folder_contents_and_manifest(trained, export):
+    predictor, *_ = trained
+    assert sorted(p.name for p in export.iterdir()) == ["manifest.json", "model.safetensors", "vectorizer.json"]
+    manifest = read_manifest(export)
+    assert manifest["format"] == "reviewsense-model"
+    assert manifest["format_version"] == 1
+    assert manifest["family"] == "seed"
+    assert manifest["class_names"] == ["negative", "positive"]
+    assert manifest["vocabulary_size"] == predictor.vectorizer.vocabulary_size
+    assert manifest["metrics"] == {"test": {"accuracy": 0.97}}
+    assert manifest["training"] == {"data": "toy.csv"}
+    assert set(manifest["files"]) == {"vectorizer.json", "model.safetensors"}
+    for name, info in manifest["files"].items():
+        raw = (export / name).read_bytes()
+        assert info["sha256"] == hashlib.sha256(raw).hexdigest()
+        assert info["bytes"] == len(raw)
+    assert load_model(export).metadata["family"] == "seed"
+
+
+def test_vectorizer_edited_by_one_byte_is_refused(export):
+    path = export / "vectorizer.json"
+    raw = bytearray(path.read_bytes())
+    i = raw.index(b'"vocabulary"') + 20
+    raw[i] = ord("x") if raw[i] != ord("x") else ord("y")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="SHA-256 does not match"):
+        load_model(export)
+
+
+def test_edited_checksum_in_manifest_is_refused(export):
+    manifest = _manifest(export)
+    manifest["files"]["model.safetensors"]["sha256"] = "0" * 64
+    _write_manifest(export, manifest)
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        load_model(export)
+
+
+def test_truncated_weights_are_refused(export):
+    path = export / "model.safetensors"
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError, match="size does not match"):
+        load_model(export)
+
+
+def test_truncated_weights_with_a_matching_manifest_are_refused(export):
+    path = export / "model.safetensors"
+    raw = path.read_bytes()[:100]
+    path.write_bytes(raw)
+    manifest = _manifest(export)
+    manifest["files"]["model.safetensors"] = {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
+    _write_manifest(export, manifest)
+    with pytest.raises(ModelFileError, match="unreadable weights"):
+        load_model(export)
+
+
+def test_config_that_does_not_fit_the_weights_is_refused(export):
+    manifest = _manifest(export)
+    manifest["config"]["hidden_units"] += 1
+    _write_manifest(export, manifest)
+    with pytest.raises(ModelFileError, match="shape"):
+        load_model(export)
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", None])
+def test_unknown_format_version_is_refused(export, version):
+    manifest = _manifest(export)
+    manifest["format_version"] = version
+    _write_manifest(export, manifest)
+    with pytest.raises(ModelFileError, match="format version"):
+        load_model(export)
+
+
+def test_pickle_in_the_folder_is_refused(export):
+    (export / "evil.pkl").write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(ModelFileError, match="pickle"):
+        load_model(export)
+
+
+@pytest.mark.parametrize("layout", ["extra", "replaced"])
+def test_path_tricks_in_manifest_files_are_refused(export, tmp_path, layout):
+    (tmp_path / "x").write_text("outside the model folder")
+    manifest = _manifest(export)
+    entry = {"sha256": hashlib.sha256(b"outside the model folder").hexdigest(), "bytes": 24}
+    if layout == "replaced":
+        manifest["files"]["../x"] = manifest["files"].pop("vectorizer.json")
+    else:
+        manifest["files"]["../x"] = entry
+    _write_manifest(export, manifest)
+    with pytest.raises(ModelFileError, match="files"):
+        load_model(export)
+
+
+def test_missing_weights_file_is_refused(export):
+    (export / "model.safetensors").unlink()
+    with pytest.raises(ModelFileError, match="missing"):
+        load_model(export)
+
+
+def test_unknown_family_is_refused(export):
+    manifest = _manifest(export)
+    manifest["family"] = "gpt"
+    _write_manifest(export, manifest)
+    with pytest.raises(ModelFileError, match="unknown model family"):
+        load_model(export)
+
+
+@pytest.mark.parametrize("content", ["{broken", "[1, 2]", '{"format": "other"}'])
+def test_bad_manifest_is_refused(export, content):
+    (export / "manifest.json").write_text(content)
+    with pytest.raises(ModelFileError):
+        load_model(export)
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(ModelFileError, match="not a model folder"):
+        load_model(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFileError, match="no manifest.json"):
+        load_model(tmp_path / "empty")
+
+
+def test_saving_over_an_export_replaces_it_without_leftovers(trained, tmp_path):
+    predictor, *_ = trained
+    target = tmp_path / "out" / "model"
+    save_model(predictor, target)
+    (target / "stale.txt").write_text("from the old export")
+    flipped = SeedPredictor(predictor.vectorizer, predictor.config,
+                            {k: (-v if k == "output.weight" else v) for k, v in predictor.weights.items()},
+                            predictor.class_names)
+    save_model(flipped, target)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model"]
+    assert not (target / "stale.txt").exists()
+    np.testing.assert_array_equal(load_model(target).predict_proba(PROBE), flipped.predict_proba(PROBE))
+    assert not np.array_equal(flipped.predict_proba(PROBE), predictor.predict_proba(PROBE))

@@ -1,0 +1,76 @@
+"""The PyTorch loop on its own: ragged batches, evaluate_module, fit's callbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reviewsense.models.seed import build_module
+from reviewsense.text.vectorizer import TextVectorizer
+from reviewsense.training.history import EarlyStopping
+from reviewsense.training.torch_loop import FitOptions, Ragged, evaluate_module, fit
+
+torch = pytest.importorskip("torch")
+
+
+def _ragged(texts, labels, vectorizer):
+    ids, offsets = vectorizer.encode_ragged(texts)
+    return Ragged(ids, offsets, np.asarray(labels, dtype=np.int8))
+
+
+def test_ragged_batch_selects_texts_and_restarts_offsets():
+    data = Ragged(np.array([5, 6, 7, 8, 9, 10], np.int32), np.array([0, 2, 2, 5, 6]), np.array([1, 0, 1, 0]))
+    assert len(data) == 4
+    flat, offsets, labels = data.batch(np.array([3, 0, 1]))
+    assert flat.tolist() == [10, 5, 6]
+    assert offsets.tolist() == [0, 1, 3]
+    assert labels.tolist() == [0, 1, 0]
+
+
+def test_evaluate_module_loss_and_accuracy(toy_corpus):
+    texts, labels = toy_corpus(40)
+    v = TextVectorizer().adapt(texts)
+    data = _ragged(texts, labels, v)
+    torch.manual_seed(0)
+    module = build_module(v.vocabulary_size, 4, 3)
+    loss, accuracy, logits = evaluate_module(module, data, batch_size=7)
+    assert logits.shape == (40,)
+    z, y = torch.from_numpy(logits), torch.tensor(labels, dtype=torch.float32)
+    assert loss == pytest.approx(float(torch.nn.functional.binary_cross_entropy_with_logits(z, y)), abs=1e-6)
+    assert accuracy == pytest.approx(float(((logits > 0) == np.array(labels)).mean()))
+
+
+def test_fit_reports_every_epoch_and_returns_an_eval_mode_module(toy_corpus):
+    texts, labels = toy_corpus(80)
+    v = TextVectorizer().adapt(texts[:60])
+    train, validation = _ragged(texts[:60], labels[:60], v), _ragged(texts[60:], labels[60:], v)
+    seen = []
+    torch.manual_seed(0)
+    module = build_module(v.vocabulary_size, 8, 4)
+    history = fit(module, train, validation, FitOptions(epochs=4, batch_size=16, learning_rate=0.01, threads=1),
+                  on_epoch=lambda epoch, values: seen.append((epoch, values)))
+    assert [e for e, _ in seen] == [1, 2, 3, 4]
+    assert [v["val_loss"] for _, v in seen] == history.history["val_loss"]
+    assert not module.training
+    assert history.stopped_epoch is None
+    assert all(0 <= a <= 1 for a in history.history["accuracy"] + history.history["val_accuracy"])
+    # the reported validation numbers are those of the returned module (no early stopping)
+    loss, accuracy, _ = evaluate_module(module, validation)
+    assert loss == pytest.approx(history.history["val_loss"][-1], abs=1e-6)
+    assert accuracy == history.history["val_accuracy"][-1]
+
+
+def test_fit_without_restore_keeps_the_last_weights(toy_corpus):
+    texts, labels = toy_corpus(60)
+    rng = np.random.default_rng(0)
+    noisy = rng.integers(0, 2, size=60)  # random labels: validation loss soon gets worse
+    v = TextVectorizer().adapt(texts[:30])
+    train, validation = _ragged(texts[:30], noisy[:30], v), _ragged(texts[30:], noisy[30:], v)
+    torch.manual_seed(0)
+    module = build_module(v.vocabulary_size, 8, 8)
+    stopper = EarlyStopping(patience=1, restore_best_weights=False)
+    history = fit(module, train, validation,
+                  FitOptions(epochs=50, batch_size=8, learning_rate=0.05, threads=1, early_stopping=stopper))
+    assert history.stopped_epoch is not None and history.stopped_epoch < 50
+    loss, _, _ = evaluate_module(module, validation)
+    assert loss == pytest.approx(history.history["val_loss"][-1], abs=1e-6)
