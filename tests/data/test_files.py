@@ -161,7 +161,7 @@ def test_only_empty_texts(tmp_path):
         load_table(path)
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_missing_text_names_the_row(tmp_path, fmt):
     path = tmp_path / f"d.{fmt}"
     frame = _frame(texts=["good", "bad", None, "fine"])
@@ -173,6 +173,21 @@ def test_missing_text_names_the_row(tmp_path, fmt):
         frame.to_parquet(path)
     unit = "line" if fmt == "jsonl" else "row"
     with pytest.raises(DataError, match=f"{unit} 3: 'text' is missing"):
+        load_table(path)
+
+
+def test_empty_csv_cell_is_an_empty_text_skipped_and_counted(tmp_path):
+    path = tmp_path / "d.csv"
+    _frame(texts=["good", "bad", None, "fine"]).to_csv(path, index=False)
+    data = load_table(path)
+    assert data.skipped == 1
+    assert data.texts == ["good", "bad", "fine"]
+
+
+def test_empty_csv_label_cell_names_the_row(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\ngood,1\nbad,\n")
+    with pytest.raises(DataError, match="row 2: 'label' is missing"):
         load_table(path)
 
 
@@ -242,3 +257,10 @@ def test_read_texts_for_prediction(tmp_path):
     assert read_texts(jsonl, text_column="review") == ["a", ""]
     with pytest.raises(DataError, match="line 1 has no 'text' field"):
         read_texts(jsonl)
+
+
+def test_csv_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbftext,label\ngood,1\nbad,0\n")
+    data = load_table(path)
+    assert data.texts == ["good", "bad"]

@@ -51,6 +51,16 @@ def test_pretrain_unknown_method(corpus):
         pretrain(corpus, method="glove")
 
 
+def test_pretrain_without_words_is_a_data_error():
+    with pytest.raises(DataError, match="no words"):
+        pretrain(["", "   ", "<br />"], workers=1)
+
+
+def test_pretrain_with_no_frequent_word_is_a_data_error():
+    with pytest.raises(DataError, match="cannot pretrain"):
+        pretrain(["each word once", "never again here"], min_count=5, workers=1)
+
+
 def _vectors():
     rng = np.random.default_rng(0)
     return WordVectors(["good", "not", "film"], rng.normal(size=(3, 4)).astype(np.float32), {"method": "test"})

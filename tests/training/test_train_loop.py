@@ -8,7 +8,7 @@ import pytest
 from reviewsense.models.seed import build_module
 from reviewsense.text.vectorizer import TextVectorizer
 from reviewsense.training.history import EarlyStopping
-from reviewsense.training.torch_loop import FitOptions, Ragged, evaluate_module, fit
+from reviewsense.training.torch_loop import Features, FitOptions, Ragged, evaluate_module, fit
 
 torch = pytest.importorskip("torch")
 
@@ -21,10 +21,18 @@ def _ragged(texts, labels, vectorizer):
 def test_ragged_batch_selects_texts_and_restarts_offsets():
     data = Ragged(np.array([5, 6, 7, 8, 9, 10], np.int32), np.array([0, 2, 2, 5, 6]), np.array([1, 0, 1, 0]))
     assert len(data) == 4
-    flat, offsets, labels = data.batch(np.array([3, 0, 1]))
+    (flat, offsets), labels = data.batch(np.array([3, 0, 1]))
     assert flat.tolist() == [10, 5, 6]
     assert offsets.tolist() == [0, 1, 3]
     assert labels.tolist() == [0, 1, 0]
+
+
+def test_features_batch_selects_rows_as_float32():
+    data = Features(np.arange(8, dtype=np.float64).reshape(4, 2), np.array([1, 0, 1, 0]))
+    (rows,), labels = data.batch(np.array([2, 0]))
+    assert rows.dtype == np.float32
+    assert rows.tolist() == [[4, 5], [0, 1]]
+    assert labels.tolist() == [1, 1]
 
 
 def test_evaluate_module_loss_and_accuracy(toy_corpus):

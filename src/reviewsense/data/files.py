@@ -103,8 +103,7 @@ def read_records(path: str | os.PathLike[str], fmt: str | None = None) -> tuple[
                 path,
                 sep="\t" if fmt == "tsv" else ",",
                 dtype=str,
-                keep_default_na=False,
-                na_values=[""],
+                keep_default_na=False,  # an empty cell is an empty string: skipped like any empty text
                 encoding="utf-8",
                 encoding_errors="replace",
             )
@@ -120,7 +119,7 @@ def _label_mapper(values: Sequence[Any], classes: Sequence[str] | None, where: s
             raise DataError(f"classes must be two different names (negative first), got {list(classes)}")
         table = {str(classes[0]): 0, str(classes[1]): 1}
         return table, (str(classes[0]), str(classes[1]))
-    seen = {str(v).strip().lower() for v in values if not _missing(v)}
+    seen = {str(v).strip().lower() for v in values if not _missing(v)} - {""}
     for neg, pos in _KNOWN_PAIRS:
         if seen <= neg | pos:
             table = {v: 0 for v in neg} | {v: 1 for v in pos}
@@ -165,7 +164,7 @@ def load_table(
         text, label = row.get(text_column), row.get(label_column)
         if _missing(text):
             raise DataError(f"{where}: '{text_column}' is missing")
-        if _missing(label):
+        if _missing(label) or not str(label).strip():
             raise DataError(f"{where}: '{label_column}' is missing")
         key = str(label).strip()
         key = key if classes is not None else key.lower()

@@ -7,6 +7,7 @@ unpacked ``aclImdb/`` directory. Where the data comes from, in order: an explici
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import tarfile
@@ -69,14 +70,24 @@ def is_imdb_source(path: str | os.PathLike[str]) -> bool:
 
 def _iter_archive(path: Path) -> Iterator[tuple[str, bytes]]:
     try:
-        with tarfile.open(path, mode="r|*") as tar:
-            for member in tar:
-                # Regular files only: links and devices are never followed, and nothing is
-                # written to disk, so path-traversal member names cannot escape anywhere.
-                if member.isfile() and ".." not in member.name.split("/"):
-                    fh = tar.extractfile(member)
-                    if fh is not None:
-                        yield member.name, fh.read()
+        # GzipFile (unlike tarfile's own "r|gz") checks the stream's end and CRC, so a
+        # truncated or corrupted download is an error rather than silently fewer reviews.
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        opener = gzip.open if gzipped else open
+        with opener(path, "rb") as stream:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    # Regular files only: links and devices are never followed, and nothing is
+                    # written to disk, so path-traversal member names cannot escape anywhere.
+                    if member.isfile() and ".." not in member.name.split("/"):
+                        fh = tar.extractfile(member)
+                        if fh is not None:
+                            yield member.name, fh.read()
+            # tarfile stops at the end-of-archive blocks; read on so that gzip reaches (and
+            # verifies) its trailer — a file cut short by a few bytes is refused too.
+            while stream.read(1 << 20):
+                pass
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise DataError(f"{path}: not a readable IMDB archive ({exc or type(exc).__name__})") from exc
 

@@ -3,7 +3,7 @@
     model/
       manifest.json       format + version, family, class names, config, metrics,
                           how it was trained, and the SHA-256 and size of every file
-      vectorizer.json     the TextVectorizer (plain JSON)
+      vectorizer.json     the TextVectorizer (plain JSON), for families that have one
       model.safetensors   the weights
 
 Loading checks the format version and every checksum, reads only the files the manifest
@@ -30,7 +30,7 @@ from ..text.vectorizer import TextVectorizer
 FORMAT = "reviewsense-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-FILES = ("vectorizer.json", "model.safetensors")
+WEIGHTS, VECTORIZER = "model.safetensors", "vectorizer.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib", ".npy", ".npz", ".bin", ".ckpt")
 _MAX_MANIFEST_BYTES = 16 << 20
@@ -43,10 +43,13 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
     from safetensors.numpy import save_file
 
     path = Path(path)
+    files = [WEIGHTS]
     with atomic_dir(path) as tmp:
-        predictor.vectorizer.save(tmp / "vectorizer.json")
+        if predictor.vectorizer is not None:
+            predictor.vectorizer.save(tmp / VECTORIZER)
+            files.append(VECTORIZER)
         tensors = {k: np.ascontiguousarray(v) for k, v in predictor.tensors().items()}
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"family": predictor.family})
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"family": predictor.family})
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -56,11 +59,11 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
             "class_names": list(predictor.class_names),
             "output": "probability of class_names[1] = sigmoid(logit)",
             "config": predictor.config,
-            "vocabulary_size": predictor.vectorizer.vocabulary_size,
+            "vocabulary_size": predictor.vectorizer.vocabulary_size if predictor.vectorizer else None,
             "metrics": metrics or {},
             "training": training or {},
             "files": {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
-                      for name in FILES},
+                      for name in files},
         }
         write_json(tmp / MANIFEST, manifest)
     return path
@@ -91,8 +94,8 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _verify_files(path: Path, manifest: dict[str, Any]) -> None:
     files = manifest.get("files")
-    if not isinstance(files, dict) or set(files) != set(FILES):
-        raise ModelFileError(f"{path / MANIFEST}: 'files' must list exactly {list(FILES)}")
+    if not isinstance(files, dict) or WEIGHTS not in files or not set(files) <= {WEIGHTS, VECTORIZER}:
+        raise ModelFileError(f"{path / MANIFEST}: 'files' must list {WEIGHTS} (and {VECTORIZER}), nothing else")
     for entry in path.iterdir():
         if entry.name.lower().endswith(_PICKLE_SUFFIXES):
             raise ModelFileError(f"{entry}: model folders must not contain pickle/binary blobs; refusing to load")
@@ -117,11 +120,11 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
     manifest = read_manifest(path)
     _verify_files(path, manifest)
     cls = predictor_class(str(manifest.get("family")))
-    vectorizer = TextVectorizer.load(path / "vectorizer.json")
+    vectorizer = TextVectorizer.load(path / VECTORIZER) if VECTORIZER in manifest["files"] else None
     try:
-        tensors = load_file(str(path / "model.safetensors"))
+        tensors = load_file(str(path / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFileError(f"{path / 'model.safetensors'}: unreadable weights ({exc})") from exc
+        raise ModelFileError(f"{path / WEIGHTS}: unreadable weights ({exc})") from exc
     try:
         predictor = cls.from_tensors(vectorizer, manifest["config"], tensors, manifest["class_names"])
     except (KeyError, TypeError, ValueError) as exc:

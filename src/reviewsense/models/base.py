@@ -21,6 +21,7 @@ from ..text.vectorizer import TextVectorizer
 # never imports another family's dependencies.
 FAMILIES: dict[str, str] = {
     "seed": "reviewsense.models.seed:SeedPredictor",
+    "sentence": "reviewsense.models.sentence:SentencePredictor",
 }
 
 BATCH = 4096
@@ -35,7 +36,8 @@ class Predictor(ABC):
 
     family: ClassVar[str]
 
-    def __init__(self, vectorizer: TextVectorizer, config: dict[str, Any], class_names=("negative", "positive")):
+    def __init__(self, vectorizer: TextVectorizer | None, config: dict[str, Any],
+                 class_names=("negative", "positive")):
         self.vectorizer = vectorizer
         self.config = dict(config)
         self.class_names = tuple(class_names)
@@ -51,7 +53,7 @@ class Predictor(ABC):
 
     @classmethod
     @abstractmethod
-    def from_tensors(cls, vectorizer: TextVectorizer, config: dict[str, Any], tensors: dict[str, np.ndarray],
+    def from_tensors(cls, vectorizer: TextVectorizer | None, config: dict[str, Any], tensors: dict[str, np.ndarray],
                      class_names: Sequence[str]) -> Predictor:
         """Rebuild a predictor from what :meth:`tensors` returned; validate shapes."""
 
@@ -71,7 +73,7 @@ class Predictor(ABC):
         return (self.predict_proba(texts) >= threshold).astype(np.int8)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(vocabulary={self.vectorizer.vocabulary_size:,}, config={self.config})"
+        return f"{type(self).__name__}(config={self.config})"
 
 
 def predictor_class(family: str) -> type[Predictor]:

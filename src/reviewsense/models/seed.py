@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data.dataset import Dataset
-from ..errors import require
+from ..errors import ModelFileError, require
 from ..progress import log
 from ..text.vectorizer import TextVectorizer
 from ..text.word_vectors import WordVectors, embedding_matrix
@@ -67,6 +67,8 @@ class SeedPredictor(Predictor):
 
     @classmethod
     def from_tensors(cls, vectorizer, config, tensors, class_names) -> SeedPredictor:
+        if vectorizer is None:
+            raise ModelFileError("a seed model needs its vectorizer.json")
         vocab, dim, hidden = vectorizer.vocabulary_size, int(config["embedding_dim"]), int(config["hidden_units"])
         check_shapes(tensors, {"embedding.weight": (vocab, dim), "dense.weight": (hidden, dim),
                                "dense.bias": (hidden,), "output.weight": (1, hidden), "output.bias": (1,)})

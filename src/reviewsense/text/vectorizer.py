@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._fs import write_json
-from ..errors import ModelFileError
+from ..errors import ConfigError, ModelFileError
 
 PAD, OOV = "", "[UNK]"
 STANDARDIZE = ("lower_strip_html", "lower", "none")
@@ -102,15 +102,15 @@ class TextVectorizer:
 
     def _check_config(self) -> None:
         if self.standardize not in STANDARDIZE:
-            raise ValueError(f"standardize must be one of {STANDARDIZE}, got {self.standardize!r}")
+            raise ConfigError(f"standardize must be one of {STANDARDIZE}, got {self.standardize!r}")
         if self.punctuation not in PUNCTUATION:
-            raise ValueError(f"punctuation must be one of {PUNCTUATION}, got {self.punctuation!r}")
+            raise ConfigError(f"punctuation must be one of {PUNCTUATION}, got {self.punctuation!r}")
         if self.output_mode not in OUTPUT_MODES:
-            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {self.output_mode!r}")
+            raise ConfigError(f"output_mode must be one of {OUTPUT_MODES}, got {self.output_mode!r}")
         if not 1 <= int(self.ngrams) <= 5:
-            raise ValueError(f"ngrams must be between 1 and 5, got {self.ngrams}")
+            raise ConfigError(f"ngrams must be between 1 and 5, got {self.ngrams}")
         if self.max_tokens is not None and self.max_tokens < 3:
-            raise ValueError(f"max_tokens must be at least 3 (padding, OOV and one token), got {self.max_tokens}")
+            raise ConfigError(f"max_tokens must be at least 3 (padding, OOV and one token), got {self.max_tokens}")
 
     # -- text → tokens -------------------------------------------------------------------
     def standardize_text(self, text: str) -> str:
@@ -229,6 +229,8 @@ class TextVectorizer:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TextVectorizer:
+        if not isinstance(data, dict):
+            raise ModelFileError(f"a vectorizer must be a JSON object, got {type(data).__name__}")
         if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
             raise ModelFileError(
                 f"not a reviewsense vectorizer of format version {FORMAT_VERSION} "
@@ -249,7 +251,7 @@ class TextVectorizer:
             vec.idf_ = None if data.get("idf") is None else np.asarray(data["idf"], dtype=np.float32)
             if vec.idf_ is not None and vec.idf_.shape != (len(vocabulary),):
                 raise ValueError("idf must have one value per vocabulary entry")
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:  # ConfigError included
             raise ModelFileError(f"invalid vectorizer: {exc}") from exc
         return vec
 

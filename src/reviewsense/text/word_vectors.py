@@ -105,8 +105,13 @@ def pretrain(
     workers = workers or max(1, os.cpu_count() or 1)
     log(f"pretraining {method} vectors (dim {dim}, {epochs} epochs) on {len(sentences):,} texts, {workers} workers")
     cls = models.Word2Vec if method == "word2vec" else models.FastText
-    model = cls(sentences=sentences, vector_size=dim, window=window, min_count=min_count, workers=workers,
-                seed=seed, epochs=epochs, sg=0)
+    if not any(len(s) for s in sentences):
+        raise DataError("cannot pretrain word vectors: the texts hold no words")
+    try:
+        model = cls(sentences=sentences, vector_size=dim, window=window, min_count=min_count, workers=workers,
+                    seed=seed, epochs=epochs, sg=0)
+    except RuntimeError as exc:  # gensim: "you must first build vocabulary before training the model"
+        raise DataError(f"cannot pretrain word vectors: no word occurs {min_count}+ times ({exc})") from exc
     info = {"method": method, "dim": dim, "epochs": epochs, "window": window, "min_count": min_count,
             "texts": len(sentences), "seed": seed}
     return WordVectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32), info)

@@ -1,4 +1,8 @@
-"""The PyTorch training loop for bag-of-token models (ragged token ids in, one logit out).
+"""The PyTorch training loop for binary classifiers that output one logit per text.
+
+Inputs are either ragged token ids (:class:`Ragged`, for embedding-bag models) or fixed
+feature rows (:class:`Features`, e.g. cached sentence embeddings); ``module(*inputs)``
+returns the logits.
 
 Seeded and reproducible on CPU: the same seed gives the same weights and metrics.
 """
@@ -27,13 +31,27 @@ class Ragged:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def batch(self, index: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         starts, ends = self.offsets[index], self.offsets[index + 1]
         lengths = ends - starts
         pieces = [self.ids[s:e] for s, e in zip(starts, ends, strict=True)]
         flat = np.concatenate(pieces) if pieces else self.ids[:0]
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        return flat, offsets, self.labels[index]
+        return (flat.astype(np.int64), offsets), self.labels[index]
+
+
+@dataclass
+class Features:
+    """One fixed-size float feature row per text, and the labels."""
+
+    rows: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, index: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        return (np.ascontiguousarray(self.rows[index], dtype=np.float32),), self.labels[index]
 
 
 @dataclass
@@ -46,22 +64,22 @@ class FitOptions:
     threads: int | None = None
 
 
-def _tensors(torch, flat, offsets, labels):
-    return (torch.from_numpy(flat.astype(np.int64)), torch.from_numpy(offsets),
-            torch.from_numpy(labels.astype(np.float32)))
+Batches = Ragged | Features
 
 
-def evaluate_module(module, data: Ragged, batch_size: int = 4096) -> tuple[float, float, np.ndarray]:
+def _tensors(torch, inputs: tuple[np.ndarray, ...]):
+    return tuple(torch.from_numpy(x) for x in inputs)
+
+
+def evaluate_module(module, data: Batches, batch_size: int = 4096) -> tuple[float, float, np.ndarray]:
     """Mean binary cross-entropy, accuracy at logit 0, and the logits."""
     torch = require("torch", "torch", "Neural training")
     logits = []
     module.eval()
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
-            index = np.arange(start, min(start + batch_size, len(data)))
-            flat, offsets, _ = data.batch(index)
-            ids_t, off_t, _ = _tensors(torch, flat, offsets, data.labels[:0])
-            logits.append(module(ids_t, off_t).numpy())
+            inputs, _ = data.batch(np.arange(start, min(start + batch_size, len(data))))
+            logits.append(module(*_tensors(torch, inputs)).numpy())
     out = np.concatenate(logits) if logits else np.zeros(0, dtype=np.float32)
     y = data.labels.astype(np.float32)
     loss = float(torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(out), torch.from_numpy(y)))
@@ -69,7 +87,7 @@ def evaluate_module(module, data: Ragged, batch_size: int = 4096) -> tuple[float
     return loss, accuracy, out
 
 
-def fit(module, train: Ragged, validation: Ragged, options: FitOptions,
+def fit(module, train: Batches, validation: Batches, options: FitOptions,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> History:
     """Train ``module`` with Adam on ``BCEWithLogitsLoss``; return the History.
 
@@ -91,10 +109,10 @@ def fit(module, train: Ragged, validation: Ragged, options: FitOptions,
         total_loss, total_correct = 0.0, 0
         batches = range(0, len(order), options.batch_size)
         for start in bar(batches, desc=f"epoch {epoch}/{options.epochs}", unit="batch"):
-            flat, offsets, labels = train.batch(order[start : start + options.batch_size])
-            ids_t, off_t, y_t = _tensors(torch, flat, offsets, labels)
+            inputs, labels = train.batch(order[start : start + options.batch_size])
+            y_t = torch.from_numpy(labels.astype(np.float32))
             optimizer.zero_grad(set_to_none=True)
-            logits = module(ids_t, off_t)
+            logits = module(*_tensors(torch, inputs))
             loss = loss_fn(logits, y_t)
             loss.backward()
             optimizer.step()

