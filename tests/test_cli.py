@@ -354,3 +354,16 @@ def test_python_m_reviewsense_help():
     for command in ("train", "evaluate", "predict", "pretrain", "data"):
         assert command in result.stdout
     assert result.stdout.startswith("usage: reviewsense")
+
+
+def test_train_nblinear_writes_run_without_training_curve(toy_csv, tmp_path, capsys):
+    run = tmp_path / "nb"
+    rc = main(["train", "--model", "nblinear", "--data", str(toy_csv), "--run-dir", str(run),
+               "--n-features", "65536"])
+    assert rc == 0, capsys.readouterr().err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.8
+    assert (run / "model" / "manifest.json").is_file()
+    assert not (run / "loss.png").exists()
+    manifest = json.loads((run / "model" / "manifest.json").read_text())
+    assert manifest["family"] == "nblinear"

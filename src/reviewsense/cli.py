@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows (or fraction) of training data held out (default: 10000 for IMDB, 0.2 otherwise)")
     p.add_argument("--seed", type=int, default=0, help="random seed (split, init, shuffling)")
     m = p.add_argument_group("model (seed: embedding → Dense(16, relu) → Dense(1))")
-    m.add_argument("--model", default="seed", choices=["seed"], help="model family")
+    m.add_argument("--model", default="seed", choices=["seed", "nblinear"],
+                   help="seed: the tutorial's network; nblinear: NB-weighted n-gram logistic regression")
     m.add_argument("--embedding", default=None, metavar="SOURCE",
                    help="scratch | word2vec | fasttext (pretrain now on unsup+train) | PATH to vectors "
                         "(reviewsense pretrain folder, .vec or .txt) | sentence:ENCODER (a sentence-transformers "
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--ngrams", type=_positive, default=None, help="word n-grams up to this length")
     m.add_argument("--sequence-length", type=_positive, default=None, help="truncate texts to this many tokens")
     m.add_argument("--hidden-units", type=_positive, default=16)
+    m.add_argument("--n-features", type=_positive, default=None, help="nblinear: hashed feature columns (2**22)")
+    m.add_argument("--C", type=_positive_float, default=None, help="nblinear: inverse regularization (1.0)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=_positive, default=40)
     t.add_argument("--batch-size", type=_positive, default=512)
@@ -202,6 +205,8 @@ def cmd_train(args) -> int:
         patience=args.patience,
         seed=args.seed,
         threads=args.threads,
+        linear={k: v for k, v in (("ngrams", args.ngrams), ("n_features", args.n_features), ("C", args.C))
+                if v is not None},
     )
     metrics = train(config)
     test = metrics["test"]

@@ -24,10 +24,13 @@ from ._fs import write_json, write_text
 from .data.dataset import Dataset, train_validation_split
 from .data.download import cache_dir
 from .errors import DataError
+from .models.base import Predictor
 from .models.seed import SeedParams
 from .progress import log
 from .training.history import EarlyStopping, History
 from .training.torch_loop import FitOptions
+
+MODELS = ("seed", "nblinear")
 
 
 @dataclass
@@ -61,6 +64,7 @@ class TrainConfig:
     patience: int = 3
     seed: int = 0
     threads: int | None = None
+    linear: dict[str, Any] = field(default_factory=dict)  # nblinear settings (NBLinearParams fields)
 
 
 @dataclass
@@ -115,7 +119,7 @@ def resolve_vectors(config: TrainConfig, splits: Splits):
     from .text.word_vectors import load_word_vectors, pretrain
 
     choice = config.embedding
-    if choice == "scratch" or choice.startswith("sentence:"):
+    if config.model != "seed" or choice == "scratch" or choice.startswith("sentence:"):
         return None
     if choice in ("word2vec", "fasttext"):
         # Unlabelled text only: the training split and IMDB's unsup reviews, never test.
@@ -148,20 +152,24 @@ def _fingerprint(texts: list[str], settings: dict[str, Any]) -> str:
     return digest.hexdigest()[:20]
 
 
-def _model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], history: History) -> str:
+def _model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], history: History | None) -> str:
     test, val = metrics["test"], metrics["validation"]
-    stop = (f"early stopping restored epoch {history.best_epoch} of {history.epochs}"
-            if history.best_epoch else f"{history.epochs} epochs, no early stopping")
+    if history is None:
+        stop = "no epochs (closed-form fit)"
+    elif history.best_epoch:
+        stop = f"early stopping restored epoch {history.best_epoch} of {history.epochs}"
+    else:
+        stop = f"{history.epochs} epochs, no early stopping"
     return f"""# reviewsense run
 
-- model family: `{config.model}`, embedding: `{config.embedding}`, {stop}
+- model family: `{config.model}`{f", embedding: `{config.embedding}`" if config.model == "seed" else ""}, {stop}
 - data: `{splits.source}` — train {len(splits.train):,}, validation {len(splits.validation):,}, \
 test {len(splits.test):,}
 - **test accuracy {test['accuracy']:.2%}**, loss {test['loss']:.4f}, F1 {test['f1']:.4f}, ROC-AUC {test['roc_auc']}
 - validation accuracy {val['accuracy']:.2%}, loss {val['loss']:.4f}
 - trained in {metrics['timing']['train_seconds']:.1f} s with reviewsense {__version__}
 
-![loss](loss.png) ![accuracy](accuracy.png)
+{"![loss](loss.png) ![accuracy](accuracy.png)" if history is not None else ""}
 
 Use it:
 
@@ -177,36 +185,44 @@ text from other domains are less reliable; check them on a labelled sample first
 """
 
 
+def _fit(config: TrainConfig, splits: Splits, vectors) -> tuple[Predictor, History | None]:
+    """Train the configured family; the one place that knows which families exist."""
+    options = FitOptions(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                         seed=config.seed, threads=config.threads,
+                         early_stopping=EarlyStopping(patience=config.patience) if config.early_stopping else None)
+    if config.model == "nblinear":
+        from .models import nblinear
+
+        params = nblinear.NBLinearParams(**config.linear)
+        return nblinear.fit(splits.train, splits.validation, params), None
+    if config.embedding.startswith("sentence:"):
+        from .models import sentence
+
+        sentence_params = sentence.SentenceParams(encoder=config.embedding.removeprefix("sentence:"),
+                                                  hidden_units=config.params.hidden_units)
+        return sentence.fit(splits.train, splits.validation, sentence_params, options)
+    from .models import seed
+
+    return seed.fit(splits.train, splits.validation, config.params, options, vectors)
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run the whole job and return ``metrics.json``'s content."""
     from .evaluation.metrics import evaluate
     from .evaluation.plots import plot_history
     from .export.bundle import save_model
-    from .models import seed as seed_family
-
-    if config.model != "seed":
-        raise DataError(f"unknown model family '{config.model}' (available: seed)")
-    sentence = config.embedding.startswith("sentence:")
+    if config.model not in MODELS:
+        raise DataError(f"unknown model family '{config.model}' (available: {', '.join(MODELS)})")
     run_dir = Path(config.run_dir)
     started = time.perf_counter()
-    want_unsup = config.embedding in ("word2vec", "fasttext")
+    want_unsup = config.model == "seed" and config.embedding in ("word2vec", "fasttext")
     splits = load_splits(config.data, seed=config.seed, want_unsup=want_unsup)
     log(f"data: train {len(splits.train):,}, validation {len(splits.validation):,}, test {len(splits.test):,}"
         f" from {splits.source}")
     loaded = time.perf_counter()
     vectors = resolve_vectors(config, splits)
     pretrained = time.perf_counter()
-    options = FitOptions(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-                         seed=config.seed, threads=config.threads,
-                         early_stopping=EarlyStopping(patience=config.patience) if config.early_stopping else None)
-    if sentence:
-        from .models import sentence as sentence_family
-
-        params = sentence_family.SentenceParams(encoder=config.embedding.removeprefix("sentence:"),
-                                                hidden_units=config.params.hidden_units)
-        predictor, history = sentence_family.fit(splits.train, splits.validation, params, options)
-    else:
-        predictor, history = seed_family.fit(splits.train, splits.validation, config.params, options, vectors)
+    predictor, history = _fit(config, splits, vectors)
     trained = time.perf_counter()
     metrics: dict[str, Any] = {
         "validation": evaluate(predictor, splits.validation),
@@ -219,14 +235,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "train_seconds": round(trained - pretrained, 2),
         "evaluate_seconds": round(evaluated - trained, 2),
     }
-    metrics["epochs"] = {"run": history.epochs, "best": history.best_epoch}
     config_dict = asdict(config)
     write_json(run_dir / "config.json", config_dict)
-    write_json(run_dir / "history.json", history.to_dict())
-    write_text(run_dir / "history.csv", history.to_csv())
-    plot_history(history, run_dir, title=config.model)
+    if history is not None:  # families trained in epochs have a training curve
+        metrics["epochs"] = {"run": history.epochs, "best": history.best_epoch}
+        write_json(run_dir / "history.json", history.to_dict())
+        write_text(run_dir / "history.csv", history.to_csv())
+        plot_history(history, run_dir, title=predictor.family)
     save_model(predictor, run_dir / "model", metrics={"test": metrics["test"], "validation": metrics["validation"]},
-               training={"config": config_dict, "data": splits.source, "history": history.to_dict()})
+               training={"config": config_dict, "data": splits.source,
+                         "history": history.to_dict() if history else None})
     metrics["timing"]["total_seconds"] = round(time.perf_counter() - started, 2)
     metrics["peak_rss_mb"] = _peak_rss_mb()
     write_json(run_dir / "metrics.json", metrics)

@@ -25,7 +25,7 @@ from .. import __version__
 from .._fs import atomic_dir, sha256_file, write_json
 from ..errors import ModelFileError
 from ..models.base import Predictor, predictor_class
-from ..text.vectorizer import TextVectorizer
+from ..text.hashing import load_vectorizer
 
 FORMAT = "reviewsense-model"
 FORMAT_VERSION = 1
@@ -120,7 +120,7 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
     manifest = read_manifest(path)
     _verify_files(path, manifest)
     cls = predictor_class(str(manifest.get("family")))
-    vectorizer = TextVectorizer.load(path / VECTORIZER) if VECTORIZER in manifest["files"] else None
+    vectorizer = load_vectorizer(path / VECTORIZER) if VECTORIZER in manifest["files"] else None
     try:
         tensors = load_file(str(path / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as exc:

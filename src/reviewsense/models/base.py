@@ -22,6 +22,7 @@ from ..text.vectorizer import TextVectorizer
 FAMILIES: dict[str, str] = {
     "seed": "reviewsense.models.seed:SeedPredictor",
     "sentence": "reviewsense.models.sentence:SentencePredictor",
+    "nblinear": "reviewsense.models.nblinear:NBLinearPredictor",
 }
 
 BATCH = 4096

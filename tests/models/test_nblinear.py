@@ -1,0 +1,81 @@
+"""The NB-weighted n-gram logistic regression family."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from reviewsense.data.dataset import Dataset
+from reviewsense.export import load_model, save_model
+from reviewsense.models.nblinear import NBLinearParams, NBLinearPredictor, fit, nb_ratio, platt
+from reviewsense.text.hashing import HashingVectorizer
+
+POSITIVE = ["great", "wonderful", "loved", "superb"]
+NEGATIVE = ["awful", "boring", "hated", "dull"]
+FILLER = ["the", "film", "plot", "was", "acting", "and", "a", "story"]
+
+
+def _corpus(n: int, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    texts = []
+    for y in labels:
+        words = list(rng.choice(FILLER, 10)) + list(rng.choice(POSITIVE if y else NEGATIVE, 2))
+        if rng.random() < 0.15:  # label noise keeps the probabilities away from 0 and 1
+            words += list(rng.choice(NEGATIVE if y else POSITIVE, 2))
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    return Dataset(texts, labels)
+
+
+@pytest.fixture(scope="module")
+def model() -> NBLinearPredictor:
+    return fit(_corpus(400, 0), _corpus(200, 1), NBLinearParams(n_features=2**16))
+
+
+def test_nb_ratio_sign_follows_the_class():
+    features = HashingVectorizer(n_features=2**8, ngrams=1).transform(["good good", "good", "bad"])
+    ratio = nb_ratio(features, np.array([1, 1, 0]), alpha=1.0)
+    vec = HashingVectorizer(n_features=2**8, ngrams=1)
+    good, bad = (vec.transform([w]).indices[0] for w in ("good", "bad"))
+    assert ratio[good] > 0 > ratio[bad]
+
+
+def test_platt_recovers_a_known_sigmoid():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0, 3, 20_000)
+    labels = (rng.random(20_000) < 1 / (1 + np.exp(-(0.5 * scores + 1.0)))).astype(int)
+    slope, offset = platt(scores, labels)
+    assert slope == pytest.approx(0.5, abs=0.05)
+    assert offset == pytest.approx(1.0, abs=0.1)
+
+
+def test_learns_the_toy_task(model):
+    test = _corpus(300, 2)
+    accuracy = (model.predict(test.texts) == test.labels).mean()
+    assert accuracy > 0.8
+    great, awful = model.predict_proba(["a great and wonderful film", "an awful boring film"])
+    assert great > 0.5 > awful
+
+
+def test_export_round_trip_needs_no_torch(model, tmp_path):
+    save_model(model, tmp_path / "model")
+    texts = ["loved it", "dull plot", ""]
+    np.testing.assert_allclose(load_model(tmp_path / "model").predict_proba(texts), model.predict_proba(texts),
+                               atol=1e-6)
+    code = ("import sys, reviewsense; m = reviewsense.load(sys.argv[1]); m.predict_proba(['great']); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model")], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_hashing_vectorizer_json_round_trip():
+    vec = HashingVectorizer(n_features=2**10, ngrams=2)
+    again = HashingVectorizer.from_dict(vec.to_dict())
+    texts = ["Not good at all<br />", "good"]
+    assert (vec.transform(texts) != again.transform(texts)).nnz == 0
+    assert vec.transform(["not good"]).sum() == 3  # "not", "good", "not good"
