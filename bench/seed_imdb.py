@@ -26,19 +26,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
     "tutorial recipe (scratch, 40 epochs, no early stopping)": [
-        "--embedding", "scratch", "--ngrams", "1", "--max-tokens", "20000", "--embedding-dim", "50",
+        "--model", "seed", "--embedding", "scratch", "--ngrams", "1", "--max-tokens", "20000", "--embedding-dim", "50",
         "--learning-rate", "0.001", "--no-early-stopping", "--epochs", "40", "--batch-size", "512",
     ],
-    "best seed settings (default `reviewsense train`)": [],
+    "best seed settings (`reviewsense train --model seed`)": ["--model", "seed"],
 }
 
 
-def run(name: str, args: list[str], data: str, vectors: str | None) -> dict:
+def run(name: str, args: list[str], data: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "reviewsense", "train", "--data", data, "--run-dir", str(run_dir), *args]
-        if vectors and not args:
-            cmd += ["--embedding", vectors]
         started = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, REVIEWSENSE_QUIET="1"))
         wall = time.perf_counter() - started
@@ -68,7 +66,7 @@ def main() -> None:
                                                          str(ROOT.parent / "shared/datasets/imdb/aclImdb_v1.tar.gz")))
     parser.add_argument("--out", default=str(ROOT / "bench/results/seed_imdb.json"))
     args = parser.parse_args()
-    rows = [run(name, cfg, args.data, None) for name, cfg in CONFIGS.items()]
+    rows = [run(name, cfg, args.data) for name, cfg in CONFIGS.items()]
     meta = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "python": platform.python_version()}
     print(f"IMDB test set (25,000 reviews), {meta['date']}, {meta['machine']}\n")

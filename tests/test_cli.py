@@ -13,7 +13,8 @@ import pytest
 
 from reviewsense.cli import main
 
-TRAIN_ARGS = ["--embedding", "scratch", "--epochs", "15", "--learning-rate", "0.01", "--batch-size", "32",
+TRAIN_ARGS = ["--model", "seed",
+              "--embedding", "scratch", "--epochs", "15", "--learning-rate", "0.01", "--batch-size", "32",
               "--threads", "1", "--embedding-dim", "16", "--hidden-units", "8"]
 
 
@@ -94,7 +95,7 @@ def test_train_is_reproducible(run, tmp_path, capsys):
 
 def test_train_with_the_default_embedding_pretrains_word2vec(toy_csv, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    assert main(["train", "--data", str(toy_csv), "--run-dir", str(run_dir), "--epochs", "2",
+    assert main(["train", "--model", "seed", "--data", str(toy_csv), "--run-dir", str(run_dir), "--epochs", "2",
                  "--embedding-dim", "8", "--threads", "1"]) == 0
     manifest = json.loads((run_dir / "model" / "manifest.json").read_text())
     assert manifest["training"]["config"]["embedding"] == "word2vec"
@@ -252,7 +253,8 @@ def test_pretrain_then_train_with_the_vectors(tmp_path, capsys, toy_corpus, toy_
 
     data = toy_csv_writer(tmp_path / "toy.csv", n=100, seed=9)
     run_dir = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--run-dir", str(run_dir), "--embedding", str(vectors),
+    assert main(["train", "--model", "seed", "--data", str(data), "--run-dir", str(run_dir),
+                 "--embedding", str(vectors),
                  "--epochs", "2", "--threads", "1"]) == 0
     manifest = json.loads((run_dir / "model" / "manifest.json").read_text())
     assert manifest["config"]["embedding_source"] == "pretrained"
@@ -331,8 +333,8 @@ def test_train_when_the_held_out_test_split_has_one_class(tmp_path, capsys):
     path.write_text("\n".join(lines) + "\n")
     assert set(load_splits(DataSpec(path=str(path))).test.labels.tolist()) == {1}  # precondition
 
-    rc = main(["train", "--data", str(path), "--run-dir", str(tmp_path / "r"), "--epochs", "2", "--threads", "1",
-               "--embedding", "scratch"])
+    rc = main(["train", "--model", "seed", "--data", str(path), "--run-dir", str(tmp_path / "r"), "--epochs", "2",
+               "--threads", "1", "--embedding", "scratch"])
     assert rc == 0
     assert "roc_auc" in capsys.readouterr().out
 
@@ -359,7 +361,7 @@ def test_python_m_reviewsense_help():
 def test_train_nblinear_writes_run_without_training_curve(toy_csv, tmp_path, capsys):
     run = tmp_path / "nb"
     rc = main(["train", "--model", "nblinear", "--data", str(toy_csv), "--run-dir", str(run),
-               "--n-features", "65536"])
+               "--hash-bits", "16"])
     assert rc == 0, capsys.readouterr().err
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.8
@@ -367,3 +369,8 @@ def test_train_nblinear_writes_run_without_training_curve(toy_csv, tmp_path, cap
     assert not (run / "loss.png").exists()
     manifest = json.loads((run / "model" / "manifest.json").read_text())
     assert manifest["family"] == "nblinear"
+
+
+def test_embedding_applies_to_the_seed_model_only(toy_csv, tmp_path, capsys):
+    rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--embedding", "scratch"])
+    assert "--model seed" in _error_line(capsys, rc)

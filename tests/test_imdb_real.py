@@ -37,10 +37,27 @@ def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("imdb") / "default"
+    proc = _cli("train", "--data", str(ARCHIVE), "--run-dir", str(run))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run
+
+
+def test_default_model_reaches_91_percent(default_run: Path) -> None:
+    metrics = json.loads((default_run / "metrics.json").read_text())
+    manifest = json.loads((default_run / "model" / "manifest.json").read_text())
+    assert manifest["family"] == "nblinear"
+    assert metrics["test"]["count"] == 25_000
+    assert metrics["test"]["accuracy"] >= 0.91
+    assert metrics["validation"]["accuracy"] >= 0.90  # scored by the model that did not see it
+
+
+@pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("imdb") / "run"
     # A fast configuration of the seed model: unigrams+bigrams, early stopping.
-    proc = _cli("train", "--data", str(ARCHIVE), "--run-dir", str(run), "--ngrams", "2",
+    proc = _cli("train", "--model", "seed", "--data", str(ARCHIVE), "--run-dir", str(run), "--ngrams", "2",
                 "--max-tokens", "100000", "--embedding", "scratch", "--embedding-dim", "50",
                 "--learning-rate", "0.003")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -58,7 +75,9 @@ def test_real_imdb_reaches_85_percent(run_dir: Path) -> None:
         assert (run_dir / name).is_file(), name
 
 
-def test_exported_model_orders_example_reviews_in_fresh_process(run_dir: Path) -> None:
+@pytest.mark.parametrize("which", ["run_dir", "default_run"])
+def test_exported_model_orders_example_reviews_in_fresh_process(which: str, request) -> None:
+    run_dir = request.getfixturevalue(which)
     code = (
         "import sys, json, reviewsense\n"
         f"m = reviewsense.load({str(run_dir / 'model')!r})\n"

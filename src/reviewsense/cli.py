@@ -12,13 +12,14 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import ReviewsenseError
+from .errors import ConfigError, ReviewsenseError
 
 EXAMPLES = {
     "train": """examples:
-  reviewsense train --run-dir runs/imdb                      # IMDB, best seed settings
-  reviewsense train --run-dir runs/tutorial --no-early-stopping --epochs 40 --batch-size 512 \\
-      --ngrams 1 --max-tokens 20000                          # the tutorial's recipe
+  reviewsense train --run-dir runs/imdb                      # IMDB, the default (nblinear) model
+  reviewsense train --model seed --run-dir runs/seed         # the tutorial's network, best settings
+  reviewsense train --model seed --run-dir runs/tutorial --embedding scratch --embedding-dim 50 \\
+      --ngrams 1 --max-tokens 20000 --learning-rate 0.001 --no-early-stopping  # the tutorial's recipe
   reviewsense train --data reviews.csv --text-column review --label-column sentiment \\
       --classes bad,good --run-dir runs/mine                 # your own data""",
     "predict": """examples:
@@ -30,7 +31,7 @@ EXAMPLES = {
   reviewsense evaluate --model runs/mine/model --data test.csv --classes bad,good""",
     "pretrain": """examples:
   reviewsense pretrain --output vectors/imdb-w2v             # IMDB unsup + train reviews
-  reviewsense train --embedding vectors/imdb-w2v --run-dir runs/w2v""",
+  reviewsense train --model seed --embedding vectors/imdb-w2v --run-dir runs/w2v""",
     "data": """examples:
   reviewsense data describe                                   # IMDB train split
   reviewsense data head -n 5 --split test
@@ -103,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-size", type=_size, default=None,
                    help="rows (or fraction) of training data held out (default: 10000 for IMDB, 0.2 otherwise)")
     p.add_argument("--seed", type=int, default=0, help="random seed (split, init, shuffling)")
-    m = p.add_argument_group("model (seed: embedding → Dense(16, relu) → Dense(1))")
-    m.add_argument("--model", default="seed", choices=["seed", "nblinear"],
-                   help="seed: the tutorial's network; nblinear: NB-weighted n-gram logistic regression")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="nblinear", choices=["nblinear", "seed"],
+                   help="nblinear (default): NB-weighted n-gram logistic regression; seed: the tutorial's network")
     m.add_argument("--embedding", default=None, metavar="SOURCE",
                    help="scratch | word2vec | fasttext (pretrain now on unsup+train) | PATH to vectors "
                         "(reviewsense pretrain folder, .vec or .txt) | sentence:ENCODER (a sentence-transformers "
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--ngrams", type=_positive, default=None, help="word n-grams up to this length")
     m.add_argument("--sequence-length", type=_positive, default=None, help="truncate texts to this many tokens")
     m.add_argument("--hidden-units", type=_positive, default=16)
-    m.add_argument("--n-features", type=_positive, default=None, help="nblinear: hashed feature columns (2**22)")
+    m.add_argument("--hash-bits", type=_positive, default=None, help="nblinear: 2**bits n-gram buckets (22)")
     m.add_argument("--C", type=_positive_float, default=None, help="nblinear: inverse regularization (1.0)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=_positive, default=40)
@@ -185,6 +186,12 @@ def cmd_train(args) -> int:
     from .pipeline import DataSpec, TrainConfig, train
 
     defaults = TrainConfig()
+    seed_only = [flag for flag, value in (("--embedding", args.embedding), ("--embedding-dim", args.embedding_dim),
+                                          ("--max-tokens", args.max_tokens), ("--frozen-embedding",
+                                                                              args.frozen_embedding or None))
+                 if value is not None]
+    if args.model != "seed" and seed_only:
+        raise ConfigError(f"{', '.join(seed_only)} applies to --model seed (the default model is {args.model})")
     params = defaults.params
     overrides = {"max_tokens": args.max_tokens, "ngrams": args.ngrams, "sequence_length": args.sequence_length,
                  "embedding_dim": args.embedding_dim}
@@ -205,7 +212,7 @@ def cmd_train(args) -> int:
         patience=args.patience,
         seed=args.seed,
         threads=args.threads,
-        linear={k: v for k, v in (("ngrams", args.ngrams), ("n_features", args.n_features), ("C", args.C))
+        linear={k: v for k, v in (("ngrams", args.ngrams), ("hash_bits", args.hash_bits), ("C", args.C))
                 if v is not None},
     )
     metrics = train(config)

@@ -11,7 +11,7 @@ import pytest
 from reviewsense.data.dataset import Dataset
 from reviewsense.export import load_model, save_model
 from reviewsense.models.nblinear import NBLinearParams, NBLinearPredictor, fit, nb_ratio, platt
-from reviewsense.text.hashing import HashingVectorizer
+from reviewsense.text.ngrams import NgramVectorizer
 
 POSITIVE = ["great", "wonderful", "loved", "superb"]
 NEGATIVE = ["awful", "boring", "hated", "dull"]
@@ -33,14 +33,24 @@ def _corpus(n: int, seed: int) -> Dataset:
 
 @pytest.fixture(scope="module")
 def model() -> NBLinearPredictor:
-    return fit(_corpus(400, 0), _corpus(200, 1), NBLinearParams(n_features=2**16))
+    return fit(_corpus(400, 0), _corpus(200, 1), NBLinearParams(hash_bits=16))[0]
+
+
+def test_validation_logits_come_from_the_model_that_did_not_see_validation():
+    train, validation = _corpus(400, 0), _corpus(200, 1)
+    refit, held_out = fit(train, validation, NBLinearParams(hash_bits=16, refit=True))
+    plain, held_out_plain = fit(train, validation, NBLinearParams(hash_bits=16, refit=False))
+    np.testing.assert_allclose(held_out, held_out_plain, rtol=1e-5)
+    np.testing.assert_allclose(plain.predict_logits(validation.texts), held_out_plain, rtol=1e-4, atol=1e-4)
+    # the refit saw the validation labels: its weights differ
+    assert not np.allclose(refit.weights["coef"], plain.weights["coef"])
 
 
 def test_nb_ratio_sign_follows_the_class():
-    features = HashingVectorizer(n_features=2**8, ngrams=1).transform(["good good", "good", "bad"])
+    vec = NgramVectorizer(ngrams=1).adapt(["good", "bad"])
+    features = vec.transform(["good good", "good", "bad"]).sign()
     ratio = nb_ratio(features, np.array([1, 1, 0]), alpha=1.0)
-    vec = HashingVectorizer(n_features=2**8, ngrams=1)
-    good, bad = (vec.transform([w]).indices[0] for w in ("good", "bad"))
+    good, bad = (vec.vocabulary_.index(w) for w in ("good", "bad"))
     assert ratio[good] > 0 > ratio[bad]
 
 
@@ -73,9 +83,9 @@ def test_export_round_trip_needs_no_torch(model, tmp_path):
     assert out.stdout.strip() == "False"
 
 
-def test_hashing_vectorizer_json_round_trip():
-    vec = HashingVectorizer(n_features=2**10, ngrams=2)
-    again = HashingVectorizer.from_dict(vec.to_dict())
-    texts = ["Not good at all<br />", "good"]
-    assert (vec.transform(texts) != again.transform(texts)).nnz == 0
-    assert vec.transform(["not good"]).sum() == 3  # "not", "good", "not good"
+def test_tampered_vectorizer_kind_is_refused(model, tmp_path):
+    from reviewsense.errors import ModelFileError
+    from reviewsense.text.vectorizer import TextVectorizer
+
+    with pytest.raises(ModelFileError, match="n-gram vectorizer"):
+        NBLinearPredictor.from_tensors(TextVectorizer().adapt(["a"]), model.config, model.tensors(), ("n", "p"))

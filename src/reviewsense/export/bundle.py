@@ -25,7 +25,7 @@ from .. import __version__
 from .._fs import atomic_dir, sha256_file, write_json
 from ..errors import ModelFileError
 from ..models.base import Predictor, predictor_class
-from ..text.hashing import load_vectorizer
+from ..text import load_vectorizer
 
 FORMAT = "reviewsense-model"
 FORMAT_VERSION = 1

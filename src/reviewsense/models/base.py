@@ -36,6 +36,7 @@ class Predictor(ABC):
     """
 
     family: ClassVar[str]
+    batch_size: ClassVar[int] = BATCH  # texts scored per call of _logits
 
     def __init__(self, vectorizer: TextVectorizer | None, config: dict[str, Any],
                  class_names=("negative", "positive")):
@@ -64,7 +65,8 @@ class Predictor(ABC):
         texts = list(texts)
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        parts = [self._logits(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)]
+        step = self.batch_size
+        parts = [self._logits(texts[i : i + step]) for i in range(0, len(texts), step)]
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def predict_proba(self, texts: Sequence[str] | str) -> np.ndarray:

@@ -1,0 +1,185 @@
+"""reviewsense against its peers on IMDB, side by side, on the same split.
+
+    pip install -c constraints.txt -e ".[all,bench]"
+    python bench/compare.py [--data PATH] [--only NAME ...] [--out bench/results/compare.json]
+
+Contenders (each trained and timed in its own forked child of this one process, so peak RSS
+is per contender and the data is loaded once):
+- reviewsense default (`reviewsense train`: NB-weighted 1-3-gram logistic regression)
+- reviewsense seed model, best settings (`--model seed`: word2vec pretrained on unsup+train)
+- scikit-learn TF-IDF(1,2) + LogisticRegression
+- fastText supervised with bigrams (its training file shuffled: fastText does not shuffle)
+
+Training data: the 25,000 IMDB training reviews. reviewsense holds 10,000 of them out for
+validation (calibration / early stopping; the default model then refits on all 25,000); the
+peers train on all 25,000. Test: the 25,000 test reviews, scored from raw strings.
+Reported: test accuracy, training wall time (vectorizing included, data already in memory),
+batch prediction throughput, peak RSS of the child, saved-model size, and the accuracy and
+time ratios of the reviewsense default against each contender.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import pickle
+import platform
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA: dict = {}
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def _reviewsense(model: str):
+    def run(tmp: Path) -> tuple[object, float, int]:
+        from reviewsense.export import load_model, save_model
+        from reviewsense.pipeline import Splits, TrainConfig, _fit, resolve_vectors
+
+        splits = Splits(DATA["train"], DATA["validation"], DATA["test"], DATA["unsup"], "imdb")
+        config = TrainConfig(run_dir=str(tmp), model=model)
+        started = time.perf_counter()
+        vectors = resolve_vectors(config, splits)
+        pretrain = time.perf_counter() - started
+        fitted = _fit(config, splits, vectors)
+        seconds = time.perf_counter() - started - pretrain
+        save_model(fitted.predictor, tmp / "model")
+        return load_model(tmp / "model").predict_proba, seconds, _size(tmp / "model"), pretrain
+
+    return run
+
+
+def sklearn_tfidf_lr(tmp: Path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    texts, labels = DATA["train_all"].texts, DATA["train_all"].labels
+    started = time.perf_counter()
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                         LogisticRegression(C=10, max_iter=1000))
+    pipe.fit(texts, labels)
+    seconds = time.perf_counter() - started
+    file = tmp / "sklearn.pkl"  # pickled only to measure its size; never loaded
+    file.write_bytes(pickle.dumps(pipe))
+    return (lambda batch: pipe.predict_proba(batch)[:, 1]), seconds, _size(file), 0.0
+
+
+def fasttext_bigrams(tmp: Path):
+    import fasttext
+
+    def clean(text: str) -> str:
+        return " ".join(text.replace("<br />", " ").lower().split())
+
+    rows = [f"__label__{int(y)} {clean(t)}" for t, y in zip(DATA["train_all"].texts, DATA["train_all"].labels,
+                                                            strict=True)]
+    random.Random(0).shuffle(rows)
+    started = time.perf_counter()
+    train_file = tmp / "train.txt"
+    train_file.write_text("\n".join(rows) + "\n")
+    model = fasttext.train_supervised(str(train_file), wordNgrams=2, epoch=5, lr=0.1, thread=os.cpu_count() or 1,
+                                      verbose=0)
+    seconds = time.perf_counter() - started
+    model.save_model(str(tmp / "model.bin"))
+
+    def proba(batch):
+        labels, probs = model.predict([clean(t) for t in batch], k=2)
+        return np.array([p[list(lab).index("__label__1")] if "__label__1" in lab else 0.0
+                         for lab, p in zip(labels, probs, strict=True)])
+
+    return proba, seconds, _size(tmp / "model.bin"), 0.0
+
+
+CONTENDERS = {
+    "reviewsense default (nblinear)": _reviewsense("nblinear"),
+    "reviewsense seed (best settings)": _reviewsense("seed"),
+    "scikit-learn TF-IDF(1,2)+LR": sklearn_tfidf_lr,
+    "fastText bigrams": fasttext_bigrams,
+}
+
+
+def _child(name: str, queue) -> None:
+    os.environ.setdefault("REVIEWSENSE_QUIET", "1")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            proba, seconds, size, pretrain = CONTENDERS[name](Path(tmp))
+            test = DATA["test"]
+            proba(test.texts[:100])  # warm-up
+            started = time.perf_counter()
+            p = np.asarray(proba(test.texts))
+            predict_seconds = time.perf_counter() - started
+        queue.put({
+            "name": name,
+            "test_accuracy": round(float(((p >= 0.5) == (test.labels == 1)).mean()), 5),
+            "train_seconds": round(seconds, 1),
+            "pretrain_seconds": round(pretrain, 1),
+            "predict_reviews_per_second": round(len(test.texts) / predict_seconds),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "model_mb": round(size / 1e6, 1),
+        })
+    except Exception as exc:  # a peer that is not installed is reported, not fatal
+        queue.put({"name": name, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.environ.get(
+        "REVIEWSENSE_IMDB", str(ROOT.parent / "shared/datasets/imdb/aclImdb_v1.tar.gz")))
+    parser.add_argument("--only", nargs="*", help="run only contenders whose name contains one of these words")
+    parser.add_argument("--out", default=str(ROOT / "bench/results/compare.json"))
+    args = parser.parse_args()
+
+    from reviewsense.data import read_imdb, train_validation_split
+
+    data = read_imdb(args.data, ("train", "test", "unsup"))
+    DATA["train"], DATA["validation"] = train_validation_split(data["train"], 10_000, seed=0)
+    DATA.update(train_all=data["train"], test=data["test"], unsup=data["unsup"])
+    names = [n for n in CONTENDERS if not args.only or any(w.lower() in n.lower() for w in args.only)]
+    ctx = mp.get_context("fork")
+    rows = []
+    for name in names:
+        queue = ctx.Queue()
+        child = ctx.Process(target=_child, args=(name, queue))
+        child.start()
+        rows.append(queue.get())
+        child.join()
+        print(f"done: {rows[-1]}", file=sys.stderr, flush=True)
+    ok = [r for r in rows if "error" not in r]
+    ours = next((r for r in ok if r["name"].startswith("reviewsense default")), None)
+    meta = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "python": platform.python_version()}
+    print(f"IMDB test set (25,000 reviews), {meta['date']}, {meta['machine']}\n")
+    print("| contender | test acc. | train s | predict reviews/s | peak RSS MB | model MB "
+          "| default acc. ratio | default time ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['name']} | not measured: {r['error']} | | | | | | |")
+            continue
+        acc_ratio = f"{ours['test_accuracy'] / r['test_accuracy']:.3f}" if ours else "-"
+        time_ratio = f"{ours['train_seconds'] / r['train_seconds']:.2f}" if ours else "-"
+        pre = f" (+{r['pretrain_seconds']} pretrain)" if r["pretrain_seconds"] else ""
+        print(f"| {r['name']} | {r['test_accuracy']:.2%} | {r['train_seconds']}{pre} | "
+              f"{r['predict_reviews_per_second']:,} | {r['peak_rss_mb']} | {r['model_mb']} | {acc_ratio} "
+              f"| {time_ratio} |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

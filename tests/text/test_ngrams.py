@@ -1,0 +1,94 @@
+"""NgramVectorizer: fast unigram ids + hashed higher-order n-grams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reviewsense.errors import ConfigError, ModelFileError
+from reviewsense.text import load_vectorizer
+from reviewsense.text.ngrams import NgramVectorizer, tokenize_batch
+
+CORPUS = ["A good film.", "A bad film<br /><br />really bad!", "Not good, not bad: don't know."]
+
+
+def test_tokenize_lowercases_strips_tags_and_splits_punctuation():
+    tokens = tokenize_batch(["Don't STOP<br />now!!", ""]).to_list()
+    assert tokens == [["don't", "stop", "now", "!", "!"], []]
+
+
+def test_vocabulary_most_frequent_first_ties_alphabetical():
+    vec = NgramVectorizer(ngrams=1).adapt(["b a", "a c", "c"])
+    assert vec.vocabulary_ == ["", "[UNK]", "a", "c", "b"]
+    assert NgramVectorizer(ngrams=1, max_words=1).adapt(["b a", "a c", "c"]).vocabulary_ == ["", "[UNK]", "a"]
+    assert NgramVectorizer(ngrams=1, min_count=2).adapt(["b a", "a c", "c"]).vocabulary_ == ["", "[UNK]", "a", "c"]
+
+
+def test_counts_unigrams_and_ngrams_within_each_text_only():
+    vec = NgramVectorizer(ngrams=3, hash_bits=12).adapt(CORPUS)
+    matrix = vec.transform(["good film", "film good", "x"])
+    assert matrix.shape == (3, vec.n_features)
+    # "good film": 2 unigrams + 1 bigram; nothing crosses into the next text
+    assert matrix[0].sum() == 3 and matrix[1].sum() == 3
+    assert matrix[2].toarray()[0, 1] == 1  # the unknown word counts as [UNK]
+    assert matrix[:, 0].nnz == 0  # the cross-text column is never used
+    unigram_cols = matrix[0].indices[matrix[0].indices < vec.vocabulary_size]
+    assert sorted(vec.vocabulary_[i] for i in unigram_cols) == ["film", "good"]
+    # word order matters for n-grams
+    assert set(matrix[0].indices) != set(matrix[1].indices)
+
+
+def test_binary_mode_clips_counts():
+    vec = NgramVectorizer(ngrams=2, hash_bits=10, binary=True).adapt(CORPUS)
+    assert vec.transform(["bad bad bad"]).data.max() == 1.0
+
+
+def test_score_equals_matrix_product():
+    vec = NgramVectorizer(ngrams=3, hash_bits=10).adapt(CORPUS)
+    weights = np.random.default_rng(0).normal(size=vec.n_features).astype(np.float32)
+    weights[0] = 0
+    texts = CORPUS + ["", "good good good", "entirely unseen words here"]
+    np.testing.assert_allclose(vec.score(texts, weights), vec.transform(texts) @ weights, rtol=1e-5, atol=1e-5)
+
+
+def test_threaded_chunks_give_the_same_result(monkeypatch):
+    texts = [f"text number {i} is {'good' if i % 2 else 'bad'}" for i in range(5000)]
+    vec = NgramVectorizer(ngrams=2, hash_bits=10).adapt(texts)
+    monkeypatch.setenv("REVIEWSENSE_THREADS", "1")
+    one = vec.transform(texts)
+    monkeypatch.setenv("REVIEWSENSE_THREADS", "2")
+    two = vec.transform(texts)
+    assert (one != two).nnz == 0
+
+
+def test_json_round_trip_and_dispatch(tmp_path):
+    vec = NgramVectorizer(ngrams=3, hash_bits=10).adapt(CORPUS)
+    vec.save(tmp_path / "v.json")
+    again = load_vectorizer(tmp_path / "v.json")
+    assert isinstance(again, NgramVectorizer)
+    assert (vec.transform(CORPUS) != again.transform(CORPUS)).nnz == 0
+
+
+@pytest.mark.parametrize("bad", [{"format": "other"}, [], {"format": NgramVectorizer.FORMAT, "format_version": 1,
+                                                            "config": {"ngrams": 2}, "vocabulary": ["x"]}])
+def test_invalid_files_are_refused(bad):
+    with pytest.raises(ModelFileError):
+        NgramVectorizer.from_dict(bad)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ConfigError):
+        NgramVectorizer(ngrams=9)
+    with pytest.raises(ConfigError):
+        NgramVectorizer(hash_bits=40)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(max_size=50), min_size=1, max_size=8))
+def test_any_unicode_vectorizes_deterministically(texts):
+    vec = NgramVectorizer(ngrams=3, hash_bits=8).adapt(CORPUS)
+    first, second = vec.transform(texts), vec.transform(texts)
+    assert first.shape == (len(texts), vec.n_features)
+    assert (first != second).nnz == 0
