@@ -374,3 +374,14 @@ def test_train_nblinear_writes_run_without_training_curve(toy_csv, tmp_path, cap
 def test_embedding_applies_to_the_seed_model_only(toy_csv, tmp_path, capsys):
     rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--embedding", "scratch"])
     assert "--model seed" in _error_line(capsys, rc)
+
+
+def test_preset_best_trains_a_stacked_ensemble(toy_csv, tmp_path, capsys):
+    run = tmp_path / "best"
+    rc = main(["train", "--preset", "best", "--data", str(toy_csv), "--run-dir", str(run), "--epochs", "5",
+               "--embedding-dim", "8", "--threads", "1", "--hash-bits", "12"])
+    assert rc == 0, capsys.readouterr().err
+    manifest = json.loads((run / "model" / "manifest.json").read_text())
+    assert manifest["family"] == "ensemble"
+    assert [m["family"] for m in manifest["config"]["members"]] == ["nblinear", "seed"]
+    assert (run / "loss.png").is_file()  # the neural member's training curve

@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--model", default="nblinear", choices=["nblinear", "seed"],
                    help="nblinear (default): NB-weighted n-gram logistic regression; seed: the tutorial's network")
+    m.add_argument("--preset", choices=["best"], default=None,
+                   help="best: nblinear + seed (word2vec pretrained on unlabelled reviews), stacked on validation")
     m.add_argument("--embedding", default=None, metavar="SOURCE",
                    help="scratch | word2vec | fasttext (pretrain now on unsup+train) | PATH to vectors "
                         "(reviewsense pretrain folder, .vec or .txt) | sentence:ENCODER (a sentence-transformers "
@@ -190,7 +192,7 @@ def cmd_train(args) -> int:
                                           ("--max-tokens", args.max_tokens), ("--frozen-embedding",
                                                                               args.frozen_embedding or None))
                  if value is not None]
-    if args.model != "seed" and seed_only:
+    if args.model != "seed" and args.preset is None and seed_only:
         raise ConfigError(f"{', '.join(seed_only)} applies to --model seed (the default model is {args.model})")
     params = defaults.params
     overrides = {"max_tokens": args.max_tokens, "ngrams": args.ngrams, "sequence_length": args.sequence_length,
@@ -212,6 +214,7 @@ def cmd_train(args) -> int:
         patience=args.patience,
         seed=args.seed,
         threads=args.threads,
+        preset=args.preset,
         linear={k: v for k, v in (("ngrams", args.ngrams), ("hash_bits", args.hash_bits), ("C", args.C))
                 if v is not None},
     )

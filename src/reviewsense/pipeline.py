@@ -69,6 +69,11 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     linear: dict[str, Any] = field(default_factory=dict)  # nblinear settings (NBLinearParams fields)
+    preset: str | None = None  # "best": stacked nblinear + seed (word2vec) ensemble
+
+    @property
+    def uses_seed(self) -> bool:
+        return self.model == "seed" or self.preset == "best"
 
 
 @dataclass
@@ -123,7 +128,7 @@ def resolve_vectors(config: TrainConfig, splits: Splits):
     from .text.word_vectors import load_word_vectors, pretrain
 
     choice = config.embedding
-    if config.model != "seed" or choice == "scratch" or choice.startswith("sentence:"):
+    if not config.uses_seed or choice == "scratch" or choice.startswith("sentence:"):
         return None
     if choice in ("word2vec", "fasttext"):
         # Unlabelled text only: the training split and IMDB's unsup reviews, never test.
@@ -166,7 +171,8 @@ def _model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], hi
         stop = f"{history.epochs} epochs, no early stopping"
     return f"""# reviewsense run
 
-- model family: `{config.model}`{f", embedding: `{config.embedding}`" if config.model == "seed" else ""}, {stop}
+- model family: `{"ensemble (--preset best)" if config.preset else config.model}`\
+{f", embedding: `{config.embedding}`" if config.uses_seed else ""}, {stop}
 - data: `{splits.source}` — train {len(splits.train):,}, validation {len(splits.validation):,}, \
 test {len(splits.test):,}
 - **test accuracy {test['accuracy']:.2%}**, loss {test['loss']:.4f}, F1 {test['f1']:.4f}, ROC-AUC {test['roc_auc']}
@@ -201,6 +207,8 @@ def _fit(config: TrainConfig, splits: Splits, vectors) -> Fitted:
     options = FitOptions(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
                          seed=config.seed, threads=config.threads,
                          early_stopping=EarlyStopping(patience=config.patience) if config.early_stopping else None)
+    if config.preset == "best":
+        return _fit_best(config, splits, vectors, options)
     if config.model == "nblinear":
         from .models import nblinear
 
@@ -218,6 +226,20 @@ def _fit(config: TrainConfig, splits: Splits, vectors) -> Fitted:
     return Fitted(*seed.fit(splits.train, splits.validation, config.params, options, vectors))
 
 
+def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions) -> Fitted:
+    """The most accurate preset: the NB-weighted linear model (n-grams, labelled data) and
+    the seed network on word2vec vectors pretrained on the unlabelled reviews, stacked by a
+    logistic regression fitted on their validation logits."""
+    from .models import ensemble, nblinear, seed
+
+    linear, linear_logits = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
+    neural, history = seed.fit(splits.train, splits.validation, config.params, options, vectors)
+    member_logits = np.column_stack([linear_logits, neural.predict_logits(splits.validation.texts)])
+    model = ensemble.stack([linear, neural], member_logits, splits.validation.labels, splits.train.class_names)
+    log(f"stacked ensemble: {ensemble.describe(model)}")
+    return Fitted(model, history, member_logits @ model.weights + model.bias)
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run the whole job and return ``metrics.json``'s content."""
     from .evaluation.metrics import binary_metrics, evaluate
@@ -227,7 +249,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         raise DataError(f"unknown model family '{config.model}' (available: {', '.join(MODELS)})")
     run_dir = Path(config.run_dir)
     started = time.perf_counter()
-    want_unsup = config.model == "seed" and config.embedding in ("word2vec", "fasttext")
+    want_unsup = config.uses_seed and config.embedding in ("word2vec", "fasttext")
     splits = load_splits(config.data, seed=config.seed, want_unsup=want_unsup)
     log(f"data: train {len(splits.train):,}, validation {len(splits.validation):,}, test {len(splits.test):,}"
         f" from {splits.source}")

@@ -23,6 +23,7 @@ FAMILIES: dict[str, str] = {
     "seed": "reviewsense.models.seed:SeedPredictor",
     "sentence": "reviewsense.models.sentence:SentencePredictor",
     "nblinear": "reviewsense.models.nblinear:NBLinearPredictor",
+    "ensemble": "reviewsense.models.ensemble:EnsemblePredictor",
 }
 
 BATCH = 4096

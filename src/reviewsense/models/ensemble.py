@@ -1,0 +1,75 @@
+"""A stacked ensemble of other families (``reviewsense train --preset best``).
+
+Each member scores the text with its own vectorizer; a logistic regression fitted on the
+members' validation logits combines them (weights + bias), so the output is calibrated too.
+Saved in the one export format: the members' vectorizers together in ``vectorizer.json``,
+their weights in ``model.safetensors`` under ``m0.``, ``m1.``, … prefixes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelFileError
+from ..text import MemberVectorizers
+from .base import Predictor, check_shapes, predictor_class
+
+
+class EnsemblePredictor(Predictor):
+    family = "ensemble"
+    batch_size = 16_384
+
+    def __init__(self, members: Sequence[Predictor], weights: np.ndarray, bias: float,
+                 class_names: Sequence[str] = ("negative", "positive")):
+        config = {"members": [{"family": m.family, "config": m.config} for m in members]}
+        super().__init__(MemberVectorizers([m.vectorizer for m in members]), config, class_names)
+        self.members = list(members)
+        self.weights = np.asarray(weights, dtype=np.float32)
+        self.bias = float(bias)
+
+    def member_logits(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([m.predict_logits(texts) for m in self.members], axis=1)
+
+    def _logits(self, texts: Sequence[str]) -> np.ndarray:
+        return self.member_logits(texts) @ self.weights + self.bias
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        out = {"stack.weights": self.weights, "stack.bias": np.array([self.bias], dtype=np.float32)}
+        for i, member in enumerate(self.members):
+            out.update({f"m{i}.{k}": v for k, v in member.tensors().items()})
+        return out
+
+    @classmethod
+    def from_tensors(cls, vectorizer, config, tensors, class_names) -> EnsemblePredictor:
+        specs = config.get("members") if isinstance(config, dict) else None
+        if not isinstance(vectorizer, MemberVectorizers) or not isinstance(specs, list) or \
+                len(specs) != len(vectorizer.members):
+            raise ModelFileError("an ensemble needs one vectorizer and one config per member")
+        if any(spec.get("family") == cls.family for spec in specs):
+            raise ModelFileError("ensembles cannot nest")
+        members = []
+        for i, (spec, member_vectorizer) in enumerate(zip(specs, vectorizer.members, strict=True)):
+            prefix = f"m{i}."
+            own = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+            members.append(predictor_class(spec["family"]).from_tensors(member_vectorizer, spec["config"], own,
+                                                                        class_names))
+        stack = {k: v for k, v in tensors.items() if k.startswith("stack.")}
+        check_shapes(stack, {"stack.weights": (len(members),), "stack.bias": (1,)})
+        return cls(members, stack["stack.weights"], float(stack["stack.bias"][0]), class_names)
+
+
+def stack(members: Sequence[Predictor], validation_logits: np.ndarray, labels: np.ndarray,
+          class_names: Sequence[str]) -> EnsemblePredictor:
+    """Fit the combining logistic regression on the members' validation logits."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1e4, max_iter=1000).fit(validation_logits, labels)
+    return EnsemblePredictor(members, model.coef_[0], float(model.intercept_[0]), class_names)
+
+
+def describe(ensemble: EnsemblePredictor) -> dict[str, Any]:
+    return {"members": [m.family for m in ensemble.members], "weights": ensemble.weights.round(4).tolist(),
+            "bias": round(ensemble.bias, 4)}
