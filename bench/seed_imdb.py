@@ -13,17 +13,17 @@ peak RSS is per configuration.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_DATA, ROOT, machine, write_results  # noqa: E402
+
 CONFIGS = {
     "tutorial recipe (scratch, 40 epochs, no early stopping)": [
         "--model", "seed", "--embedding", "scratch", "--ngrams", "1", "--max-tokens", "20000", "--embedding-dim", "50",
@@ -62,13 +62,11 @@ def run(name: str, args: list[str], data: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.environ.get("REVIEWSENSE_IMDB",
-                                                         str(ROOT.parent / "shared/datasets/imdb/aclImdb_v1.tar.gz")))
+    parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--out", default=str(ROOT / "bench/results/seed_imdb.json"))
     args = parser.parse_args()
     rows = [run(name, cfg, args.data) for name, cfg in CONFIGS.items()]
-    meta = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-            "python": platform.python_version()}
+    meta = machine()
     print(f"IMDB test set (25,000 reviews), {meta['date']}, {meta['machine']}\n")
     print("| configuration | test acc. | test loss | val acc. | epochs (best) | pretrain s | train+eval s "
           "| wall s | peak RSS MB | model MB |")
@@ -77,10 +75,7 @@ def main() -> None:
         print(f"| {r['name']} | {r['test_accuracy']:.2%} | {r['test_loss']:.4f} | {r['validation_accuracy']:.2%} "
               f"| {r['epochs']['run']} ({r['epochs']['best'] or '-'}) | {r['pretrain_seconds']} "
               f"| {r['train_plus_evaluate_seconds']} | {r['wall_seconds']} | {r['peak_rss_mb']} | {r['model_mb']} |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_results(args.out, meta, rows)
 
 
 if __name__ == "__main__":

@@ -367,6 +367,8 @@ def test_train_nblinear_writes_run_without_training_curve(toy_csv, tmp_path, cap
     assert metrics["test"]["accuracy"] > 0.8
     assert (run / "model" / "manifest.json").is_file()
     assert not (run / "loss.png").exists()
+    assert (run / "reliability.png").is_file()
+    assert 0 <= metrics["test"]["ece"] <= 1
     manifest = json.loads((run / "model" / "manifest.json").read_text())
     assert manifest["family"] == "nblinear"
 

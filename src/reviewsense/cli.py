@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="DIR")
     _add_data_args(p)
     p.add_argument("--output", metavar="FILE", help="also write the metrics JSON here")
+    p.add_argument("--reliability-plot", metavar="PNG", help="also draw the reliability diagram here")
 
     p = sub.add_parser("predict", help="probabilities for texts (arguments, --input file, or stdin)",
                        epilog=EXAMPLES["predict"], formatter_class=fmt)
@@ -234,7 +235,7 @@ def cmd_evaluate(args) -> int:
 
     model = load_model(args.model)
     data = _load_labelled(args)
-    metrics = evaluate(model, data)
+    metrics = evaluate(model, data, reliability_plot=args.reliability_plot)
     text = json.dumps(metrics, indent=2)
     if args.output:
         write_json(args.output, metrics)

@@ -5,7 +5,8 @@ export, everything written into one run folder.
       config.json         every setting, so the run can be repeated
       history.json/.csv   per-epoch loss, accuracy, val_loss, val_accuracy
       metrics.json        {"validation": {...}, "test": {...}, "timing": {...}}
-      loss.png, accuracy.png
+      loss.png, accuracy.png  (families trained in epochs)
+      reliability.png     calibration of the test probabilities (with its ECE)
       model/              the export (see reviewsense.export)
       README.md           a short model card
 """
@@ -262,7 +263,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "validation": evaluate(predictor, splits.validation) if fitted.validation_logits is None
         else binary_metrics(splits.validation.labels, fitted.validation_logits),
-        "test": evaluate(predictor, splits.test),
+        "test": evaluate(predictor, splits.test, reliability_plot=str(run_dir / "reliability.png")),
     }
     evaluated = time.perf_counter()
     metrics["timing"] = {

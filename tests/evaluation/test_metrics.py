@@ -82,3 +82,24 @@ def test_plot_history_writes_two_pngs(tmp_path):
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["accuracy.png", "loss.png"]
+
+
+def test_expected_calibration_error_separates_calibrated_from_overconfident():
+    from reviewsense.evaluation.metrics import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    p = rng.random(50_000)
+    y = (rng.random(50_000) < p).astype(int)  # outcomes drawn with the predicted probability
+    assert expected_calibration_error(y, p) < 0.01
+    overconfident = np.where(p > 0.5, 0.99, 0.01)
+    assert expected_calibration_error(y, overconfident) > 0.2
+    assert expected_calibration_error(np.array([1, 0]), np.array([1.0, 0.0])) == 0.0
+
+
+def test_binary_metrics_reports_ece_and_evaluate_draws_reliability(tmp_path):
+    from reviewsense.evaluation.plots import plot_reliability
+
+    metrics = binary_metrics(np.array([1, 0, 1, 0]), np.array([2.0, -2.0, 0.5, 0.1]))
+    assert 0 <= metrics["ece"] <= 1
+    path = plot_reliability(np.array([1, 0, 1, 0]), np.array([2.0, -2.0, 0.5, 0.1]), tmp_path / "r.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

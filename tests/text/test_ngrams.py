@@ -92,3 +92,14 @@ def test_any_unicode_vectorizes_deterministically(texts):
     first, second = vec.transform(texts), vec.transform(texts)
     assert first.shape == (len(texts), vec.n_features)
     assert (first != second).nnz == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["", "a", "good", "a good", "not good film", "bad!", "x y z w"]), min_size=1,
+                max_size=12))
+def test_a_batch_equals_each_text_alone(texts):
+    """No n-gram may run from one text into the next, whatever the lengths (empty, 1, 2, …)."""
+    vec = NgramVectorizer(ngrams=3, hash_bits=8).adapt(CORPUS)
+    batch = vec.transform(texts).toarray()
+    alone = np.vstack([vec.transform([t]).toarray() for t in texts])
+    np.testing.assert_array_equal(batch, alone)

@@ -35,3 +35,37 @@ def plot_history(history: History, directory: str | Path, title: str = "") -> li
         plt.close(fig)
         written.append(target)
     return written
+
+
+def plot_reliability(labels, logits, path: str | Path, title: str = "") -> Path:
+    """Reliability diagram: observed positive rate against predicted probability, per bin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from scipy.special import expit
+
+    from .metrics import expected_calibration_error, reliability
+
+    probabilities = expit(np.asarray(logits, dtype=np.float64))
+    table = reliability(labels, probabilities)
+    ece = expected_calibration_error(labels, probabilities)
+    count = np.asarray(table["count"])
+    shown = count > 0
+    fig, ax = plt.subplots(figsize=(5.2, 5.2), dpi=100)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    ax.plot(np.asarray(table["mean_probability"])[shown], np.asarray(table["observed_rate"])[shown], "o-",
+            label=f"model (ECE {ece:.3f})")
+    ax.set_xlabel("Predicted probability of positive")
+    ax.set_ylabel("Observed share of positives")
+    ax.set_title("Reliability" + (f" — {title}" if title else ""))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

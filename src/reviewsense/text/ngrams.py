@@ -6,8 +6,9 @@ review instead of the tens that a Python tokenizer loop costs.
 
 Features: column ``i`` for the unigram with vocabulary id ``i`` (0 = padding, never used;
 1 = out-of-vocabulary), then ``2**hash_bits`` buckets shared by all n-grams with n ≥ 2.
-The hash is a fixed function of the n-gram's word ids (splitmix64), so it is the same on
-every machine and in every version: only the vocabulary and the settings are saved.
+The hash is a fixed function of the n-gram's word ids (polynomial rolling key, then a
+xor-shift-multiply mix), so it is the same on every machine and in every version: only the
+vocabulary and the settings are saved.
 """
 
 from __future__ import annotations
@@ -26,15 +27,14 @@ from ..errors import ConfigError, ModelFileError
 FORMAT = "reviewsense-ngram-vectorizer"
 FORMAT_VERSION = 1
 TAG = r"<[^>]*>"
-TOKEN = r"\w+(?:'\w+)*|[^\w\s]"  # words (with inner apostrophes) and single punctuation marks
+TOKEN = r"[\w']+|[^\w\s]"  # words (apostrophes kept: "don't") and single punctuation marks
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: a well-spread 64-bit hash of a 64-bit key (wrapping arithmetic)."""
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return h ^ (h >> np.uint64(31))
+    """Fold the high half into the low half, then multiply: the top bits of the result (taken
+    as the bucket) depend on every bit of the key (wrapping 64-bit arithmetic)."""
+    return (h ^ (h >> np.uint64(32))) * np.uint64(0xBF58476D1CE4E5B9)
 
 
 def workers() -> int:
@@ -142,17 +142,26 @@ class NgramVectorizer:
         never a feature, so no masking (and no copy) is needed."""
         ids, lengths = self.word_ids(texts)
         doc = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        ends = np.cumsum(lengths)
         columns = [ids]
-        key = ids.astype(np.uint64)
+        words = ids.astype(np.uint64)
+        key = words
         base, shift = np.int64(self.vocabulary_size), np.uint64(64 - self.hash_bits)
         for n in range(2, self.ngrams + 1):
             if len(key) < 2:
                 break
             # the key of the n-gram starting at token i folds the next word id into the key
-            # of the (n-1)-gram starting there; then one multiply-shift picks the bucket
-            key = key[:-1] * _MUL + ids[n - 1 :].astype(np.uint64) + np.uint64(n)
-            bucket = (_mix(key) >> shift).astype(np.int64) + base
-            columns.append(np.where(doc[n - 1 :] == doc[: len(bucket)], bucket, 0))
+            # of the (n-1)-gram starting there; then the mix picks the bucket from its top bits
+            key = key[:-1] * _MUL
+            key += words[n - 1 :]
+            key += np.uint64(n)
+            bucket = (_mix(key) >> shift).view(np.int64)
+            bucket += base
+            # the last n-1 positions of each text start n-grams that run into the next text
+            for k in range(1, n):
+                tail = ends - k
+                bucket[tail[(lengths >= k) & (tail < len(bucket))]] = 0
+            columns.append(bucket)
         return doc, columns
 
     def _transform_chunk(self, texts: Sequence[str]) -> sp.csr_matrix:
