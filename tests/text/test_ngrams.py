@@ -103,3 +103,13 @@ def test_a_batch_equals_each_text_alone(texts):
     batch = vec.transform(texts).toarray()
     alone = np.vstack([vec.transform([t]).toarray() for t in texts])
     np.testing.assert_array_equal(batch, alone)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["", "a", "good", "a good", "not good film", "bad!", "x y z w", "  "]), min_size=1,
+                max_size=12))
+def test_score_matches_the_matrix_for_any_mix_of_lengths(texts):
+    vec = NgramVectorizer(ngrams=3, hash_bits=8).adapt(CORPUS)
+    weights = np.random.default_rng(len(texts)).normal(size=vec.n_features)
+    weights[0] = 0
+    np.testing.assert_allclose(vec.score(texts, weights), vec.transform(texts) @ weights, atol=1e-9)

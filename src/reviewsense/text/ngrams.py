@@ -131,17 +131,16 @@ class NgramVectorizer:
         if not hasattr(self, "vocabulary_"):
             raise RuntimeError("NgramVectorizer is not adapted yet: call adapt(texts) first")
         tokens = tokenize_batch(texts)
-        lengths = tokens.list.len().to_numpy().astype(np.int64)
+        lengths = np.asarray(tokens.list.len().to_numpy(), dtype=np.int64)
         words = pl.DataFrame({"text": tokens.explode().drop_nulls()})
         ids = words.join(self._lookup, on="text", how="left", maintain_order="left")["id"]
-        return ids.fill_null(1).to_numpy().astype(np.int64), lengths
+        return np.asarray(ids.fill_null(1).to_numpy(), dtype=np.int64), lengths
 
     def _columns(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Each token's text index, and per n (1, 2, …) the column of the n-gram starting at
-        each token. N-grams that would run past the end of their text get column 0, which is
-        never a feature, so no masking (and no copy) is needed."""
+        """Each text's token count, and per n (1, 2, …) the column of the n-gram starting at
+        each token (texts one after the other). N-grams that would run past the end of their
+        text get column 0, which is never a feature, so no masking (and no copy) is needed."""
         ids, lengths = self.word_ids(texts)
-        doc = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
         ends = np.cumsum(lengths)
         columns = [ids]
         words = ids.astype(np.uint64)
@@ -154,7 +153,6 @@ class NgramVectorizer:
             # of the (n-1)-gram starting there; then the mix picks the bucket from its top bits
             key = key[:-1] * _MUL
             key += words[n - 1 :]
-            key += np.uint64(n)
             bucket = (_mix(key) >> shift).view(np.int64)
             bucket += base
             # the last n-1 positions of each text start n-grams that run into the next text
@@ -162,10 +160,11 @@ class NgramVectorizer:
                 tail = ends - k
                 bucket[tail[(lengths >= k) & (tail < len(bucket))]] = 0
             columns.append(bucket)
-        return doc, columns
+        return lengths, columns
 
     def _transform_chunk(self, texts: Sequence[str]) -> sp.csr_matrix:
-        doc, columns = self._columns(texts)
+        lengths, columns = self._columns(texts)
+        doc = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
         rows = np.concatenate([doc[: len(c)] for c in columns])
         matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, np.concatenate(columns))),
                                shape=(len(texts), self.n_features))
@@ -177,10 +176,15 @@ class NgramVectorizer:
         return matrix
 
     def _score_chunk(self, texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
-        doc, columns = self._columns(texts)
+        lengths, columns = self._columns(texts)
+        starts = np.cumsum(lengths) - lengths
         score = np.zeros(len(texts), dtype=np.float64)
         for cols in columns:
-            score += np.bincount(doc[: len(cols)], weights=weights[cols], minlength=len(texts))
+            # text i owns positions [starts[i], starts[i] + lengths[i]) of each array; the
+            # n-gram arrays are shorter at the very end, and their cross-text entries weigh 0
+            owns = (lengths > 0) & (starts < len(cols))
+            if owns.any():
+                score[owns] += np.add.reduceat(weights[cols], starts[owns])
         return score
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
@@ -191,7 +195,7 @@ class NgramVectorizer:
         """``transform(texts) @ weights`` for count features, without building the matrix."""
         if self.binary:
             return self.transform(texts) @ weights
-        weights = np.asarray(weights, dtype=np.float32).copy()
+        weights = np.array(weights, dtype=np.float64)  # float64: exact sums, no conversion later
         weights[0] = 0.0  # the cross-text column
         return np.concatenate(_map_chunks(lambda chunk: self._score_chunk(chunk, weights), texts))
 
