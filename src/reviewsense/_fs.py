@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,18 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(texts: Iterable[str], *parts: str) -> str:
+    """SHA-256 hex digest of some settings (``parts``) and a corpus: the key of a cache entry
+    that is valid only for exactly these texts."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+    for text in texts:
+        digest.update(text.encode("utf-8", errors="replace"))
+        digest.update(b"\0")
     return digest.hexdigest()
 
 

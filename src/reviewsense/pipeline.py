@@ -13,7 +13,6 @@ export, everything written into one run folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from ._fs import write_json, write_text
+from ._fs import fingerprint, write_json, write_text
 from .data.dataset import Dataset, train_validation_split
 from .data.download import cache_dir
 from .errors import DataError
@@ -136,7 +135,7 @@ def resolve_vectors(config: TrainConfig, splits: Splits):
         texts = list(splits.train.texts) + (list(splits.unlabelled.texts) if splits.unlabelled else [])
         settings = {"method": choice, "dim": config.params.embedding_dim, "epochs": config.pretrain_epochs,
                     "seed": config.seed}
-        cached = cache_dir() / "vectors" / _fingerprint(texts, settings)
+        cached = cache_dir() / "vectors" / fingerprint(texts, json.dumps(settings, sort_keys=True))[:20]
         if (cached / "vectors.json").is_file():
             log(f"using cached {choice} vectors from {cached}")
             return load_word_vectors(cached)
@@ -152,14 +151,6 @@ def _peak_rss_mb() -> float | None:
     except ImportError:  # not on Windows
         return None
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
-
-
-def _fingerprint(texts: list[str], settings: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for text in texts:
-        digest.update(text.encode("utf-8", errors="replace"))
-        digest.update(b"\0")
-    return digest.hexdigest()[:20]
 
 
 def _model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], history: History | None) -> str:

@@ -104,8 +104,9 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
     features = vectorizer.transform(texts)
     labels = np.concatenate([train.labels, validation.labels]).astype(np.int64)
     n = len(train)
-    log(f"fitting NB-weighted logistic regression on {features[:n].nnz:,} non-zeros")
-    coef, intercept = _fit_weights(features[:n], labels[:n], params)
+    train_features = features[:n]  # a CSR row slice copies: take it once
+    log(f"fitting NB-weighted logistic regression on {train_features.nnz:,} non-zeros")
+    coef, intercept = _fit_weights(train_features, labels[:n], params)
     held_out = features[n:] @ coef + intercept
     calibration = platt(held_out, labels[n:])
     validation_logits = calibration[0] * held_out + calibration[1]

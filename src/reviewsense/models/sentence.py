@@ -11,7 +11,6 @@ folder (not a copy of it); predicting needs torch and sentence-transformers inst
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._fs import fingerprint
 from ..data.dataset import Dataset
 from ..data.download import cache_dir
 from ..errors import DataError, require
@@ -69,13 +69,8 @@ class SentenceEncoder:
         return self._model
 
     def _key(self, texts: Sequence[str]) -> str:
-        digest = hashlib.sha256(str(self.path).encode())
-        for file in sorted(self.path.rglob("*")):
-            if file.is_file():
-                digest.update(f"{file.relative_to(self.path)}:{file.stat().st_size}".encode())
-        for text in texts:
-            digest.update(text.encode("utf-8", errors="replace") + b"\0")
-        return digest.hexdigest()[:24]
+        files = [f"{f.relative_to(self.path)}:{f.stat().st_size}" for f in sorted(self.path.rglob("*")) if f.is_file()]
+        return fingerprint(texts, str(self.path), *files)[:24]
 
     def encode(self, texts: Sequence[str], cache: bool = True) -> np.ndarray:
         from safetensors.numpy import load_file, save_file
