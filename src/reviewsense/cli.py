@@ -1,4 +1,4 @@
-"""The ``reviewsense`` command: train | evaluate | predict | pretrain | data.
+"""The ``reviewsense`` command: train | evaluate | predict | explain | serve | pretrain | data.
 
 Results go to stdout, progress and logs to stderr. A bad input prints one line
 ``reviewsense: error: ...`` and exits with code 2.
@@ -29,6 +29,14 @@ EXAMPLES = {
     "evaluate": """examples:
   reviewsense evaluate --model runs/imdb/model               # IMDB test split
   reviewsense evaluate --model runs/mine/model --data test.csv --classes bad,good""",
+    "explain": """examples:
+  reviewsense explain --model runs/imdb/model "Great acting, but the plot was boring."
+  reviewsense explain --model runs/imdb/model -k 5 --json 'Not bad at all, really.'""",
+    "serve": """examples:
+  reviewsense serve --model runs/imdb/model                  # http://127.0.0.1:8000 (page, /docs)
+  curl -s localhost:8000/v1/predict -H 'content-type: application/json' \\
+      -d '{"texts": ["The movie was great!"], "explain": true}'
+  REVIEWSENSE_API_KEY=secret reviewsense serve --model runs/imdb/model --host 0.0.0.0""",
     "pretrain": """examples:
   reviewsense pretrain --output vectors/imdb-w2v             # IMDB unsup + train reviews
   reviewsense train --model seed --embedding vectors/imdb-w2v --run-dir runs/w2v""",
@@ -119,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--ngrams", type=_positive, default=None, help="word n-grams up to this length")
     m.add_argument("--sequence-length", type=_positive, default=None, help="truncate texts to this many tokens")
     m.add_argument("--hidden-units", type=_positive, default=16)
-    m.add_argument("--hash-bits", type=_positive, default=None, help="nblinear: 2**bits n-gram buckets (22)")
+    m.add_argument("--hash-bits", type=_positive, default=None, help="nblinear: 2**bits n-gram buckets (24)")
+    m.add_argument("--min-df", type=_positive, default=None,
+                   help="nblinear: drop n-grams found in fewer training texts (2)")
     m.add_argument("--C", type=_positive_float, default=None, help="nblinear: inverse regularization (1.0)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=_positive, default=40)
@@ -146,6 +156,34 @@ def build_parser() -> argparse.ArgumentParser:
                    "a table for texts given as arguments, else jsonl)")
     p.add_argument("--text-column", default="text")
     p.add_argument("--threshold", type=float, default=0.5, help="probability at which label = 1 (default 0.5)")
+    p.add_argument("--workers", type=_positive, default=1,
+                   help="processes scoring chunks of --input in parallel (default 1); output keeps input order")
+    p.add_argument("--chunk-size", type=_positive, default=32_768,
+                   help="rows read, scored and written at a time: memory stays flat for any file size")
+
+    p = sub.add_parser("explain", help="the words and n-grams that pushed each text's score up and down",
+                       epilog=EXAMPLES["explain"], formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("texts", nargs="+", help="texts to explain")
+    p.add_argument("-k", "--top", type=_positive, default=10, help="features to show per direction (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per text (with per-word spans)")
+
+    p = sub.add_parser("serve", help="HTTP API (POST /v1/predict) and web page for a model",
+                       epilog=EXAMPLES["serve"], formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route but "
+                   "/health (default: $REVIEWSENSE_API_KEY, else no key)")
+    p.add_argument("--max-texts", type=_positive, default=1_000, help="texts per request (default 1000)")
+    p.add_argument("--max-chars", type=_positive, default=100_000, help="characters per text (default 100000)")
+    p.add_argument("--max-body-mb", type=_positive_float, default=10.0, help="request body size (default 10 MB)")
+    p.add_argument("--body-timeout", type=_positive_float, default=30.0,
+                   help="seconds for a request body to arrive before 408 (default 30)")
+    p.add_argument("--workers", type=_positive, default=1,
+                   help="server processes, each with its own copy of the model (default 1; one per core is "
+                        "the fastest)")
+    p.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs time)")
 
     p = sub.add_parser("pretrain", help="train word vectors on unlabelled text (IMDB: unsup + train)",
                        epilog=EXAMPLES["pretrain"], formatter_class=fmt)
@@ -216,8 +254,8 @@ def cmd_train(args) -> int:
         seed=args.seed,
         threads=args.threads,
         preset=args.preset,
-        linear={k: v for k, v in (("ngrams", args.ngrams), ("hash_bits", args.hash_bits), ("C", args.C))
-                if v is not None},
+        linear={k: v for k, v in (("ngrams", args.ngrams), ("hash_bits", args.hash_bits), ("C", args.C),
+                                  ("min_df", args.min_df)) if v is not None},
     )
     metrics = train(config)
     test = metrics["test"]
@@ -254,7 +292,11 @@ def cmd_predict(args) -> int:
         write_output,
     )
 
+    if args.texts and args.input:
+        raise ConfigError("give texts as arguments or with --input, not both")
     model = load_model(args.model)
+    if not args.texts and args.format != "table":
+        return _predict_stream(model, args, output_format(args.output, args.format))
     texts = gather_texts(args.texts, args.input, args.text_column)
     rows = result_rows(model, texts, args.threshold)
     fmt = args.format or ("table" if args.texts and not args.output else output_format(args.output, None))
@@ -264,6 +306,85 @@ def cmd_predict(args) -> int:
         print(f"wrote {len(rows):,} predictions to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(out)
+    return 0
+
+
+def _predict_stream(model, args, fmt: str) -> int:
+    """Files and stdin: chunk by chunk, in constant memory, optionally on several processes."""
+    from .prediction.stream import read_chunks, score_file, score_to_path
+
+    if args.input is None and sys.stdin.isatty():
+        raise ConfigError("no texts to score: pass them as arguments, with --input FILE, or on stdin")
+    chunks, total = read_chunks(args.input, args.text_column, args.chunk_size)
+    options = {"fmt": fmt, "threshold": args.threshold, "workers": args.workers, "model_dir": args.model,
+               "total": total}
+    if args.output:
+        rows = score_to_path(model, chunks, args.output, **options)
+        print(f"wrote {rows:,} predictions to {args.output}", file=sys.stderr)
+    else:
+        score_file(model, chunks, sys.stdout, **options)
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .export import load_model
+
+    model = load_model(args.model)
+    for i, text in enumerate(args.texts):
+        explanation = model.explain(text, args.top)
+        if args.json:
+            print(json.dumps({"text": text, **explanation.to_dict()}, ensure_ascii=False))
+            continue
+        up, down = explanation.top()
+        short = " ".join(text.split())
+        print(("\n" if i else "") + f"{explanation.probability:.4f}  {model.class_names[explanation.label]:<9} "
+              f"{short[:69] + '…' if len(short) > 70 else short}")
+        print(f"  logit {explanation.logit:+.3f} = bias {explanation.bias:+.3f} + the contributions below and "
+              "smaller ones")
+        width = max([len(f) for f, _ in up] + [10])
+        print(f"  {'pushed up':<{width + 9}}  pushed down")
+        for j in range(max(len(up), len(down))):
+            left = f"{up[j][1]:+8.3f} {up[j][0]:<{width}}" if j < len(up) else " " * (width + 9)
+            right = f"{down[j][1]:+8.3f} {down[j][0]}" if j < len(down) else ""
+            print(f"  {left}  {right}".rstrip())
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import os
+
+    from .errors import require
+    from .export import load_model
+
+    require("fastapi", "serve", "reviewsense serve")
+    uvicorn = require("uvicorn", "serve", "reviewsense serve")
+
+    from .serving.app import Limits, create_app
+
+    api_key = args.api_key or os.environ.get("REVIEWSENSE_API_KEY") or None
+    model = load_model(args.model)
+    limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars,
+                    max_body_bytes=int(args.max_body_mb * 1024 * 1024), body_timeout=args.body_timeout)
+    app = create_app(model, limits, api_key)
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and not api_key:
+        print(f"reviewsense: warning: serving on {args.host} without an API key: anyone who can reach this "
+              "port can use the model (set --api-key or REVIEWSENSE_API_KEY)", file=sys.stderr)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"serving the {model.family} model from {args.model} at http://{host}:{args.port}/ "
+          f"(API docs at /docs{', API key required' if api_key else ''}); Ctrl+C stops", file=sys.stderr)
+    options = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": args.access_log,
+               "timeout_keep_alive": 5}
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+        return 0
+    from dataclasses import asdict
+
+    from .serving.app import ENV_CONFIG
+
+    del app  # each worker process builds its own from the environment
+    os.environ[ENV_CONFIG] = json.dumps({"model": str(args.model), "limits": asdict(limits), "api_key": api_key})
+    uvicorn.run("reviewsense.serving.app:app_from_env", factory=True, workers=args.workers, **options)
     return 0
 
 
@@ -296,8 +417,8 @@ def cmd_data(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "pretrain": cmd_pretrain,
-            "data": cmd_data}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "explain": cmd_explain,
+            "serve": cmd_serve, "pretrain": cmd_pretrain, "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

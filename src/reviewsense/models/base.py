@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import expit
 
-from ..errors import ModelFileError
+from ..errors import ConfigError, ModelFileError
 from ..text.vectorizer import TextVectorizer
+from .explanation import Attribution, Explanation, explain
 
 # family name → "module:PredictorClass"; importing is deferred so that loading one family
 # never imports another family's dependencies.
@@ -75,6 +76,18 @@ class Predictor(ABC):
 
     def predict(self, texts: Sequence[str] | str, threshold: float = 0.5) -> np.ndarray:
         return (self.predict_proba(texts) >= threshold).astype(np.int8)
+
+    def explain(self, text: str, k: int = 10) -> Explanation:
+        """Why ``text`` got its score: the ``k`` words/n-grams that pushed it up and down most
+        (``.top()``), every feature's contribution to the logit, and per-word contributions
+        with character spans (``.tokens``). Contributions plus bias add up to the logit."""
+        if not isinstance(text, str):
+            raise TypeError(f"explain takes one string, got {type(text).__name__}")
+        return explain(text, self._attribute(text), self.class_names, k)
+
+    def _attribute(self, text: str) -> Attribution:
+        raise ConfigError(f"explanations are not available for '{self.family}' models (nblinear, seed and "
+                          "ensembles of them have them)")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(config={self.config})"

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import ModelFileError
 from ..text import MemberVectorizers
 from .base import Predictor, check_shapes, predictor_class
+from .explanation import Explanation, combine
 
 
 class EnsemblePredictor(Predictor):
@@ -35,6 +36,11 @@ class EnsemblePredictor(Predictor):
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         return self.member_logits(texts) @ self.weights + self.bias
+
+    def explain(self, text: str, k: int = 10) -> Explanation:
+        """The members' explanations, weighted like their logits in the stack."""
+        parts = [member.explain(text, k) for member in self.members]
+        return combine(parts, self.weights.tolist(), self.bias, self.class_names, k)
 
     def tensors(self) -> dict[str, np.ndarray]:
         out = {"stack.weights": self.weights, "stack.bias": np.array([self.bias], dtype=np.float32)}

@@ -2,7 +2,8 @@
 
 text → word 1..3-gram counts (:class:`NgramVectorizer`: unigram vocabulary + hashed
 higher orders) → each feature scaled by its naive-Bayes log-count ratio
-r = log(p/|p|₁) − log(q/|q|₁) (p, q: smoothed counts of texts containing it, per class) →
+r = log(p/|p|₁) − log(q/|q|₁) (p, q: smoothed counts of texts containing it, per class;
+features in fewer than ``min_df`` training texts are dropped) →
 logistic regression → Platt scaling fitted on the validation split, so probabilities are
 calibrated.
 
@@ -21,14 +22,16 @@ import numpy as np
 from ..data.dataset import Dataset
 from ..errors import ModelFileError
 from ..progress import log
-from ..text.ngrams import NgramVectorizer
+from ..text.ngrams import NgramVectorizer, tokenize
 from .base import Predictor, check_shapes
+from .explanation import Attribution
 
 
 @dataclass
 class NBLinearParams:
     ngrams: int = 3
-    hash_bits: int = 22  # 4M buckets shared by the 2- and 3-grams
+    hash_bits: int = 24  # 16M buckets shared by the 2- and 3-grams
+    min_df: int = 2  # features in fewer training texts get no weight (rare n-grams are noise)
     alpha: float = 1.0  # smoothing of the NB counts
     C: float = 1.0  # inverse L2 strength of the logistic regression
     max_iter: int = 1000
@@ -42,7 +45,8 @@ class NBLinearPredictor(Predictor):
     def __init__(self, vectorizer: NgramVectorizer, config: dict[str, Any], weights: dict[str, np.ndarray],
                  class_names: Sequence[str] = ("negative", "positive")):
         super().__init__(vectorizer, config, class_names)
-        self.weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+        self.weights = {k: np.array(v, dtype=np.float32) for k, v in weights.items()}
+        self.weights["coef"][0] = 0.0  # the column of n-grams that cross texts: never a feature
 
     def raw_logits(self, texts: Sequence[str]) -> np.ndarray:
         """Scores of the logistic regression, before calibration."""
@@ -52,22 +56,63 @@ class NBLinearPredictor(Predictor):
         slope, offset = self.weights["calibration"]
         return slope * self.raw_logits(texts) + offset
 
+    def _attribute(self, text: str) -> Attribution:
+        """Each n-gram occurrence contributes its weight (times the calibration slope)."""
+        slope, offset = (float(x) for x in self.weights["calibration"])
+        coef = self.weights["coef"]
+        words = tokenize(text)
+        _, columns = self.vectorizer._columns([text])
+        items = []
+        for n, cols in enumerate(columns, 1):
+            # binary features count once however often the n-gram occurs: share the weight
+            uses = np.unique(cols, return_counts=True) if self.vectorizer.binary else None
+            for start, col in enumerate(cols.tolist()):
+                weight = float(coef[col]) if col else 0.0
+                if uses is not None and weight:
+                    weight /= int(uses[1][np.searchsorted(uses[0], col)])
+                if weight:
+                    items.append((start, n, slope * weight))
+        return Attribution(words, items, slope * float(self.weights["intercept"][0]) + offset)
+
     def tensors(self) -> dict[str, np.ndarray]:
-        return dict(self.weights)
+        """The weights, with the coefficient vector stored sparse (most buckets weigh 0)."""
+        coef = self.weights["coef"]
+        index = np.flatnonzero(coef).astype(np.int32)
+        return {"coef_index": index, "coef_value": coef[index], "intercept": self.weights["intercept"],
+                "calibration": self.weights["calibration"]}
 
     @classmethod
     def from_tensors(cls, vectorizer, config, tensors, class_names) -> NBLinearPredictor:
         if not isinstance(vectorizer, NgramVectorizer):
             raise ModelFileError("an nblinear model needs an n-gram vectorizer.json")
-        check_shapes(tensors, {"coef": (vectorizer.n_features,), "intercept": (1,), "calibration": (2,)})
-        return cls(vectorizer, config, tensors, class_names)
+        n = vectorizer.n_features
+        if "coef" in tensors:  # dense coefficients (models saved by reviewsense 0.1.0 before sparse storage)
+            check_shapes(tensors, {"coef": (n,), "intercept": (1,), "calibration": (2,)})
+            return cls(vectorizer, config, tensors, class_names)
+        index, value = tensors.get("coef_index"), tensors.get("coef_value")
+        if index is None or value is None or index.ndim != 1 or index.shape != value.shape:
+            raise ModelFileError("nblinear weights need 'coef_index' and 'coef_value' of the same length")
+        if index.dtype.kind not in "iu" or (len(index) and (index.min() < 0 or index.max() >= n)):
+            raise ModelFileError(f"'coef_index' must hold column numbers below {n:,}")
+        check_shapes({k: v for k, v in tensors.items() if not k.startswith("coef_")}, {"intercept": (1,),
+                                                                                      "calibration": (2,)})
+        check_shapes({"coef_value": value}, {"coef_value": value.shape})
+        coef = np.zeros(n, dtype=np.float32)
+        coef[index] = value
+        return cls(vectorizer, config, {"coef": coef, "intercept": tensors["intercept"],
+                                        "calibration": tensors["calibration"]}, class_names)
 
 
-def nb_ratio(features, labels: np.ndarray, alpha: float) -> np.ndarray:
-    """The log-count ratio of each feature between the positive and the negative class."""
-    positive = np.asarray(features[labels == 1].sum(axis=0)).ravel() + alpha
-    negative = np.asarray(features[labels == 0].sum(axis=0)).ravel() + alpha
-    return (np.log(positive / positive.sum()) - np.log(negative / negative.sum())).astype(np.float32)
+def nb_ratio(features, labels: np.ndarray, alpha: float, keep: np.ndarray | None = None) -> np.ndarray:
+    """The log-count ratio of each feature between the positive and the negative class
+    (0 for features outside the ``keep`` mask)."""
+    positive = np.asarray(features[labels == 1].sum(axis=0)).ravel()
+    negative = np.asarray(features[labels == 0].sum(axis=0)).ravel()
+    if keep is not None:
+        positive, negative = positive * keep, negative * keep
+    positive, negative = positive + alpha, negative + alpha
+    ratio = (np.log(positive / positive.sum()) - np.log(negative / negative.sum())).astype(np.float32)
+    return ratio if keep is None else ratio * keep
 
 
 def platt(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -85,9 +130,15 @@ def _fit_weights(features, labels: np.ndarray, params: NBLinearParams) -> tuple[
     about ten times faster than the primal one, for the same solution."""
     from sklearn.linear_model import LogisticRegression
 
-    ratio = nb_ratio(features.sign(), labels, params.alpha)
+    present = features.sign()
+    keep = None
+    if params.min_df > 1:
+        keep = (np.asarray(present.sum(axis=0)).ravel() >= params.min_df).astype(np.float32)
+    ratio = nb_ratio(present, labels, params.alpha, keep)
+    scaled = features.multiply(ratio).tocsr()
+    scaled.eliminate_zeros()  # the pruned features
     model = LogisticRegression(C=params.C, solver="liblinear", dual=True, max_iter=params.max_iter, random_state=0)
-    model.fit(features.multiply(ratio).tocsr(), labels)
+    model.fit(scaled, labels)
     return (model.coef_[0] * ratio).astype(np.float32), float(model.intercept_[0])
 
 

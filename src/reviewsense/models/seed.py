@@ -25,6 +25,7 @@ from ..training.history import History
 from ..training.torch_loop import FitOptions, Ragged
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
+from .explanation import Attribution
 
 
 @dataclass
@@ -61,6 +62,22 @@ class SeedPredictor(Predictor):
         pooled = self.doc_matrix(texts) @ w["embedding.weight"]
         hidden = np.maximum(pooled @ w["dense.weight"].T + w["dense.bias"], 0.0)
         return hidden @ w["output.weight"][0] + w["output.bias"][0]
+
+    def _attribute(self, text: str) -> Attribution:
+        """Gradient × input at the text's pooled embedding. With the ReLU pattern fixed the
+        network is linear in the pooled vector, so token contributions plus bias equal the
+        logit exactly."""
+        w = self.weights
+        words, positions = self.vectorizer.token_positions(text)
+        ids, _ = self.vectorizer.encode_ragged([text])
+        vectors = w["embedding.weight"][ids]
+        pooled = vectors.mean(axis=0) if len(ids) else np.zeros(w["embedding.weight"].shape[1], np.float32)
+        active = (w["dense.weight"] @ pooled + w["dense.bias"]) > 0
+        head = w["output.weight"][0] * active  # d logit / d hidden, through the ReLU
+        gradient = head @ w["dense.weight"]  # d logit / d pooled
+        contributions = vectors.astype(np.float64) @ gradient / max(len(ids), 1)
+        items = [(start, n, float(c)) for (start, n), c in zip(positions, contributions, strict=True)]
+        return Attribution(words, items, float(head @ w["dense.bias"] + w["output.bias"][0]))
 
     def tensors(self) -> dict[str, np.ndarray]:
         return dict(self.weights)

@@ -13,7 +13,11 @@ vocabulary and the settings are saved.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
+import re
+import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -47,12 +51,45 @@ def _map_chunks(fn, texts: Sequence[str], min_chunk: int = 2000) -> list:
 
     polars and numpy release the GIL in their kernels, so threads use every core."""
     texts = list(texts)
-    n = min(workers(), max(1, len(texts) // min_chunk))
-    if n == 1:
+    n = min(workers(), len(texts) // min_chunk) if len(texts) >= 2 * min_chunk else 1
+    if n <= 1:
         return [fn(texts)]
     bounds = np.linspace(0, len(texts), n + 1).astype(int)
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(fn, [texts[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]))
+
+
+# The same tokenizer in Python's re, for small batches where polars' per-call cost (it
+# compiles its regexes on each call: ~1 ms) dominates. Python's \w and \s differ from Rust's
+# on some characters (combining marks, circled letters, other numerals, some controls), so
+# Python handles a text only when, after lowercasing, every non-ASCII character is in a
+# category on which both engines agree: letters and decimal digits (word characters in both),
+# punctuation other than connectors, math/currency/modifier symbols (neither word nor space)
+# and space separators (space in both); and no ASCII \x1c-\x1f (space to Python's Unicode
+# \s, not to Rust's). Every other text goes through polars.
+# tests/text/test_ngrams.py checks the agreement on arbitrary Unicode with hypothesis.
+_TAG_RE = re.compile(TAG)
+_TOKEN_RE = re.compile(TOKEN)
+_ASCII_TOKEN_RE = re.compile(TOKEN, re.ASCII)
+_AGREED = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "Zs"})
+SMALL_BATCH = 64  # texts; up to this many, tokenize in Python and look words up in a dict
+
+
+@functools.lru_cache(maxsize=65_536)
+def _agreed(char: str) -> bool:
+    return unicodedata.category(char) in _AGREED
+
+
+def tokenize(text: str) -> list[str]:
+    """The tokens of one text, exactly as :func:`tokenize_batch` gives them."""
+    lowered = text.lower()
+    if lowered.isascii():
+        pattern = _ASCII_TOKEN_RE  # ASCII \w, \s: the same sets in both engines
+    elif all(_agreed(c) for c in set(lowered) if not c.isascii() or "\x1c" <= c <= "\x1f"):
+        pattern = _TOKEN_RE
+    else:
+        return tokenize_batch([text])[0].to_list()
+    return pattern.findall(_TAG_RE.sub(" ", lowered) if "<" in lowered else lowered)
 
 
 def tokenize_batch(texts: Sequence[str]):
@@ -113,6 +150,7 @@ class NgramVectorizer:
         import polars as pl
 
         self.vocabulary_ = vocabulary
+        self._index: dict[str, int] | None = None  # built on first use by _word_ids_small
         self._lookup = pl.DataFrame({"text": vocabulary[2:], "id": np.arange(2, len(vocabulary), dtype=np.int64)})
 
     @property
@@ -130,11 +168,25 @@ class NgramVectorizer:
 
         if not hasattr(self, "vocabulary_"):
             raise RuntimeError("NgramVectorizer is not adapted yet: call adapt(texts) first")
+        if len(texts) <= SMALL_BATCH:
+            return self._word_ids_small(texts)
         tokens = tokenize_batch(texts)
         lengths = np.asarray(tokens.list.len().to_numpy(), dtype=np.int64)
         words = pl.DataFrame({"text": tokens.explode().drop_nulls()})
         ids = words.join(self._lookup, on="text", how="left", maintain_order="left")["id"]
         return np.asarray(ids.fill_null(1).to_numpy(), dtype=np.int64), lengths
+
+    def _word_ids_small(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`word_ids` for a few texts: a dict lookup instead of a polars join, whose
+        fixed cost (hashing the whole vocabulary) is milliseconds."""
+        if self._index is None:
+            self._index = {word: i for i, word in enumerate(self.vocabulary_) if i >= 2}
+        tokens = [tokenize(text) for text in texts]
+        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        words = tokens[0] if len(tokens) == 1 else [word for text in tokens for word in text]
+        ids = np.fromiter(map(self._index.get, words, itertools.repeat(1, len(words))), dtype=np.int64,
+                          count=len(words))
+        return ids, lengths
 
     def _columns(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Each text's token count, and per n (1, 2, …) the column of the n-gram starting at
@@ -183,8 +235,8 @@ class NgramVectorizer:
             # text i owns positions [starts[i], starts[i] + lengths[i]) of each array; the
             # n-gram arrays are shorter at the very end, and their cross-text entries weigh 0
             owns = (lengths > 0) & (starts < len(cols))
-            if owns.any():
-                score[owns] += np.add.reduceat(weights[cols], starts[owns])
+            if owns.any():  # summed in float64, in token order: a text scores the same in any batch
+                score[owns] += np.add.reduceat(weights[cols], starts[owns], dtype=np.float64)
         return score
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
@@ -195,8 +247,9 @@ class NgramVectorizer:
         """``transform(texts) @ weights`` for count features, without building the matrix."""
         if self.binary:
             return self.transform(texts) @ weights
-        weights = np.array(weights, dtype=np.float64)  # float64: exact sums, no conversion later
-        weights[0] = 0.0  # the cross-text column
+        if weights[0] != 0:  # column 0 takes the cross-text n-grams: it must weigh nothing
+            weights = np.array(weights)
+            weights[0] = 0.0
         return np.concatenate(_map_chunks(lambda chunk: self._score_chunk(chunk, weights), texts))
 
     # -- saving ------------------------------------------------------------------------------

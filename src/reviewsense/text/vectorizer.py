@@ -121,9 +121,20 @@ class TextVectorizer:
             text = html.unescape(_TAG.sub(" ", text))
         return text
 
+    def words(self, text: str) -> list[str]:
+        """The standardized words of ``text`` (no n-grams)."""
+        return _TOKEN[self.punctuation].findall(self.standardize_text(text))
+
+    def token_positions(self, text: str) -> tuple[list[str], list[tuple[int, int]]]:
+        """The words of ``text``, and for each token :meth:`tokenize` returns (after
+        ``sequence_length`` truncation) the first word it covers and how many words."""
+        words = self.words(text)
+        positions = [(i, n) for n in range(1, self.ngrams + 1) for i in range(len(words) - n + 1)]
+        return words, positions[: self.sequence_length]
+
     def tokenize(self, text: str) -> list[str]:
         """Standardized words, then their n-grams (e.g. ``"not good"``) after them."""
-        words = _TOKEN[self.punctuation].findall(self.standardize_text(text))
+        words = self.words(text)
         if self.ngrams == 1:
             return words
         tokens = list(words)

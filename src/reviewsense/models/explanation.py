@@ -1,0 +1,135 @@
+"""Explanations: which words and n-grams pushed a text's score up or down, and by how much.
+
+Each family attributes its logit to its own features (``Attribution``): the contributions
+plus a bias add up to the logit exactly, so the explanation is a decomposition of the score,
+not an approximation. This module turns that into what people read:
+
+- ``features``: every n-gram with its summed contribution (a word used twice counts twice);
+- ``tokens``: each word of the text with its character span in the *original* string and its
+  share of the contributions of the n-grams covering it, for highlighting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+@dataclass
+class Attribution:
+    """A family's raw answer: the model's words, the n-grams as (first word, length,
+    contribution), and the bias, with ``sum(contributions) + bias == logit``."""
+
+    words: list[str]
+    items: list[tuple[int, int, float]]
+    bias: float
+
+
+@dataclass
+class Explanation:
+    logit: float
+    bias: float
+    features: dict[str, float]
+    tokens: list[dict[str, Any]] = field(default_factory=list)
+    class_names: tuple[str, ...] = ("negative", "positive")
+    k: int = 10  # how many features ``top`` and ``to_dict`` show per direction
+
+    @property
+    def probability(self) -> float:
+        return float(expit(self.logit))
+
+    @property
+    def label(self) -> int:
+        return int(self.probability >= 0.5)
+
+    def top(self, k: int | None = None) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """The ``k`` features that pushed the score up most, and the ``k`` that pushed it down."""
+        k = self.k if k is None else k
+        ranked = sorted(self.features.items(), key=lambda kv: (-kv[1], kv[0]))
+        up = [(f, c) for f, c in ranked if c > 0][:k]
+        down = [(f, c) for f, c in reversed(ranked) if c < 0][:k]
+        return up, down
+
+    def to_dict(self, k: int | None = None, tokens: bool = True) -> dict[str, Any]:
+        up, down = self.top(k)
+        out: dict[str, Any] = {
+            "probability": round(self.probability, 6), "label": self.label,
+            "label_name": self.class_names[self.label], "logit": round(self.logit, 6), "bias": round(self.bias, 6),
+            "positive": [{"feature": f, "contribution": round(c, 6)} for f, c in up],
+            "negative": [{"feature": f, "contribution": round(c, 6)} for f, c in down],
+        }
+        if tokens:
+            out["tokens"] = self.tokens
+        return out
+
+    def scaled(self, weight: float) -> Explanation:
+        """This explanation with every contribution (and the bias) multiplied by ``weight``."""
+        return Explanation(
+            self.logit * weight, self.bias * weight, {f: c * weight for f, c in self.features.items()},
+            [{**t, "contribution": t["contribution"] * weight} for t in self.tokens], self.class_names, self.k)
+
+
+def align(text: str, words: Sequence[str]) -> list[tuple[int, int] | None]:
+    """Character span of each (lowercased) model word in the original text, searched in order;
+    None where a word cannot be found (e.g. an HTML entity the vectorizer decoded)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # rare letters whose lowercase is longer: spans would shift
+        return [None] * len(words)
+    lowered = _TAG.sub(lambda m: " " * len(m.group()), lowered)
+    spans: list[tuple[int, int] | None] = []
+    cursor = 0
+    for word in words:
+        at = lowered.find(word, cursor) if word else -1
+        if at < 0:
+            spans.append(None)
+            continue
+        spans.append((at, at + len(word)))
+        cursor = at + len(word)
+    return spans
+
+
+def explain(text: str, attribution: Attribution, class_names: Sequence[str], k: int = 10) -> Explanation:
+    """The explanation of ``text`` from its attribution; the logit is the attribution's sum."""
+    words = attribution.words
+    features: dict[str, float] = {}
+    shares = np.zeros(len(words), dtype=np.float64)
+    for start, n, contribution in attribution.items:
+        name = " ".join(words[start : start + n])
+        features[name] = features.get(name, 0.0) + contribution
+        shares[start : start + n] += contribution / n
+    tokens = [
+        {"token": word, "start": span[0], "end": span[1], "contribution": round(float(share), 6)}
+        for word, span, share in zip(words, align(text, words), shares, strict=True) if span is not None
+    ]
+    logit = attribution.bias + sum(c for _, _, c in attribution.items)
+    return Explanation(float(logit), attribution.bias, features, tokens, tuple(class_names), k)
+
+
+def combine(parts: Sequence[Explanation], weights: Sequence[float], bias: float, class_names: Sequence[str],
+            k: int = 10) -> Explanation:
+    """A weighted sum of explanations (a stacked ensemble): features add by name, token
+    contributions by character span."""
+    features: dict[str, float] = {}
+    spans: dict[tuple[int, int], dict[str, Any]] = {}
+    logit, total_bias = bias, bias
+    for part, weight in zip(parts, weights, strict=True):
+        scaled = part.scaled(float(weight))
+        logit += scaled.logit
+        total_bias += scaled.bias
+        for name, value in scaled.features.items():
+            features[name] = features.get(name, 0.0) + value
+        for token in scaled.tokens:
+            key = (token["start"], token["end"])
+            if key in spans:
+                spans[key]["contribution"] += token["contribution"]
+            else:
+                spans[key] = dict(token)
+    tokens = [{**t, "contribution": round(t["contribution"], 6)} for _, t in sorted(spans.items())]
+    return Explanation(logit, total_bias, features, tokens, tuple(class_names), k)
