@@ -167,6 +167,60 @@ def test_predict_threshold(run, capsys):
     assert json.loads(capsys.readouterr().out)["label"] == 0
 
 
+def test_predict_streams_parquet_with_workers(run, tmp_path, capsys):
+    import pandas as pd
+
+    run_dir, _, _ = run
+    texts = PROBE * 50
+    pd.DataFrame({"text": texts}).to_parquet(tmp_path / "in.parquet", row_group_size=16)
+    dest = tmp_path / "out.jsonl"
+    rc = main(["predict", "--model", str(run_dir / "model"), "--input", str(tmp_path / "in.parquet"), "--output",
+               str(dest), "--workers", "2", "--chunk-size", "30"])
+    assert rc == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in dest.read_text().splitlines()]
+    assert [r["label"] for r in rows] == [1, 0, 1, 0] * 50
+
+
+def test_predict_stdin_dash_streams_to_stdout(run, monkeypatch, capsys):
+    run_dir, _, _ = run
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(PROBE) + "\n"))
+    assert main(["predict", "--model", str(run_dir / "model"), "--input", "-", "--chunk-size", "3"]) == 0
+    assert [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()] == [1, 0, 1, 0]
+
+
+def test_predict_bad_input_file_is_one_line(run, tmp_path, capsys):
+    run_dir, _, _ = run
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "fine"}\n{oops}\n')
+    dest = tmp_path / "out.jsonl"
+    rc = main(["predict", "--model", str(run_dir / "model"), "--input", str(src), "--output", str(dest)])
+    assert "in.jsonl:2: invalid JSON" in _error_line(capsys, rc)
+    assert not dest.exists() and [p.name for p in tmp_path.iterdir()] == ["in.jsonl"]
+
+
+# -- explain ---------------------------------------------------------------------------------
+
+
+def test_explain_prints_what_pushed_the_score(run, capsys):
+    run_dir, _, _ = run
+    assert main(["explain", "--model", str(run_dir / "model"), "-k", "3", PROBE[0], PROBE[1]]) == 0
+    out = capsys.readouterr().out
+    assert "pushed up" in out and "pushed down" in out
+    blocks = out.strip().split("\n\n")
+    assert len(blocks) == 2
+    assert float(blocks[0].split()[0]) > 0.5 > float(blocks[1].split()[0])
+    assert "logit" in blocks[0]
+
+
+def test_explain_json(run, capsys):
+    run_dir, _, _ = run
+    assert main(["explain", "--model", str(run_dir / "model"), "--json", "-k", "2", PROBE[0]]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["text"] == PROBE[0]
+    assert len(data["positive"]) <= 2
+    assert sum(t["contribution"] for t in data["tokens"]) == pytest.approx(data["logit"] - data["bias"], abs=1e-3)
+
+
 # -- evaluate --------------------------------------------------------------------------------
 
 
@@ -353,7 +407,7 @@ def test_python_m_reviewsense_help():
     result = subprocess.run([sys.executable, "-m", "reviewsense", "--help"], capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    for command in ("train", "evaluate", "predict", "pretrain", "data"):
+    for command in ("train", "evaluate", "predict", "explain", "serve", "pretrain", "data"):
         assert command in result.stdout
     assert result.stdout.startswith("usage: reviewsense")
 

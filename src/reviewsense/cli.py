@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import ConfigError, ReviewsenseError
+from .errors import ConfigError, Interrupted, ReviewsenseError
 
 EXAMPLES = {
     "train": """examples:
@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train, evaluate, plot and export a model into a run folder",
                        epilog=EXAMPLES["train"], formatter_class=fmt)
     p.add_argument("--run-dir", default="runs/imdb", help="where everything is written (default: runs/imdb)")
+    p.add_argument("--resume", metavar="RUN", help="finish a run stopped by Ctrl+C/SIGTERM from its checkpoint "
+                   "(every setting comes from RUN/config.json)")
     _add_data_args(p, test=True)
     p.add_argument("--validation-size", type=_size, default=None,
                    help="rows (or fraction) of training data held out (default: 10000 for IMDB, 0.2 otherwise)")
@@ -224,7 +226,11 @@ def _load_labelled(args) -> object:
 
 def cmd_train(args) -> int:
     from .models.seed import SeedParams
-    from .pipeline import DataSpec, TrainConfig, train
+    from .pipeline import DataSpec, TrainConfig, resume_config, train
+
+    if args.resume:
+        config = resume_config(args.resume)
+        return _report(train(config, resume=True), config.run_dir)
 
     defaults = TrainConfig()
     seed_only = [flag for flag, value in (("--embedding", args.embedding), ("--embedding-dim", args.embedding_dim),
@@ -257,12 +263,15 @@ def cmd_train(args) -> int:
         linear={k: v for k, v in (("ngrams", args.ngrams), ("hash_bits", args.hash_bits), ("C", args.C),
                                   ("min_df", args.min_df)) if v is not None},
     )
-    metrics = train(config)
+    return _report(train(config), args.run_dir)
+
+
+def _report(metrics: dict, run_dir: str) -> int:
     test = metrics["test"]
     auc = "n/a" if test["roc_auc"] is None else f"{test['roc_auc']:.4f}"
     print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  f1 {test['f1']:.4f}  "
           f"roc_auc {auc}  (train {metrics['timing']['train_seconds']:.1f}s)")
-    print(f"run folder: {args.run_dir}  (model: {args.run_dir}/model)")
+    print(f"run folder: {run_dir}  (model: {run_dir}/model)")
     return 0
 
 
@@ -425,6 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except Interrupted as exc:
+        print(f"reviewsense: {exc}", file=sys.stderr)
+        return exc.exit_code
     except ReviewsenseError as exc:
         print(f"reviewsense: error: {exc}", file=sys.stderr)
         return exc.exit_code

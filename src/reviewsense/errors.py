@@ -26,6 +26,12 @@ class ConfigError(ReviewsenseError, ValueError):
     """A setting is out of range or of the wrong kind."""
 
 
+class Interrupted(ReviewsenseError):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint (exit code 130)."""
+
+    exit_code = 130
+
+
 class MissingDependencyError(ReviewsenseError, ImportError):
     """An optional dependency (e.g. torch, gensim) is needed but not installed."""
 

@@ -25,10 +25,11 @@ from . import __version__
 from ._fs import fingerprint, write_json, write_text
 from .data.dataset import Dataset, train_validation_split
 from .data.download import cache_dir
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .models.base import Predictor
 from .models.seed import SeedParams
 from .progress import log
+from .training.checkpoint import Checkpoint, Interrupted, stop_on_signals
 from .training.history import EarlyStopping, History
 from .training.torch_loop import FitOptions
 
@@ -74,6 +75,14 @@ class TrainConfig:
     @property
     def uses_seed(self) -> bool:
         return self.model == "seed" or self.preset == "best"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """The inverse of ``asdict`` (a run's ``config.json``), refusing unknown fields."""
+        try:
+            return cls(**{**data, "data": DataSpec(**data["data"]), "params": SeedParams(**data["params"])})
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"not a reviewsense run configuration ({exc})") from exc
 
 
 @dataclass
@@ -194,10 +203,10 @@ class Fitted:
     validation_logits: np.ndarray | None = None  # set when the final model also saw validation
 
 
-def _fit(config: TrainConfig, splits: Splits, vectors) -> Fitted:
+def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | None = None) -> Fitted:
     """Train the configured family; the one place that knows which families exist."""
     options = FitOptions(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-                         seed=config.seed, threads=config.threads,
+                         seed=config.seed, threads=config.threads, checkpoint=checkpoint,
                          early_stopping=EarlyStopping(patience=config.patience) if config.early_stopping else None)
     if config.preset == "best":
         return _fit_best(config, splits, vectors, options)
@@ -232,8 +241,12 @@ def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions)
     return Fitted(model, history, member_logits @ model.weights + model.bias)
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Run the whole job and return ``metrics.json``'s content."""
+def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Run the whole job and return ``metrics.json``'s content.
+
+    SIGINT/SIGTERM during training write ``RUN/checkpoint`` and raise :class:`Interrupted`;
+    ``train(config, resume=True)`` (``reviewsense train --resume RUN``) continues from it and
+    ends with the same model and metrics as an uninterrupted run with the same seed."""
     from .evaluation.metrics import binary_metrics, evaluate
     from .evaluation.plots import plot_history
     from .export.bundle import save_model
@@ -246,9 +259,20 @@ def train(config: TrainConfig) -> dict[str, Any]:
     log(f"data: train {len(splits.train):,}, validation {len(splits.validation):,}, test {len(splits.test):,}"
         f" from {splits.source}")
     loaded = time.perf_counter()
+    checkpoint = Checkpoint(run_dir / "checkpoint")
+    if not resume:
+        checkpoint.clear()  # a new run never continues an old one by accident
+    config_dict = asdict(config)
+    write_json(run_dir / "config.json", config_dict)  # first: --resume rebuilds the run from it
     vectors = resolve_vectors(config, splits)
     pretrained = time.perf_counter()
-    fitted = _fit(config, splits, vectors)
+    with stop_on_signals():
+        try:
+            fitted = _fit(config, splits, vectors, checkpoint)
+        except Interrupted as exc:
+            if not checkpoint.exists():  # stopped before any resumable state: resuming starts over
+                checkpoint.save({}, {"stage": "start"})
+            raise Interrupted(f"{exc}; resume with: reviewsense train --resume {run_dir}") from None
     predictor, history = fitted.predictor, fitted.history
     trained = time.perf_counter()
     metrics: dict[str, Any] = {
@@ -263,8 +287,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "train_seconds": round(trained - pretrained, 2),
         "evaluate_seconds": round(evaluated - trained, 2),
     }
-    config_dict = asdict(config)
-    write_json(run_dir / "config.json", config_dict)
     if history is not None:  # families trained in epochs have a training curve
         metrics["epochs"] = {"run": history.epochs, "best": history.best_epoch}
         write_json(run_dir / "history.json", history.to_dict())
@@ -277,4 +299,18 @@ def train(config: TrainConfig) -> dict[str, Any]:
     metrics["peak_rss_mb"] = _peak_rss_mb()
     write_json(run_dir / "metrics.json", metrics)
     write_text(run_dir / "README.md", _model_card(config, splits, metrics, history))
+    checkpoint.clear()
     return metrics
+
+
+def resume_config(run_dir: str | Path) -> TrainConfig:
+    """The configuration of an interrupted run, for ``train(config, resume=True)``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no config.json)")
+    if not Checkpoint(run_dir / "checkpoint").exists():
+        done = (run_dir / "metrics.json").is_file()
+        raise ConfigError(f"{run_dir}: nothing to resume ({'the run finished' if done else 'no checkpoint'})")
+    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
+    config.run_dir = str(run_dir)
+    return config

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reviewsense.errors import ConfigError, ModelFileError
 from reviewsense.text import load_vectorizer
-from reviewsense.text.ngrams import NgramVectorizer, tokenize_batch
+from reviewsense.text.ngrams import SMALL_BATCH, NgramVectorizer, tokenize, tokenize_batch
 
 CORPUS = ["A good film.", "A bad film<br /><br />really bad!", "Not good, not bad: don't know."]
 
@@ -113,3 +114,40 @@ def test_score_matches_the_matrix_for_any_mix_of_lengths(texts):
     weights = np.random.default_rng(len(texts)).normal(size=vec.n_features)
     weights[0] = 0
     np.testing.assert_allclose(vec.score(texts, weights), vec.transform(texts) @ weights, atol=1e-9)
+
+
+# -- the two tokenizers: polars for batches, Python's re for a few texts ------------------------
+
+ANY_TEXT = st.text(max_size=60) | st.text(st.characters(codec="utf-8"), max_size=30).map(lambda s: "Café " + s)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ANY_TEXT)
+def test_python_and_polars_tokenizers_agree(text):
+    assert tokenize(text) == tokenize_batch([text])[0].to_list()
+
+
+def test_every_character_the_python_path_takes_tokenizes_alike():
+    """Exhaustive: each code point of the categories the Python path accepts, upper and lower
+    case, inside and between words, gives the same tokens in both engines."""
+    import sys
+
+    from reviewsense.text.ngrams import _agreed
+
+    chars = [chr(i) for i in range(0x80, sys.maxunicode + 1) if not 0xD800 <= i <= 0xDFFF and _agreed(chr(i))]
+    assert len(chars) > 100_000
+    texts = []
+    for start in range(0, len(chars), 2000):
+        block = chars[start : start + 2000]
+        texts.append(" ".join(f"a{c}b" for c in block) + " " + "".join(block) + " " + "".join(block).upper())
+    assert [tokenize(t) for t in texts] == tokenize_batch(texts).to_list()
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.lists(ANY_TEXT, min_size=SMALL_BATCH + 1, max_size=SMALL_BATCH + 40))
+def test_large_and_small_batches_give_the_same_features(texts):
+    """Batches over SMALL_BATCH go through polars, single texts through Python: same matrix."""
+    vec = NgramVectorizer(ngrams=3, hash_bits=10).adapt(CORPUS + texts[:20])
+    batch = vec.transform(texts)
+    alone = sp.vstack([vec.transform([t]) for t in texts])
+    assert (batch != alone).nnz == 0

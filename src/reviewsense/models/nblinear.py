@@ -23,6 +23,7 @@ from ..data.dataset import Dataset
 from ..errors import ModelFileError
 from ..progress import log
 from ..text.ngrams import NgramVectorizer, tokenize
+from ..training.checkpoint import check_stop
 from .base import Predictor, check_shapes
 from .explanation import Attribution
 
@@ -153,6 +154,7 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
     vectorizer = NgramVectorizer(ngrams=params.ngrams, hash_bits=params.hash_bits).adapt(texts)
     log(f"vectorizing {len(texts):,} texts: {vectorizer.vocabulary_size:,} words + hashed 2..{params.ngrams}-grams")
     features = vectorizer.transform(texts)
+    check_stop("after vectorizing")
     labels = np.concatenate([train.labels, validation.labels]).astype(np.int64)
     n = len(train)
     train_features = features[:n]  # a CSR row slice copies: take it once
@@ -162,6 +164,7 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
     calibration = platt(held_out, labels[n:])
     validation_logits = calibration[0] * held_out + calibration[1]
     if params.refit:
+        check_stop("before the final fit")
         log(f"refitting on train + validation ({len(texts):,} texts)")
         coef, intercept = _fit_weights(features, labels, params)
     weights = {"coef": coef, "intercept": np.array([intercept], dtype=np.float32), "calibration": calibration}

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import require
 from ..progress import bar, log
+from .checkpoint import Checkpoint, Interrupted, stop_requested
 from .history import EarlyStopping, History
 
 
@@ -62,6 +63,7 @@ class FitOptions:
     seed: int = 0
     early_stopping: EarlyStopping | None = None
     threads: int | None = None
+    checkpoint: Checkpoint | None = None  # resume from it if present; write it when asked to stop
 
 
 Batches = Ragged | Features
@@ -102,12 +104,19 @@ def fit(module, train: Batches, validation: Batches, options: FitOptions,
     history = History()
     stopper = options.early_stopping
     best_state = None
-    for epoch in range(1, options.epochs + 1):
+    first_epoch, position, order, totals = 1, 0, None, (0.0, 0)
+    checkpoint = options.checkpoint
+    if checkpoint is not None and checkpoint.exists():
+        first_epoch, position, order, totals, history, best_state = _restore(
+            torch, checkpoint, module, optimizer, rng, stopper)
+        log(f"resuming at epoch {first_epoch}, example {position:,} of {len(train):,}")
+    for epoch in range(first_epoch, options.epochs + 1):
         started = time.perf_counter()
         module.train()
-        order = rng.permutation(len(train))
-        total_loss, total_correct = 0.0, 0
-        batches = range(0, len(order), options.batch_size)
+        if order is None:  # a fresh epoch (a resumed one continues its own order)
+            order, position, totals = rng.permutation(len(train)), 0, (0.0, 0)
+        total_loss, total_correct = totals
+        batches = range(position, len(order), options.batch_size)
         for start in bar(batches, desc=f"epoch {epoch}/{options.epochs}", unit="batch"):
             inputs, labels = train.batch(order[start : start + options.batch_size])
             y_t = torch.from_numpy(labels.astype(np.float32))
@@ -118,6 +127,13 @@ def fit(module, train: Batches, validation: Batches, options: FitOptions,
             optimizer.step()
             total_loss += float(loss.detach()) * len(labels)
             total_correct += int(((logits.detach() > 0).float() == y_t).sum())
+            if checkpoint is not None and stop_requested():
+                done = min(start + options.batch_size, len(order))
+                _save(torch, checkpoint, module, optimizer, rng, stopper, history, best_state,
+                      {"epoch": epoch, "position": done, "totals": [total_loss, total_correct]}, order)
+                raise Interrupted(f"interrupted in epoch {epoch} ({done:,} of {len(order):,} examples): checkpoint "
+                                  f"written to {checkpoint.path}")
+        order = None
         val_loss, val_accuracy, _ = evaluate_module(module, validation)
         values = {"loss": total_loss / len(train), "accuracy": total_correct / len(train),
                   "val_loss": val_loss, "val_accuracy": val_accuracy}
@@ -141,3 +157,43 @@ def fit(module, train: Batches, validation: Batches, options: FitOptions,
             module.load_state_dict(best_state)
     module.eval()
     return history
+
+
+def _save(torch, checkpoint: Checkpoint, module, optimizer, rng, stopper, history: History, best_state,
+          progress: dict, order: np.ndarray) -> None:
+    """Everything the loop needs to continue exactly where it stopped."""
+    from dataclasses import asdict
+
+    tensors = {f"module.{k}": v.detach().numpy() for k, v in module.state_dict().items()}
+    if best_state is not None:
+        tensors.update({f"best.{k}": v.numpy() for k, v in best_state.items()})
+    moments: dict[str, dict[str, list[int]]] = {}
+    for index, values in optimizer.state_dict()["state"].items():
+        for name, value in values.items():
+            tensors[f"optim.{index}.{name}"] = value.detach().numpy().reshape(-1)
+            moments.setdefault(str(index), {})[name] = list(value.shape)
+    tensors["torch_rng"] = torch.get_rng_state().numpy()
+    tensors["order"] = order
+    state = {**progress, "numpy_rng": rng.bit_generator.state, "history": history.to_dict(),
+             "early_stopping": asdict(stopper) if stopper is not None else None,
+             "optimizer": {"param_groups": optimizer.state_dict()["param_groups"], "shapes": moments}}
+    checkpoint.save(tensors, state)
+
+
+def _restore(torch, checkpoint: Checkpoint, module, optimizer, rng, stopper):
+    tensors, state = checkpoint.load()
+    module.load_state_dict({k.removeprefix("module."): torch.from_numpy(v) for k, v in tensors.items()
+                            if k.startswith("module.")})
+    best = {k.removeprefix("best."): torch.from_numpy(v) for k, v in tensors.items() if k.startswith("best.")}
+    moments = {int(i): {name: torch.from_numpy(tensors[f"optim.{i}.{name}"]).reshape(shape)
+                        for name, shape in values.items()}
+               for i, values in state["optimizer"]["shapes"].items()}
+    optimizer.load_state_dict({"state": moments, "param_groups": state["optimizer"]["param_groups"]})
+    torch.set_rng_state(torch.from_numpy(tensors["torch_rng"]))
+    rng.bit_generator.state = state["numpy_rng"]
+    if stopper is not None and state["early_stopping"]:
+        for key, value in state["early_stopping"].items():
+            setattr(stopper, key, value)
+    total_loss, total_correct = state["totals"]
+    return (int(state["epoch"]), int(state["position"]), tensors["order"], (float(total_loss), int(total_correct)),
+            History.from_dict(state["history"]), best or None)

@@ -1,0 +1,134 @@
+"""The web page, end to end in headless Chromium (Debian's chromium, driven by Playwright).
+
+Types a positive review, then a negative one, as a user would (key by key, so the page's
+debounce is exercised), and checks the label, the bar and the highlighted words. Saves
+screenshots to ``artifacts/browser/`` (or ``$REVIEWSENSE_ARTIFACTS/browser``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reviewsense.data.dataset import Dataset
+from reviewsense.models import nblinear
+
+CHROMIUM = os.environ.get("REVIEWSENSE_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("REVIEWSENSE_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))
+POSITIVE = ["great", "wonderful", "loved", "superb", "brilliant"]
+NEGATIVE = ["awful", "boring", "hated", "dull", "terrible"]
+FILLER = ["the", "film", "plot", "was", "acting", "and", "a", "story", "it"]
+
+if os.environ.get("REVIEWSENSE_REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
+    from playwright import sync_api
+
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}"
+else:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)", allow_module_level=True)
+
+
+def _corpus(n: int, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    texts = []
+    for y in labels:
+        words = list(rng.choice(FILLER, 8)) + list(rng.choice(POSITIVE if y else NEGATIVE, 2))
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    return Dataset(texts, labels)
+
+
+@pytest.fixture(scope="module")
+def server():
+    import uvicorn
+
+    from reviewsense.serving.app import create_app
+
+    model = nblinear.fit(_corpus(400, 0), _corpus(200, 1), nblinear.NBLinearParams(hash_bits=14))[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(model), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started:
+        if time.time() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        context = browser.new_context(viewport={"width": 1000, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(server)
+        yield page
+        browser.close()
+
+
+def _type_and_wait(page, text: str, label: str) -> None:
+    box = page.locator("#review")
+    box.fill("")
+    box.press_sequentially(text, delay=15)
+    sync_api.expect(page.locator("#label")).to_have_text(label)
+
+
+def _screenshot(page, name: str) -> Path:
+    out = ARTIFACTS / "browser" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out), full_page=True)
+    return out
+
+
+def test_positive_review_gets_a_positive_label_and_green_words(page):
+    _type_and_wait(page, "A wonderful film, I loved the acting and the story was great.", "positive")
+    assert float(page.locator("#probability").inner_text().split("=")[1]) > 0.5
+    width = page.locator("#bar-fill").evaluate("e => parseFloat(e.style.width)")
+    assert width > 50
+    green = page.locator("#highlighted span.pos")
+    assert "loved" in [w.lower() for w in green.all_inner_texts()]
+    # highlighting keeps the review's own text, character for character
+    assert page.locator("#highlighted").inner_text() == page.locator("#review").input_value()
+    assert page.locator("#up li").count() > 0
+    shot = _screenshot(page, "positive.png")
+    assert shot.stat().st_size > 5_000
+
+
+def test_negative_review_gets_the_opposite(page):
+    _type_and_wait(page, "Boring and dull. I hated it, the plot was awful.", "negative")
+    assert float(page.locator("#probability").inner_text().split("=")[1]) < 0.5
+    red = [w.lower() for w in page.locator("#highlighted span.neg").all_inner_texts()]
+    assert "hated" in red and "boring" in red
+    assert page.locator("#label").get_attribute("data-label") == "0"
+    _screenshot(page, "negative.png")
+
+
+def test_review_text_is_never_interpreted_as_html(page):
+    _type_and_wait(page, "<img src=x onerror=alert(1)> great <b>film</b>", "positive")
+    assert page.locator("#highlighted img").count() == 0
+    assert "<img src=x" in page.locator("#highlighted").inner_text()
+
+
+def test_clearing_the_box_resets_the_page(page):
+    page.locator("#review").fill("")
+    page.locator("#review").dispatch_event("input")
+    sync_api.expect(page.locator("#label")).to_have_text("–")
+    assert page.locator("#highlighted span").count() == 0

@@ -1,0 +1,168 @@
+"""Interrupted training: a checkpoint on SIGINT/SIGTERM, and a resume that ends exactly where
+an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from reviewsense.errors import Interrupted, ModelFileError
+from reviewsense.training.checkpoint import Checkpoint, request_stop, stop_on_signals, stop_requested
+from reviewsense.training.history import EarlyStopping
+from reviewsense.training.torch_loop import FitOptions, Ragged, fit
+
+torch = pytest.importorskip("torch")
+
+
+def _data(n: int, seed: int) -> Ragged:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    lengths = rng.integers(1, 8, n)
+    ids = np.concatenate([rng.integers(2, 10, k) + 10 * y for k, y in zip(lengths, labels, strict=True)])
+    return Ragged(ids.astype(np.int64), np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), labels)
+
+
+def _module():
+    from reviewsense.models.seed import build_module
+
+    torch.manual_seed(0)
+    return build_module(20, 4, 3)
+
+
+def _run(checkpoint=None, stop_after_epoch=None):
+    train, validation = _data(200, 0), _data(80, 1)
+    module = _module()
+
+    def on_epoch(epoch, _values):
+        if epoch == stop_after_epoch:
+            request_stop()
+
+    options = FitOptions(epochs=6, batch_size=16, learning_rate=0.05, threads=1, checkpoint=checkpoint,
+                         early_stopping=EarlyStopping(patience=10))
+    history = fit(module, train, validation, options, on_epoch=on_epoch)
+    return module, history
+
+
+def test_resumed_training_equals_uninterrupted_training(tmp_path):
+    reference, reference_history = _run()
+    checkpoint = Checkpoint(tmp_path / "checkpoint")
+    with stop_on_signals(), pytest.raises(Interrupted, match="interrupted in epoch 3"):
+        _run(checkpoint, stop_after_epoch=2)
+    assert checkpoint.exists() and not stop_requested()
+    _, state = checkpoint.load()
+    assert state["epoch"] == 3 and state["position"] == 16 and len(state["history"]["history"]["loss"]) == 2
+
+    resumed, resumed_history = _run(checkpoint)
+    assert resumed_history.history == reference_history.history
+    assert resumed_history.best_epoch == reference_history.best_epoch
+    for key, value in reference.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key
+
+
+def test_checkpoint_files_are_json_and_safetensors_only(tmp_path):
+    checkpoint = Checkpoint(tmp_path / "c")
+    with stop_on_signals(), pytest.raises(Interrupted):
+        _run(checkpoint, stop_after_epoch=1)
+    assert sorted(p.name for p in checkpoint.path.iterdir()) == ["state.json", "tensors.safetensors"]
+    (checkpoint.path / "state.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ModelFileError, match="not a reviewsense checkpoint"):
+        checkpoint.load()
+
+
+def test_signals_only_request_a_stop_and_handlers_come_back():
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals():
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop_requested()
+    assert signal.getsignal(signal.SIGTERM) is before and not stop_requested()
+
+
+def test_pipeline_interrupted_between_linear_stages_resumes(tmp_path, toy_csv, monkeypatch):
+    """nblinear has no epochs: a stop between its stages leaves a 'start over' checkpoint,
+    and the resumed run (deterministic) matches an uninterrupted one."""
+    from reviewsense.models import nblinear
+    from reviewsense.pipeline import DataSpec, TrainConfig, resume_config, train
+
+    config = {"data": DataSpec(path=str(toy_csv)), "linear": {"hash_bits": 14}}
+    reference = train(TrainConfig(run_dir=str(tmp_path / "a"), **config))
+    real = nblinear.check_stop
+
+    def stop_now(where):
+        request_stop()
+        real(where)
+
+    monkeypatch.setattr(nblinear, "check_stop", stop_now)
+    with pytest.raises(Interrupted, match="resume with: reviewsense train --resume"):
+        train(TrainConfig(run_dir=str(tmp_path / "b"), **config))
+    assert (tmp_path / "b" / "checkpoint" / "state.json").is_file()
+    assert not (tmp_path / "b" / "metrics.json").exists()
+    monkeypatch.setattr(nblinear, "check_stop", real)
+    resumed = train(resume_config(tmp_path / "b"), resume=True)
+    assert resumed["test"] == reference["test"] and resumed["validation"] == reference["validation"]
+    assert not (tmp_path / "b" / "checkpoint").exists()
+
+
+def test_resume_refuses_finished_and_unknown_runs(tmp_path, toy_csv):
+    from reviewsense.errors import ConfigError
+    from reviewsense.pipeline import DataSpec, TrainConfig, resume_config, train
+
+    with pytest.raises(ConfigError, match="not a run folder"):
+        resume_config(tmp_path / "nothing")
+    train(TrainConfig(run_dir=str(tmp_path / "done"), data=DataSpec(path=str(toy_csv)), linear={"hash_bits": 12}))
+    with pytest.raises(ConfigError, match="the run finished"):
+        resume_config(tmp_path / "done")
+
+
+TRAIN = ["--model", "seed", "--embedding", "scratch", "--embedding-dim", "8", "--hidden-units", "4", "--epochs",
+         "10", "--no-early-stopping", "--batch-size", "16", "--learning-rate", "0.01", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory, toy_csv_writer):
+    """The uninterrupted reference run (in-process): (data file, run folder)."""
+    from reviewsense.cli import main
+
+    root = tmp_path_factory.mktemp("whole")
+    data = toy_csv_writer(root / "toy.csv")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REVIEWSENSE_QUIET", "1")
+        mp.setenv("REVIEWSENSE_CACHE_DIR", str(root / "cache"))
+        assert main(["train", "--data", str(data), "--run-dir", str(root / "run"), *TRAIN]) == 0
+    return data, root / "run"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cli_signal_then_resume_gives_the_same_metrics(tmp_path, whole_run, signum, capsys):
+    """A real `reviewsense train` process, signalled mid-training, then `--resume`."""
+    from reviewsense.cli import main
+
+    data, whole = whole_run
+    run = tmp_path / "cut"
+    env = {**os.environ, "REVIEWSENSE_QUIET": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "reviewsense.cli", "train", "--data", str(data), "--run-dir",
+                             str(run), *TRAIN], env=env, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("Epoch 2/"):
+            proc.send_signal(signum)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(60) == 130, "".join(lines) + rest
+    message = rest.strip().splitlines()[-1]
+    assert message.startswith("reviewsense: interrupted in epoch") and f"--resume {run}" in message
+    assert "Traceback" not in rest
+    assert (run / "checkpoint" / "state.json").is_file() and not (run / "metrics.json").exists()
+
+    assert main(["train", "--resume", str(run)]) == 0, capsys.readouterr().err
+    metrics_whole = json.loads((whole / "metrics.json").read_text())
+    metrics_cut = json.loads((run / "metrics.json").read_text())
+    assert metrics_cut["test"] == metrics_whole["test"] and metrics_cut["validation"] == metrics_whole["validation"]
+    assert json.loads((run / "history.json").read_text()) == json.loads((whole / "history.json").read_text())
+    assert not (run / "checkpoint").exists()
