@@ -441,3 +441,39 @@ def test_preset_best_trains_a_stacked_ensemble(toy_csv, tmp_path, capsys):
     assert manifest["family"] == "ensemble"
     assert [m["family"] for m in manifest["config"]["members"]] == ["nblinear", "seed"]
     assert (run / "loss.png").is_file()  # the neural member's training curve
+
+
+# -- hostile data files ------------------------------------------------------------------------
+
+
+def test_a_50_mb_review_is_refused_naming_its_row(tmp_path, capsys, toy_csv_writer):
+    data = toy_csv_writer(tmp_path / "big.csv", n=60)
+    with open(data, "a", encoding="utf-8") as fh:
+        fh.write('"' + "great film " * (50 * 1024 * 1024 // 11) + '",1\n')
+    rc = main(["train", "--data", str(data), "--run-dir", str(tmp_path / "run"), "--hash-bits", "12"])
+    line = _error_line(capsys, rc)
+    assert "big.csv: row 61: text of 52,428," in line and "over the limit of 1,000,000" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_50_mb_line_to_score_is_refused_naming_its_line(run, tmp_path, capsys):
+    run_dir, _, _ = run
+    src = tmp_path / "in.txt"
+    src.write_text("fine\n" + "x" * (50 * 1024 * 1024) + "\n")
+    dest = tmp_path / "out.jsonl"
+    rc = main(["predict", "--model", str(run_dir / "model"), "--input", str(src), "--output", str(dest)])
+    assert "in.txt: line 2: text of 52,428,800 characters" in _error_line(capsys, rc)
+    assert not dest.exists()
+
+
+def test_test_rows_found_in_training_data_are_warned_about(tmp_path, capsys, monkeypatch, toy_csv_writer):
+    train = toy_csv_writer(tmp_path / "train.csv", n=200, seed=1)
+    test = toy_csv_writer(tmp_path / "test.csv", n=40, seed=2)
+    rows = train.read_text().splitlines()[1:4]  # three training rows copied into the test file
+    with open(test, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(rows) + "\n")
+    monkeypatch.setenv("REVIEWSENSE_QUIET", "0")
+    rc = main(["train", "--data", str(train), "--test-data", str(test), "--run-dir", str(tmp_path / "run"),
+               "--hash-bits", "12"])
+    assert rc == 0
+    assert "warning: 3 test text(s) also appear in the training data" in capsys.readouterr().err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
+import urllib.request
 
 import numpy as np
 import pytest
@@ -248,3 +250,39 @@ def test_download_of_missing_url_is_a_data_error(tmp_path):
         download((tmp_path / "nope.bin").as_uri(), dest)
     assert not dest.exists()
     assert not dest.with_name("x.bin.part").exists()
+
+
+class _Response:
+    """A fake HTTP response that sends ``blocks`` and then fails with ``error``."""
+
+    def __init__(self, blocks, error):
+        self.blocks, self.error, self.headers = list(blocks), error, {"Content-Length": "4096"}
+
+    def read(self, _size):
+        if self.blocks:
+            return self.blocks.pop(0)
+        raise self.error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("error", [http.client.IncompleteRead(b"x" * 10, 2000), ConnectionResetError("reset"),
+                                   TimeoutError("timed out")])
+def test_interrupted_download_is_cleaned_up(tmp_path, monkeypatch, error):
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: _Response([b"x" * 1024], error))
+    dest = tmp_path / "cache" / "archive.tar.gz"
+    with pytest.raises(DataError, match="failed: .*run again to retry"):
+        download("https://example.invalid/archive.tar.gz", dest, sha256="0" * 64)
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_ctrl_c_during_download_leaves_no_partial_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: _Response([b"x" * 1024], KeyboardInterrupt()))
+    dest = tmp_path / "cache" / "archive.tar.gz"
+    with pytest.raises(KeyboardInterrupt):
+        download("https://example.invalid/archive.tar.gz", dest)
+    assert list(dest.parent.iterdir()) == []

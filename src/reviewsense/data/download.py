@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -25,7 +26,8 @@ def cache_dir() -> Path:
 def download(url: str, dest: Path, sha256: str | None = None, what: str = "file", timeout: float = 60) -> Path:
     """Download ``url`` to ``dest``. The bytes go to ``dest.part`` first and are renamed into
     place only after the checksum matches, so ``dest`` is never a partial or wrong file.
-    An interrupted download leaves no ``.part`` behind."""
+    An interrupted download (dropped connection, timeout, Ctrl+C) leaves no ``.part``
+    behind: the next run starts it again from the beginning."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()
@@ -47,7 +49,8 @@ def download(url: str, dest: Path, sha256: str | None = None, what: str = "file"
             )
         os.replace(part, dest)
         return dest
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise DataError(f"download of {url} failed: {getattr(exc, 'reason', exc)}") from exc
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        raise DataError(f"download of {url} failed: {reason} (nothing was kept; run again to retry)") from exc
     finally:
         part.unlink(missing_ok=True)

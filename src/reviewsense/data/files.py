@@ -4,6 +4,9 @@ Policies (also in the README):
 - texts that are empty or whitespace only are skipped, and the count is logged;
 - a missing text (NaN/None/null) is an error naming the row;
 - bytes that are not valid UTF-8 are replaced by U+FFFD, never a crash;
+- a text over ``max_chars()`` characters (1,000,000 by default, ``$REVIEWSENSE_MAX_CHARS``)
+  is an error naming the row: such a "review" is almost always a broken file (a missing
+  quote that swallowed the rest of a CSV), and scoring it silently would hide that;
 - labels are mapped explicitly: 0/1, true/false, neg/pos and negative/positive are understood;
   any other pair of classes is declared with ``classes=("NEG", "POS")``.
 """
@@ -59,6 +62,26 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
             "(use .csv, .tsv, .jsonl, .parquet, .txt or a folder with one sub-folder per class)"
         )
     return FORMATS[ext]
+
+
+DEFAULT_MAX_CHARS = 1_000_000
+
+
+def max_chars() -> int:
+    """The longest text accepted from a data file: ``$REVIEWSENSE_MAX_CHARS`` or 1,000,000."""
+    value = os.environ.get("REVIEWSENSE_MAX_CHARS", "")
+    if not value:
+        return DEFAULT_MAX_CHARS
+    if not value.isdigit() or int(value) < 1:
+        raise DataError(f"REVIEWSENSE_MAX_CHARS must be a positive whole number, got '{value}'")
+    return int(value)
+
+
+def check_length(text: str, where: str, limit: int) -> str:
+    if len(text) > limit:
+        raise DataError(f"{where}: text of {len(text):,} characters is over the limit of {limit:,} (often a "
+                        "broken quote that swallowed many rows; raise the limit with REVIEWSENSE_MAX_CHARS)")
+    return text
 
 
 def _missing(value: Any) -> bool:
@@ -158,7 +181,7 @@ def load_table(
                 "choose them with --text-column/--label-column"
             )
     table, names = _label_mapper([r.get(label_column) for r in rows], classes, str(path))
-    texts, labels, skipped = [], [], 0
+    texts, labels, skipped, limit = [], [], 0, max_chars()
     for i, row in enumerate(rows):
         where = f"{path}: {unit} {i + 1}"
         text, label = row.get(text_column), row.get(label_column)
@@ -170,7 +193,7 @@ def load_table(
         key = key if classes is not None else key.lower()
         if key not in table:
             raise DataError(f"{where}: label '{label}' is not one of the classes {list(names)}")
-        text = str(text)
+        text = check_length(str(text), where, limit)
         if not text.strip():
             skipped += 1
             continue
@@ -205,10 +228,10 @@ def load_folder(path: str | os.PathLike[str], classes: Sequence[str] | None = No
         table = {k.lower(): v for k, v in table.items()}
     if len(chosen) != 2:
         raise DataError(f"{path}: expected two class sub-folders (e.g. neg/ and pos/), found {subdirs}")
-    texts, labels, skipped = [], [], 0
+    texts, labels, skipped, limit = [], [], 0, max_chars()
     for sub in chosen:
         for file in sorted((path / sub).glob("*.txt")):
-            text = file.read_bytes().decode("utf-8", errors="replace")
+            text = check_length(file.read_bytes().decode("utf-8", errors="replace"), str(file), limit)
             if not text.strip():
                 skipped += 1
                 continue
@@ -221,10 +244,10 @@ def read_texts(path: str | os.PathLike[str], text_column: str = "text", fmt: str
     """Texts to score, from a .txt (one per line), CSV, TSV, JSONL or Parquet file."""
     path = Path(path)
     rows, unit = read_records(path, fmt)
-    texts = []
+    texts, limit = [], max_chars()
     for i, row in enumerate(rows):
         if text_column not in row:
             raise DataError(f"{path}: {unit} {i + 1} has no '{text_column}' field (choose it with --text-column)")
         value = row[text_column]
-        texts.append("" if _missing(value) else str(value))
+        texts.append("" if _missing(value) else check_length(str(value), f"{path}: {unit} {i + 1}", limit))
     return texts

@@ -22,7 +22,7 @@ from typing import TextIO
 import numpy as np
 
 from .._fs import atomic_path
-from ..data.files import _missing, detect_format
+from ..data.files import _missing, check_length, detect_format, max_chars
 from ..errors import DataError
 from ..progress import bar
 
@@ -32,12 +32,12 @@ FIELDS = ["probability", "label", "label_name"]
 
 # -- reading ---------------------------------------------------------------------------------
 def _texts(values, path: Path, column: str, first_row: int, unit: str) -> list[str]:
-    out = []
+    out, limit = [], max_chars()
     for i, value in enumerate(values):
         if _missing(value):
             out.append("")
         elif isinstance(value, str):
-            out.append(value)
+            out.append(check_length(value, f"{path}: {unit} {first_row + i}", limit))
         else:
             raise DataError(f"{path}: {unit} {first_row + i}: '{column}' is {type(value).__name__}, not text")
     return out
@@ -45,8 +45,9 @@ def _texts(values, path: Path, column: str, first_row: int, unit: str) -> list[s
 
 def _lines(stream: TextIO, chunk_rows: int) -> Iterator[list[str]]:
     chunk: list[str] = []
-    for line in stream:
-        chunk.append(line.rstrip("\r\n"))
+    limit = max_chars()
+    for lineno, line in enumerate(stream, 1):
+        chunk.append(check_length(line.rstrip("\r\n"), f"{getattr(stream, 'name', 'stdin')}: line {lineno}", limit))
         if len(chunk) == chunk_rows:
             yield chunk
             chunk = []
@@ -97,8 +98,13 @@ def _delimited(path: Path, column: str, chunk_rows: int, sep: str) -> Iterator[l
     try:
         reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8",
                              encoding_errors="replace", usecols=[column], chunksize=chunk_rows)
+        row = 1
         for frame in reader:
-            yield frame[column].tolist()
+            texts = frame[column].tolist()
+            yield _texts(texts, path, column, row, "row")
+            row += len(texts)
+    except DataError:
+        raise
     except ValueError as exc:
         if "usecols" in str(exc).lower() or "not in list" in str(exc):
             raise DataError(f"{path}: no '{column}' column (choose it with --text-column)") from exc

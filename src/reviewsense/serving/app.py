@@ -4,8 +4,9 @@ Routes: ``POST /v1/predict``, ``GET /v1/model``, ``GET /health``, the web page a
 the OpenAPI schema at ``/openapi.json`` (interactive docs at ``/docs``).
 
 Guarantees (each one tested in ``tests/serving``):
-- every client error is a 4xx with a JSON ``detail`` message, never a 500; bodies, texts per
-  request and characters per text have configurable limits (413 when exceeded);
+- every client error is a 4xx with a JSON ``detail`` message, never a 500; the body size
+  (413), texts per request and characters per text (422; also stated in the schema) have
+  configurable limits;
 - a request body that does not arrive within ``body_timeout`` seconds gets 408, so a slow
   client holds nothing but its own connection;
 - with an API key, every route but ``/health`` wants ``Authorization: Bearer <key>`` (401).
@@ -24,7 +25,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
@@ -44,12 +45,19 @@ class Limits:
 
 # -- schema ---------------------------------------------------------------------------------
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
+    # strict: JSON types exactly as the schema states them (no "5" for 5, no 0 for false)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"texts": ["The movie was great!", "The movie was terrible..."], "explain": False}]})
 
     texts: list[str] = Field(description="the texts to score, in order (limits: see GET /v1/model)")
     explain: bool = Field(False, description="also return the words/n-grams that pushed each score up and down")
     top_k: int = Field(10, ge=1, description="features per direction in explanations")
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        """JSON Schema's integers include 13.0; a strict int would refuse it."""
+        return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class Contribution(BaseModel):
@@ -106,8 +114,9 @@ class Problem(BaseModel):
 ERRORS = {
     401: {"model": Problem, "description": "missing or wrong API key (when the server has one)"},
     408: {"model": Problem, "description": "the request body did not arrive in time"},
-    413: {"model": Problem, "description": "body, number of texts or a text over the server's limits"},
-    422: {"model": Problem, "description": "malformed JSON or wrong fields/types"},
+    413: {"model": Problem, "description": "request body over the server's size limit"},
+    422: {"model": Problem, "description": "malformed JSON, wrong fields/types, or more texts / longer texts "
+                                           "than the server's limits (see GET /v1/model)"},
 }
 
 
@@ -131,14 +140,18 @@ class Gateway:
     def __init__(self, app, predictor: Predictor, limits: Limits, api_key: str | None,
                  open_paths: frozenset[str] = frozenset({"/health"})):
         self.app, self.predictor, self.limits, self.open_paths = app, predictor, limits, open_paths
-        self.expected = f"Bearer {api_key}".encode() if api_key else None
+        self.key = api_key.encode() if api_key else None
+
+    def _authorized(self, header: bytes) -> bool:
+        scheme, _, token = header.strip().partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if self.expected is not None and scope["path"] not in self.open_paths and not hmac.compare_digest(
-                headers.get(b"authorization", b""), self.expected):
+        if self.key is not None and scope["path"] not in self.open_paths and not self._authorized(
+                headers.get(b"authorization", b"")):
             return await _send_json(send, 401, {"detail": "missing or wrong API key: send 'Authorization: Bearer "
                                                           "<key>'"}, [(b"www-authenticate", b"Bearer")])
         limit = self.limits.max_body_bytes
@@ -195,10 +208,21 @@ def _translating(receive):
 
 async def _send_json(send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
+    if status in (400, 408, 413):  # the rest of that body is not worth reading: close the connection
+        headers = [*headers, (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _problems(errors, prefix: tuple = ()) -> list[dict[str, Any]]:
+    """Validation errors as ``{loc, msg, type}``, never echoing the input: values are left
+    out and long field names (a client's, in an unknown field) are cut short."""
+    def short(part):
+        return part if not isinstance(part, str) or len(part) <= 40 else part[:37] + "..."
+    return [{"loc": [*prefix, *map(short, err.get("loc", ()))], "msg": str(err.get("msg", ""))[:200],
+             "type": err.get("type", "")} for err in errors]
 
 
 async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -206,14 +230,13 @@ async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> t
     try:
         request = PredictRequest.model_validate_json(body)
     except ValidationError as exc:
-        return 422, {"detail": [{"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]}
-                                for err in exc.errors(include_url=False, include_input=False)]}
+        return 422, {"detail": _problems(exc.errors(include_url=False, include_input=False), ("body",))}
     texts = request.texts
-    if len(texts) > limits.max_texts:
-        return 413, {"detail": f"{len(texts):,} texts in one request; the limit is {limits.max_texts:,}"}
+    if len(texts) > limits.max_texts:  # the limits are in the schema too (maxItems, maxLength): 422
+        return 422, {"detail": f"{len(texts):,} texts in one request; the limit is {limits.max_texts:,}"}
     for i, text in enumerate(texts):
         if len(text) > limits.max_chars:
-            return 413, {"detail": f"texts[{i}] has {len(text):,} characters; the limit is {limits.max_chars:,}"}
+            return 422, {"detail": f"texts[{i}] has {len(text):,} characters; the limit is {limits.max_chars:,}"}
     if request.top_k > limits.max_top_k:
         return 422, {"detail": f"top_k is at most {limits.max_top_k}"}
     if sum(map(len, texts)) <= INLINE_CHARS and not (request.explain and len(texts) > 1):
@@ -225,9 +248,7 @@ async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> t
 # -- the app --------------------------------------------------------------------------------
 def _validation_problem(_request: Request, exc: RequestValidationError) -> JSONResponse:
     """422 with where and what, without echoing the (possibly huge) input back."""
-    detail = [{"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-              for err in exc.errors()]
-    return JSONResponse({"detail": detail}, status_code=422)
+    return JSONResponse({"detail": _problems(exc.errors())}, status_code=422)
 
 
 def _page() -> str:
@@ -250,6 +271,16 @@ def score(predictor: Predictor, texts: list[str], explain: bool, top_k: int) -> 
             row["explanation"] = {k: e[k] for k in ("logit", "bias", "positive", "negative", "tokens")}
         out.append(row)
     return {"predictions": out}
+
+
+def request_schema(limits: Limits) -> dict[str, Any]:
+    """The JSON schema of a predict request, with this server's limits in it."""
+    schema = PredictRequest.model_json_schema()
+    texts = schema["properties"]["texts"]
+    texts["maxItems"] = limits.max_texts
+    texts["items"]["maxLength"] = limits.max_chars
+    schema["properties"]["top_k"]["maximum"] = limits.max_top_k
+    return schema
 
 
 def model_info(predictor: Predictor, limits: Limits) -> dict[str, Any]:
@@ -290,7 +321,7 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS, tags=["model"],
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                  "schema": PredictRequest.model_json_schema()}}}})
+                  "schema": request_schema(limits)}}}})
     async def predict(request: Request) -> Response:
         """Probability of the positive class for each text, in order; with ``explain``,
         the words and n-grams that pushed each score up and down."""

@@ -1,0 +1,527 @@
+"""The HTTP service (``reviewsense.serving.app``): behaviour, client errors, limits, the API
+key, a real uvicorn server (slow clients) and ``reviewsense serve``."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+uvicorn = pytest.importorskip("uvicorn")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+import reviewsense  # noqa: E402
+from reviewsense.export import load_model, save_model  # noqa: E402
+from reviewsense.serving.app import INLINE_CHARS, Limits, create_app  # noqa: E402
+
+LIMITS = Limits(max_texts=8, max_chars=5_000, max_body_bytes=2 * 1024 * 1024, body_timeout=5.0, max_top_k=20)
+KEY = "s3cret"
+TEXTS = [
+    "A GREAT film, I Loved it!",
+    "The plot was dull and boring.",
+    "",
+    "<br />Wonderful acting &amp; a superb story",
+    "awful awful awful, hated every minute",
+    "Ünïcödé and 🎬 emoji: great",
+]
+METRICS = {"test": {"accuracy": 0.91, "roc_auc": 0.97}, "validation": {"accuracy": 0.9}}
+
+
+@pytest.fixture(scope="module")
+def model_dir(predictor, tmp_path_factory):
+    """The model exported with metrics (what ``reviewsense serve --model`` loads)."""
+    return save_model(predictor, tmp_path_factory.mktemp("served") / "model", metrics=METRICS)
+
+
+@pytest.fixture(scope="module")
+def client(predictor):
+    return TestClient(create_app(predictor, LIMITS))
+
+
+@pytest.fixture(scope="module")
+def keyed(predictor):
+    return TestClient(create_app(predictor, LIMITS, api_key=KEY))
+
+
+def _predict(client, payload, **kwargs):
+    return client.post("/v1/predict", json=payload, **kwargs)
+
+
+def _assert_problem(response, status):
+    """A client error: the status, a JSON body with a non-empty ``detail``."""
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["detail"]
+
+
+# -- predictions ---------------------------------------------------------------------------
+def test_predictions_are_the_models_probabilities_in_request_order(client, predictor):
+    """One prediction per text, in order, equal to ``predict_proba``; label and label_name follow p ≥ 0.5."""
+    for texts in (TEXTS, TEXTS[::-1]):
+        response = _predict(client, {"texts": texts})
+        assert response.status_code == 200
+        predictions = response.json()["predictions"]
+        expected = predictor.predict_proba(texts)
+        assert len(predictions) == len(texts)
+        for row, p in zip(predictions, expected, strict=True):
+            assert set(row) == {"probability", "label", "label_name"}  # no explanation unless asked
+            assert 0.0 <= row["probability"] <= 1.0
+            assert row["probability"] == pytest.approx(float(p), abs=1e-6)
+            assert row["label"] == int(row["probability"] >= 0.5)
+            assert row["label_name"] == predictor.class_names[row["label"]]
+    great, awful = _predict(client, {"texts": ["great wonderful film", "awful boring film"]}).json()["predictions"]
+    assert great["label_name"] == "positive" and awful["label_name"] == "negative"
+
+
+def test_empty_list_gives_empty_predictions(client):
+    """No texts is a valid request: 200 and no predictions."""
+    response = _predict(client, {"texts": []})
+    assert response.status_code == 200
+    assert response.json() == {"predictions": []}
+
+
+def test_big_requests_scored_off_the_event_loop_give_the_same_answers(client, predictor):
+    """Past INLINE_CHARS characters (and explanations of several texts) the work moves to a
+    thread: the results are the same."""
+    texts = [" ".join(["great film and a dull plot"] * 180)] * 5 + TEXTS[:2]
+    assert sum(map(len, texts)) > INLINE_CHARS
+    predictions = _predict(client, {"texts": texts}).json()["predictions"]
+    np.testing.assert_allclose([p["probability"] for p in predictions], predictor.predict_proba(texts), atol=1e-6)
+    explained = _predict(client, {"texts": TEXTS[:3], "explain": True}).json()["predictions"]
+    assert [p["probability"] for p in explained] == [p["probability"] for p in
+                                                     _predict(client, {"texts": TEXTS[:3]}).json()["predictions"]]
+
+
+def test_explanations_add_up_to_the_logit_and_point_into_the_text(client, predictor):
+    """``explain``: sorted positive/negative lists, contributions + bias = logit = the model's
+    logit, and every token's span slices the original text to that token."""
+    response = _predict(client, {"texts": TEXTS, "explain": True, "top_k": LIMITS.max_top_k})
+    assert response.status_code == 200
+    logits = predictor.predict_logits(TEXTS)
+    for text, row, logit in zip(TEXTS, response.json()["predictions"], logits, strict=True):
+        e = row["explanation"]
+        assert set(e) == {"logit", "bias", "positive", "negative", "tokens"}
+        assert e["logit"] == pytest.approx(float(logit), abs=1e-4)
+        assert row["probability"] == pytest.approx(1 / (1 + math.exp(-e["logit"])), abs=1e-5)
+        up = [c["contribution"] for c in e["positive"]]
+        down = [c["contribution"] for c in e["negative"]]
+        assert all(c > 0 for c in up) and up == sorted(up, reverse=True)
+        assert all(c < 0 for c in down) and down == sorted(down)
+        assert len(up) < LIMITS.max_top_k and len(down) < LIMITS.max_top_k  # short texts: every feature is listed
+        assert e["bias"] + sum(up) + sum(down) == pytest.approx(e["logit"], abs=1e-4)
+        for token in e["tokens"]:
+            assert 0 <= token["start"] < token["end"] <= len(text)
+            assert text[token["start"]:token["end"]].lower() == token["token"]
+        starts = [t["start"] for t in e["tokens"]]
+        assert starts == sorted(starts)
+    first = response.json()["predictions"][0]["explanation"]
+    assert [t["token"] for t in first["tokens"]] == ["a", "great", "film", ",", "i", "loved", "it", "!"]
+    assert {"great", "loved"} <= {c["feature"] for c in first["positive"]}
+    # every word of the first text is found, so the token shares add up to the logit as well
+    assert first["bias"] + sum(t["contribution"] for t in first["tokens"]) == pytest.approx(first["logit"], abs=1e-4)
+
+
+@pytest.mark.parametrize("top_k", [1, 2, LIMITS.max_top_k])
+def test_top_k_bounds_each_list(client, top_k):
+    """At most ``top_k`` features per direction, the strongest ones."""
+    text = "great wonderful superb loved film but awful boring dull hated plot"
+    full = _predict(client, {"texts": [text], "explain": True, "top_k": LIMITS.max_top_k}).json()
+    cut = _predict(client, {"texts": [text], "explain": True, "top_k": top_k}).json()
+    full, cut = full["predictions"][0]["explanation"], cut["predictions"][0]["explanation"]
+    assert 1 <= len(cut["positive"]) <= top_k and 1 <= len(cut["negative"]) <= top_k
+    assert cut["positive"] == full["positive"][:top_k] and cut["negative"] == full["negative"][:top_k]
+    assert cut["logit"] == full["logit"]
+
+
+# -- the other routes ----------------------------------------------------------------------
+def test_model_info_describes_the_served_model(model_dir, predictor):
+    """GET /v1/model: family, training date, class names, vocabulary size, recorded metrics, limits."""
+    info = TestClient(create_app(load_model(model_dir), LIMITS)).get("/v1/model")
+    assert info.status_code == 200
+    info = info.json()
+    assert info["family"] == "nblinear"
+    assert info["class_names"] == ["negative", "positive"]
+    assert isinstance(info["vocabulary_size"], int) and info["vocabulary_size"] > 0
+    assert info["metrics"] == METRICS
+    created = datetime.fromisoformat(info["created"])
+    assert created.tzinfo is not None and abs(time.time() - created.timestamp()) < 3600
+    assert info["reviewsense_version"] == info["server_version"] == reviewsense.__version__
+    assert isinstance(info["format_version"], int)
+    assert info["limits"] == {"max_texts": LIMITS.max_texts, "max_chars": LIMITS.max_chars,
+                              "max_body_bytes": LIMITS.max_body_bytes, "max_top_k": LIMITS.max_top_k}
+    # a model that was never saved has no training record, but the same shape
+    fresh = TestClient(create_app(predictor, LIMITS)).get("/v1/model").json()
+    assert set(fresh) == set(info)
+    assert fresh["metrics"] == {} and fresh["created"] is None and fresh["family"] == "nblinear"
+
+
+def test_health_page_and_schema(client):
+    """/health is ok, / is the HTML page with a text box, /openapi.json declares /v1/predict's body."""
+    assert client.get("/health").json() == {"status": "ok"}
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<textarea" in page.text
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/v1/model", "/health"} <= set(spec["paths"])
+    body = spec["paths"]["/v1/predict"]["post"]["requestBody"]
+    assert body["required"] is True
+    schema = body["content"]["application/json"]["schema"]
+    assert schema["required"] == ["texts"] and schema["additionalProperties"] is False
+    assert schema["properties"]["texts"]["type"] == "array"
+    assert {"200", "413", "422"} <= set(spec["paths"]["/v1/predict"]["post"]["responses"])
+
+
+# -- client errors -------------------------------------------------------------------------
+@pytest.mark.parametrize("body", [b"", b"not json", b'{"texts": [', b'{"texts": ["a"]} trailing', b"\xff\xfe{}",
+                                  b'{"texts": ["\\ud800"]}', b'{"texts": [NaN]}'])
+def test_malformed_json_is_422_with_detail(client, body):
+    """Bodies that are not one JSON document: 422 with a message, no traceback."""
+    _assert_problem(client.post("/v1/predict", content=body, headers={"content-type": "application/json"}), 422)
+
+
+@pytest.mark.parametrize("payload", [
+    {"texts": "one text, not a list"},
+    {"texts": ["ok", 5]},
+    {"texts": [None]},
+    {"texts": None},
+    {"texts": ["ok"], "extra": 1},
+    {"texts": ["ok"], "top_k": 0},
+    {"texts": ["ok"], "top_k": -3},
+    {"texts": ["ok"], "top_k": "many"},
+    {"texts": ["ok"], "explain": [True]},
+    {"explain": True},
+    [],
+    ["ok"],
+    "ok",
+    None,
+])
+def test_wrong_fields_or_types_are_422_with_where_and_what(client, payload):
+    """Schema violations: 422 whose detail lists location, message and type of each error."""
+    response = _predict(client, payload)
+    _assert_problem(response, 422)
+    for error in response.json()["detail"]:
+        assert set(error) == {"loc", "msg", "type"} and error["loc"][0] == "body"
+
+
+def test_top_k_over_the_limit_is_422(client):
+    """top_k is bounded by the server's max_top_k."""
+    assert _predict(client, {"texts": ["ok"], "explain": True, "top_k": LIMITS.max_top_k}).status_code == 200
+    _assert_problem(_predict(client, {"texts": ["ok"], "top_k": LIMITS.max_top_k + 1}), 422)
+    _assert_problem(_predict(client, {"texts": ["ok"], "top_k": 10**30}), 422)
+
+
+def test_request_limits_are_422(client):
+    """More texts than max_texts, or a text longer than max_chars: 422 with the numbers."""
+    assert _predict(client, {"texts": ["ok"] * LIMITS.max_texts}).status_code == 200
+    response = _predict(client, {"texts": ["ok"] * (LIMITS.max_texts + 1)})
+    _assert_problem(response, 422)
+    assert str(LIMITS.max_texts) in response.json()["detail"]
+    assert _predict(client, {"texts": ["x" * LIMITS.max_chars]}).status_code == 200
+    response = _predict(client, {"texts": ["ok", "x" * (LIMITS.max_chars + 1)]})
+    _assert_problem(response, 422)
+    assert "texts[1]" in response.json()["detail"]
+
+
+def test_errors_do_not_echo_a_huge_input(client):
+    """A 1 MB text over the limit, or in the wrong place, gets a short answer."""
+    huge = "great " * 200_000
+    for payload, status in [({"texts": [huge]}, 422), ({"texts": huge}, 422), ({"texts": ["ok", 7, huge]}, 422),
+                            ({"texts": ["ok"], "explain": huge}, 422), ({"texts": ["ok"], "extra": huge}, 422)]:
+        response = _predict(client, payload)
+        _assert_problem(response, status)
+        assert len(response.content) < 1_000, (status, len(response.content))
+
+
+def test_errors_do_not_echo_a_huge_field_name(client):
+    """An unknown field whose *name* is 1 MB long gets a short answer too."""
+    response = client.post("/v1/predict", content=json.dumps({"texts": [], "k" * 1_000_000: 1}).encode())
+    _assert_problem(response, 422)
+    assert len(response.content) < 1_000, len(response.content)
+
+
+def test_body_over_the_limit_is_413_with_or_without_content_length(client):
+    """max_body_bytes holds for an honest Content-Length (rejected before reading) and for a
+    chunked body with no length (counted as it arrives)."""
+    body = json.dumps({"texts": ["great film " * 400] * 500}).encode()
+    assert len(body) > LIMITS.max_body_bytes
+    response = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    _assert_problem(response, 413)
+    assert f"{LIMITS.max_body_bytes:,}" in response.json()["detail"]
+
+    def chunks():
+        for i in range(0, len(body), 64 * 1024):
+            yield body[i:i + 64 * 1024]
+
+    response = client.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in response.request.headers
+    _assert_problem(response, 413)
+    # a chunked body under the limit is read whole
+    small = json.dumps({"texts": ["great film"]}).encode()
+    response = client.post("/v1/predict", content=iter([small[:5], small[5:]]))
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 1
+
+
+def test_invalid_content_length_is_400(client):
+    """A Content-Length that is not a number is refused before anything is read."""
+    _assert_problem(client.post("/v1/predict", content=b"{}", headers={"content-length": "abc"}), 400)
+
+
+def test_unknown_routes_and_methods_are_4xx(client):
+    """No route, or the wrong method: 404 / 405 with a detail."""
+    _assert_problem(client.get("/nope"), 404)
+    _assert_problem(client.get("/v1/predict"), 405)
+    _assert_problem(client.delete("/v1/model"), 405)
+
+
+# -- the API key ---------------------------------------------------------------------------
+ROUTES = [("GET", "/"), ("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/v1/model"), ("GET", "/v1/predict"),
+          ("POST", "/v1/predict"), ("GET", "/nope"), ("GET", "/health/extra")]
+WRONG = [None, "Bearer wrong", f"Bearer {KEY}x", f"Bearer {KEY[:-1]}", KEY, f"Basic {KEY}", f"Bearer{KEY}", ""]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize("authorization", WRONG)
+def test_api_key_guards_every_route_but_health(keyed, method, path, authorization):
+    """Without the right 'Authorization: Bearer <key>', every route answers 401 (with
+    WWW-Authenticate: Bearer) before anything else happens."""
+    headers = {} if authorization is None else {"authorization": authorization}
+    response = keyed.request(method, path, headers=headers, json={"texts": ["great"]})
+    _assert_problem(response, 401)
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert KEY not in response.text
+
+
+def test_api_key_is_checked_before_the_body(keyed):
+    """A caller without the key learns nothing about limits or the body's validity."""
+    for content in (b"not json", b"x" * (LIMITS.max_body_bytes + 1)):
+        _assert_problem(keyed.post("/v1/predict", content=content), 401)
+
+
+def test_right_key_opens_every_route_and_health_needs_none(keyed):
+    """/health needs no key; with the right key every route behaves as without a key."""
+    assert keyed.get("/health").json() == {"status": "ok"}
+    assert keyed.get("/health", headers={"authorization": "Bearer wrong"}).status_code == 200
+    auth = {"authorization": f"Bearer {KEY}"}
+    expected = {"/": 200, "/docs": 200, "/openapi.json": 200, "/v1/model": 200, "/nope": 404, "/health/extra": 404}
+    for path, status in expected.items():
+        assert keyed.get(path, headers=auth).status_code == status, path
+    assert keyed.get("/v1/predict", headers=auth).status_code == 405
+    response = keyed.post("/v1/predict", headers=auth, json={"texts": ["great film", "awful film"]})
+    assert response.status_code == 200
+    assert [p["label"] for p in response.json()["predictions"]] == [1, 0]
+    _assert_problem(keyed.post("/v1/predict", headers=auth, json={"texts": 1}), 422)
+    # the scheme is case-insensitive and may be followed by several spaces (RFC 9110, 11.4)
+    for header in (f"bearer {KEY}", f"BEARER {KEY}", f"Bearer  {KEY}"):
+        assert keyed.get("/v1/model", headers={"authorization": header}).status_code == 200, header
+
+
+# -- a real server -------------------------------------------------------------------------
+LIVE_LIMITS = Limits(max_texts=8, max_chars=5_000, max_body_bytes=64 * 1024, body_timeout=1.0)
+
+
+@pytest.fixture(scope="module")
+def live(predictor):
+    """The app under uvicorn in a background thread, on a free loopback port: its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(predictor, LIVE_LIMITS), host="127.0.0.1", port=port, log_level="warning",
+                            timeout_keep_alive=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    yield base
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+    assert not thread.is_alive()
+
+
+def _raw(base: str, head: bytes, body: bytes = b"") -> socket.socket:
+    """A raw connection that has sent ``head`` (request line and headers) and ``body``."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=10)
+    conn.sendall(head + b"\r\n\r\n" + body)
+    return conn
+
+
+def _read_response(conn: socket.socket) -> tuple[int, bytes]:
+    """Status and body of one HTTP/1.1 response with a Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(":", 1) for line in lines[1:])
+    length = int(headers["content-length"])
+    while len(body) < length:
+        body += conn.recv(65536)
+    return int(lines[0].split()[1]), body
+
+
+def _post_head(length: int | None) -> bytes:
+    framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    return f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{framing}".encode()
+
+
+def test_stalled_bodies_get_408_while_other_clients_are_served(live):
+    """Clients that send part of a body and stall get 408 after body_timeout (then the server
+    closes their connections); meanwhile other requests are answered at once."""
+    started = time.monotonic()
+    slow = [_raw(live, _post_head(100), b'{"texts": ') for _ in range(5)]  # 10 of 100 bytes
+    slow.append(_raw(live, _post_head(None), b'5\r\n{"tex\r\n'))  # chunked, never finished
+    with httpx.Client(base_url=live, timeout=5) as http:
+        for i in range(10):
+            t = time.monotonic()
+            response = http.post("/v1/predict", json={"texts": [f"great film number {i}", "awful plot"]})
+            assert response.status_code == 200 and len(response.json()["predictions"]) == 2
+            assert time.monotonic() - t < 1.0
+        assert http.get("/v1/model").status_code == 200
+    assert select.select(slow, [], [], 0)[0] == [], "a stalled client was answered before its timeout"
+    assert time.monotonic() - started < LIVE_LIMITS.body_timeout
+    for conn in slow:
+        status, body = _read_response(conn)
+        assert status == 408 and b"not received within" in body
+    elapsed = time.monotonic() - started
+    assert LIVE_LIMITS.body_timeout * 0.9 <= elapsed < LIVE_LIMITS.body_timeout + 2.0
+    for conn in slow:  # the connection is not held open by the server (keep-alive timeout: 1 s)
+        conn.settimeout(5)
+        assert conn.recv(1) == b""
+        conn.close()
+
+
+def test_real_server_enforces_the_body_limit_early(live):
+    """Over max_body_bytes: an honest Content-Length is refused at once, without the body;
+    a chunked body as soon as it passes the limit."""
+    conn = _raw(live, _post_head(10_000_000))
+    t = time.monotonic()
+    status, body = _read_response(conn)
+    assert status == 413 and time.monotonic() - t < 0.5
+    conn.close()
+    chunk = b"x" * 16_384
+    conn = _raw(live, _post_head(None), b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(5)))
+    status, body = _read_response(conn)
+    assert status == 413 and b"65,536" in body
+    conn.close()
+
+
+# -- reviewsense serve ---------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "reviewsense.cli", "serve", *args], stdout=out,
+                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+def _wait_healthy(proc: subprocess.Popen, base: str, log: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"server exited with {proc.returncode}: {log.read_text()}"
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"server not up after {seconds} s: {log.read_text()}")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    """Ctrl+C (SIGINT) to the server; its exit status once it and its workers are gone."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(20)
+        deadline = time.monotonic() + 10
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return code
+    finally:
+        if _group_alive(proc.pid):  # its own session: whatever of the server and its workers is left
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError("server processes outlived the server")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cli_serve_answers_and_stops_cleanly(model_dir, tmp_path, workers):
+    """``reviewsense serve --model DIR --port P [--workers 2]`` serves /health and /v1/predict
+    (the API key from $REVIEWSENSE_API_KEY reaches every worker); Ctrl+C stops it and its
+    workers, exit status 0."""
+    port, log = _free_port(), tmp_path / "serve.log"
+    proc = _serve(["--model", str(model_dir), "--port", str(port), "--workers", str(workers)], log,
+                  env={"REVIEWSENSE_API_KEY": KEY} if workers > 1 else None)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(proc, base, log)
+        auth = {"authorization": f"Bearer {KEY}"} if workers > 1 else {}
+        with httpx.Client(base_url=base, timeout=10, headers=auth) as http:
+            for _ in range(2 * workers):
+                response = http.post("/v1/predict", json={"texts": ["a great film", "an awful film"]})
+                assert response.status_code == 200
+                assert [p["label_name"] for p in response.json()["predictions"]] == ["positive", "negative"]
+            assert http.get("/v1/model").json()["metrics"] == METRICS
+        if workers > 1:
+            assert httpx.get(f"{base}/v1/model", timeout=10).status_code == 401
+    finally:
+        code = _stop(proc)
+    assert code == 0, log.read_text()
+    assert f"serving the nblinear model from {model_dir}" in log.read_text()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "tampered"])
+def test_cli_serve_refuses_a_bad_model_folder(model_dir, tmp_path, case):
+    """A folder that is not a sound export: exit 2 and one 'reviewsense: error:' line, no server."""
+    folder = tmp_path / "model"
+    if case != "missing":
+        folder.mkdir()
+    if case == "tampered":
+        for source in model_dir.iterdir():
+            (folder / source.name).write_bytes(source.read_bytes())
+        weights = next(folder.glob("*.safetensors"))
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    result = subprocess.run([sys.executable, "-m", "reviewsense.cli", "serve", "--model", str(folder), "--port",
+                             str(_free_port())], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("reviewsense: error:"), result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
