@@ -177,3 +177,43 @@ def test_saving_over_an_export_replaces_it_without_leftovers(trained, tmp_path):
     assert not (target / "stale.txt").exists()
     np.testing.assert_array_equal(load_model(target).predict_proba(PROBE), flipped.predict_proba(PROBE))
     assert not np.array_equal(flipped.predict_proba(PROBE), predictor.predict_proba(PROBE))
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the file ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+@pytest.mark.parametrize("where", ["model.safetensors", "vectorizer.json", "extra.pkl", "extra.bin"])
+def test_loading_never_executes_code_from_the_bundle(export, tmp_path, monkeypatch, where):
+    """A pickle that would run code, planted in the folder (under the real names too, with
+    checksums that match), is refused, and its code never runs: no pickle-capable loader
+    is ever called while loading."""
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    payload = pickle.dumps(_Payload(marker))
+    pickle.loads(payload)  # the payload works: it does run code when unpickled...
+    assert marker.exists()
+    marker.unlink()
+
+    def forbidden(*_a, **_k):
+        raise AssertionError("a pickle-capable loader was called")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (np, "load")):
+        monkeypatch.setattr(module, name, forbidden)
+    (export / where).write_bytes(payload)
+    manifest = _manifest(export)
+    if where in manifest["files"]:  # the attacker also fixed the checksums
+        manifest["files"][where] = {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
+        _write_manifest(export, manifest)
+    with pytest.raises(ModelFileError):
+        load_model(export)
+    assert not marker.exists()  # ...but loading the folder did not

@@ -31,7 +31,7 @@ from ..errors import ConfigError, ModelFileError
 FORMAT = "reviewsense-ngram-vectorizer"
 FORMAT_VERSION = 1
 TAG = r"<[^>]*>"
-TOKEN = r"[\w']+|[^\w\s]"  # words (apostrophes kept: "don't") and single punctuation marks
+TOKEN = r"[\w']+|\S"  # words (apostrophes kept: "don't"), else one non-space character (punctuation)
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
