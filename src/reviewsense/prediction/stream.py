@@ -78,8 +78,8 @@ def _jsonl(path: Path, column: str, chunk_rows: int) -> Iterator[list[str]]:
 def _parquet(path: Path, column: str, chunk_rows: int) -> Iterator[list[str]]:
     import pyarrow.parquet as pq
 
-    try:
-        file = pq.ParquetFile(path)
+    try:  # no pre-buffering: with it, pyarrow's memory grows with the file instead of staying flat
+        file = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     except Exception as exc:  # pyarrow raises several types for files that are not Parquet
         raise DataError(f"{path}: cannot read as parquet ({str(exc).splitlines()[0] if str(exc) else exc!r})") from exc
     if column not in file.schema_arrow.names:
