@@ -1,6 +1,6 @@
 """Load generator for `reviewsense serve` (loopback only, bounded in requests and time).
 
-    python bench/serve_load.py [--model DIR] [--clients 100] [--rate 1200] [--requests 12000]
+    python bench/serve_load.py [--model DIR] [--clients 100] [--rate 1000] [--requests 12000] [--workers 2]
 
 Starts `reviewsense serve` in a child process on 127.0.0.1 (the default model, trained on
 IMDB unless --model is given), then:
@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--model", help="model folder (default: train the default model on IMDB first)")
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--clients", type=int, default=100)
-    ap.add_argument("--rate", type=float, default=1200.0, help="open-loop requests/s over all clients")
+    ap.add_argument("--rate", type=float, default=1000.0, help="open-loop requests/s over all clients")
     ap.add_argument("--requests", type=int, default=12_000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)")
     ap.add_argument("--batch", type=int, default=256)

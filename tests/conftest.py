@@ -76,6 +76,35 @@ def toy_corpus() -> Callable[..., tuple[list[str], list[int]]]:
     return make_toy_corpus
 
 
+SENTIMENT = (["great", "wonderful", "loved", "superb"], ["awful", "boring", "hated", "dull"],
+             ["the", "film", "plot", "was", "acting", "and", "a", "story"])
+
+
+def sentiment_dataset(n: int, seed: int, words=SENTIMENT, filler_count: int = 10, noise: float = 0.15):
+    """A labelled :class:`Dataset` of ``n`` texts: ``filler_count`` filler words and two
+    sentiment words of the label, shuffled; a share ``noise`` of texts also gets two words of
+    the other side (label noise keeps probabilities away from 0 and 1)."""
+    from reviewsense.data.dataset import Dataset
+
+    positive, negative, filler = words
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    texts = []
+    for y in labels:
+        chosen = list(rng.choice(filler, filler_count)) + list(rng.choice(positive if y else negative, 2))
+        if noise and rng.random() < noise:
+            chosen += list(rng.choice(negative if y else positive, 2))
+        rng.shuffle(chosen)
+        texts.append(" ".join(chosen))
+    return Dataset(texts, labels)
+
+
+@pytest.fixture(scope="session")
+def sentiment_corpus() -> Callable[..., object]:
+    """``sentiment_corpus(n, seed, words=..., filler_count=10, noise=0.15)`` → Dataset."""
+    return sentiment_dataset
+
+
 @pytest.fixture
 def toy_dataset():
     from reviewsense.data.dataset import Dataset

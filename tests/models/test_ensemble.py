@@ -5,27 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reviewsense.data.dataset import Dataset
 from reviewsense.errors import ModelFileError
 from reviewsense.export import load_model, save_model
 from reviewsense.models import ensemble, nblinear, seed
 from reviewsense.training.torch_loop import FitOptions
 
-POSITIVE, NEGATIVE = ["great", "superb", "loved"], ["awful", "dull", "hated"]
-FILLER = ["the", "film", "plot", "was", "and", "a"]
-
-
-def _corpus(n: int, seed_: int) -> Dataset:
-    rng = np.random.default_rng(seed_)
-    labels = rng.integers(0, 2, n)
-    texts = [" ".join(rng.permutation(list(rng.choice(FILLER, 8)) + list(rng.choice(POSITIVE if y else NEGATIVE, 2))))
-             for y in labels]
-    return Dataset(texts, labels)
+WORDS = (["great", "superb", "loved"], ["awful", "dull", "hated"], ["the", "film", "plot", "was", "and", "a"])
 
 
 @pytest.fixture(scope="module")
-def stacked() -> ensemble.EnsemblePredictor:
-    train, validation = _corpus(300, 0), _corpus(150, 1)
+def stacked(sentiment_corpus) -> ensemble.EnsemblePredictor:
+    train, validation = (sentiment_corpus(n, seed, WORDS, filler_count=8, noise=0) for n, seed in ((300, 0), (150, 1)))
     linear, linear_logits = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=12))
     neural, _ = seed.fit(train, validation, seed.SeedParams(embedding_dim=8),
                          FitOptions(epochs=20, batch_size=32, learning_rate=0.02, threads=1))

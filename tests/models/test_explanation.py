@@ -7,29 +7,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reviewsense.data.dataset import Dataset
 from reviewsense.errors import ConfigError
 from reviewsense.export import load_model, save_model
 from reviewsense.models import ensemble, nblinear, seed
 from reviewsense.models.explanation import Attribution, align, explain
 from reviewsense.training.torch_loop import FitOptions
 
-POSITIVE, NEGATIVE = ["great", "superb", "loved"], ["awful", "dull", "hated"]
-FILLER = ["the", "film", "plot", "was", "and", "a"]
+WORDS = (["great", "superb", "loved"], ["awful", "dull", "hated"], ["the", "film", "plot", "was", "and", "a"])
 TEXT = "The <b>GREAT</b> film was dull, but I LOVED it!"
 
 
-def _corpus(n: int, seed_: int) -> Dataset:
-    rng = np.random.default_rng(seed_)
-    labels = rng.integers(0, 2, n)
-    texts = [" ".join(rng.permutation(list(rng.choice(FILLER, 8)) + list(rng.choice(POSITIVE if y else NEGATIVE, 2))))
-             for y in labels]
-    return Dataset(texts, labels)
-
-
 @pytest.fixture(scope="module")
-def models():
-    train, validation = _corpus(300, 0), _corpus(150, 1)
+def models(sentiment_corpus):
+    train, validation = (sentiment_corpus(n, seed, WORDS, filler_count=8, noise=0) for n, seed in ((300, 0), (150, 1)))
     linear, linear_logits = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=12))
     neural, _ = seed.fit(train, validation, seed.SeedParams(embedding_dim=8, ngrams=2),
                          FitOptions(epochs=20, batch_size=32, learning_rate=0.02, threads=1))

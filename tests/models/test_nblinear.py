@@ -8,36 +8,18 @@ import sys
 import numpy as np
 import pytest
 
-from reviewsense.data.dataset import Dataset
 from reviewsense.export import load_model, save_model
 from reviewsense.models.nblinear import NBLinearParams, NBLinearPredictor, fit, nb_ratio, platt
 from reviewsense.text.ngrams import NgramVectorizer
 
-POSITIVE = ["great", "wonderful", "loved", "superb"]
-NEGATIVE = ["awful", "boring", "hated", "dull"]
-FILLER = ["the", "film", "plot", "was", "acting", "and", "a", "story"]
-
-
-def _corpus(n: int, seed: int) -> Dataset:
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, n)
-    texts = []
-    for y in labels:
-        words = list(rng.choice(FILLER, 10)) + list(rng.choice(POSITIVE if y else NEGATIVE, 2))
-        if rng.random() < 0.15:  # label noise keeps the probabilities away from 0 and 1
-            words += list(rng.choice(NEGATIVE if y else POSITIVE, 2))
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-    return Dataset(texts, labels)
-
 
 @pytest.fixture(scope="module")
-def model() -> NBLinearPredictor:
-    return fit(_corpus(400, 0), _corpus(200, 1), NBLinearParams(hash_bits=16))[0]
+def model(sentiment_corpus) -> NBLinearPredictor:
+    return fit(sentiment_corpus(400, 0), sentiment_corpus(200, 1), NBLinearParams(hash_bits=16))[0]
 
 
-def test_validation_logits_come_from_the_model_that_did_not_see_validation():
-    train, validation = _corpus(400, 0), _corpus(200, 1)
+def test_validation_logits_come_from_the_model_that_did_not_see_validation(sentiment_corpus):
+    train, validation = sentiment_corpus(400, 0), sentiment_corpus(200, 1)
     refit, held_out = fit(train, validation, NBLinearParams(hash_bits=16, refit=True))
     plain, held_out_plain = fit(train, validation, NBLinearParams(hash_bits=16, refit=False))
     np.testing.assert_allclose(held_out, held_out_plain, rtol=1e-5)
@@ -63,8 +45,8 @@ def test_platt_recovers_a_known_sigmoid():
     assert offset == pytest.approx(1.0, abs=0.1)
 
 
-def test_learns_the_toy_task(model):
-    test = _corpus(300, 2)
+def test_learns_the_toy_task(model, sentiment_corpus):
+    test = sentiment_corpus(300, 2)
     accuracy = (model.predict(test.texts) == test.labels).mean()
     assert accuracy > 0.8
     great, awful = model.predict_proba(["a great and wonderful film", "an awful boring film"])

@@ -14,17 +14,14 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from reviewsense.data.dataset import Dataset
 from reviewsense.models import nblinear
 
 CHROMIUM = os.environ.get("REVIEWSENSE_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("REVIEWSENSE_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))
-POSITIVE = ["great", "wonderful", "loved", "superb", "brilliant"]
-NEGATIVE = ["awful", "boring", "hated", "dull", "terrible"]
-FILLER = ["the", "film", "plot", "was", "acting", "and", "a", "story", "it"]
+WORDS = (["great", "wonderful", "loved", "superb", "brilliant"], ["awful", "boring", "hated", "dull", "terrible"],
+         ["the", "film", "plot", "was", "acting", "and", "a", "story", "it"])
 
 if os.environ.get("REVIEWSENSE_REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
     from playwright import sync_api
@@ -36,24 +33,14 @@ else:
         pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)", allow_module_level=True)
 
 
-def _corpus(n: int, seed: int) -> Dataset:
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, n)
-    texts = []
-    for y in labels:
-        words = list(rng.choice(FILLER, 8)) + list(rng.choice(POSITIVE if y else NEGATIVE, 2))
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-    return Dataset(texts, labels)
-
-
 @pytest.fixture(scope="module")
-def server():
+def server(sentiment_corpus):
     import uvicorn
 
     from reviewsense.serving.app import create_app
 
-    model = nblinear.fit(_corpus(400, 0), _corpus(200, 1), nblinear.NBLinearParams(hash_bits=14))[0]
+    train, validation = (sentiment_corpus(n, seed, WORDS, filler_count=8, noise=0) for n, seed in ((400, 0), (200, 1)))
+    model = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=14))[0]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
