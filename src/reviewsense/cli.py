@@ -77,6 +77,16 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got '{value}'")
+    return port
+
+
 def _classes(value: str) -> list[str]:
     parts = [p.strip() for p in value.split(",")]
     if len(parts) != 2 or not all(parts):
@@ -174,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES["serve"], formatter_class=fmt)
     p.add_argument("--model", required=True, metavar="DIR")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000, help="TCP port, 1-65535 (default 8000)")
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route but "
                    "/health (default: $REVIEWSENSE_API_KEY, else no key)")
     p.add_argument("--max-texts", type=_positive, default=1_000, help="texts per request (default 1000)")
@@ -371,27 +381,27 @@ def cmd_serve(args) -> int:
     from .serving.app import Limits, create_app
 
     api_key = args.api_key or os.environ.get("REVIEWSENSE_API_KEY") or None
-    model = load_model(args.model)
+    model = load_model(args.model)  # here too with --workers: a bad folder is one clean error
+    family = model.family
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars,
                     max_body_bytes=int(args.max_body_mb * 1024 * 1024), body_timeout=args.body_timeout)
-    app = create_app(model, limits, api_key)
     loopback = args.host in ("127.0.0.1", "localhost", "::1")
     if not loopback and not api_key:
         print(f"reviewsense: warning: serving on {args.host} without an API key: anyone who can reach this "
               "port can use the model (set --api-key or REVIEWSENSE_API_KEY)", file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving the {model.family} model from {args.model} at http://{host}:{args.port}/ "
+    print(f"serving the {family} model from {args.model} at http://{host}:{args.port}/ "
           f"(API docs at /docs{', API key required' if api_key else ''}); Ctrl+C stops", file=sys.stderr)
     options = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": args.access_log,
                "timeout_keep_alive": 5}
     if args.workers == 1:
-        uvicorn.run(app, **options)
+        uvicorn.run(create_app(model, limits, api_key), **options)
         return 0
     from dataclasses import asdict
 
     from .serving.app import ENV_CONFIG
 
-    del app  # each worker process builds its own from the environment
+    del model  # each worker process loads its own; the supervisor keeps no copy
     os.environ[ENV_CONFIG] = json.dumps({"model": str(args.model), "limits": asdict(limits), "api_key": api_key})
     uvicorn.run("reviewsense.serving.app:app_from_env", factory=True, workers=args.workers, **options)
     return 0

@@ -29,7 +29,7 @@ from .errors import ConfigError, DataError
 from .models.base import Predictor
 from .models.seed import SeedParams
 from .progress import log
-from .training.checkpoint import Checkpoint, Interrupted, stop_on_signals
+from .training.checkpoint import Checkpoint, Interrupted, check_stop, stop_on_signals
 from .training.history import EarlyStopping, History
 from .training.torch_loop import FitOptions
 
@@ -269,6 +269,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     with stop_on_signals():
         try:
             fitted = _fit(config, splits, vectors, checkpoint)
+            check_stop("after training, before evaluation")  # a stop asked during a closed-form fit
         except Interrupted as exc:
             if not checkpoint.exists():  # stopped before any resumable state: resuming starts over
                 checkpoint.save({}, {"stage": "start"})
@@ -311,6 +312,12 @@ def resume_config(run_dir: str | Path) -> TrainConfig:
     if not Checkpoint(run_dir / "checkpoint").exists():
         done = (run_dir / "metrics.json").is_file()
         raise ConfigError(f"{run_dir}: nothing to resume ({'the run finished' if done else 'no checkpoint'})")
-    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
+    try:
+        data = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{run_dir / 'config.json'}: unreadable ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{run_dir / 'config.json'}: not a run configuration")
+    config = TrainConfig.from_dict(data)
     config.run_dir = str(run_dir)
     return config

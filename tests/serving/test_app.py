@@ -525,3 +525,42 @@ def test_cli_serve_refuses_a_bad_model_folder(model_dir, tmp_path, case):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("reviewsense: error:"), result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+# -- explanations: only where the model has them, and bounded ----------------------------------
+def test_a_model_without_explanations_says_so_with_422(predictor):
+    """A family without explanations (e.g. sentence-transformers): /v1/model says
+    ``explain: false`` and ``explain: true`` is a 422 with a message, never a 500."""
+    from reviewsense.models.base import Predictor
+
+    class Opaque(type(predictor)):
+        family = "opaque"
+        _attribute = Predictor._attribute
+
+    opaque = Opaque(predictor.vectorizer, predictor.config, predictor.weights)
+    client = TestClient(create_app(opaque, LIMITS))
+    assert client.get("/v1/model").json()["explain"] is False
+    assert TestClient(create_app(predictor, LIMITS)).get("/v1/model").json()["explain"] is True
+    response = _predict(client, {"texts": ["great film"], "explain": True})
+    _assert_problem(response, 422)
+    assert "not available for 'opaque'" in response.json()["detail"]
+    assert _predict(client, {"texts": ["great film"]}).status_code == 200
+
+
+def test_explained_requests_are_bounded_in_total_size(client):
+    """Explanations list every word, so explained texts share one max_chars budget."""
+    half = "great film " * (LIMITS.max_chars // 22)
+    assert _predict(client, {"texts": [half, half], "explain": True}).status_code == 200
+    response = _predict(client, {"texts": [half, half, half], "explain": True})
+    _assert_problem(response, 422)
+    assert "with explain" in response.json()["detail"]
+    assert _predict(client, {"texts": [half, half, half]}).status_code == 200
+
+
+def test_port_out_of_range_is_refused(capsys):
+    from reviewsense.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--model", "m", "--port", "70000"])
+    assert exit_info.value.code == 2
+    assert "a port is a number from 1 to 65535" in capsys.readouterr().err

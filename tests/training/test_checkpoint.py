@@ -166,3 +166,68 @@ def test_cli_signal_then_resume_gives_the_same_metrics(tmp_path, whole_run, sign
     assert metrics_cut["test"] == metrics_whole["test"] and metrics_cut["validation"] == metrics_whole["validation"]
     assert json.loads((run / "history.json").read_text()) == json.loads((whole / "history.json").read_text())
     assert not (run / "checkpoint").exists()
+
+
+def test_preset_best_stopped_in_its_linear_stage_resumes(tmp_path, toy_csv, monkeypatch):
+    """The 'start over' checkpoint of a stop before the network's loop must not be taken for
+    the loop's own checkpoint when the run resumes."""
+    from reviewsense.models import nblinear
+    from reviewsense.models.seed import SeedParams
+    from reviewsense.pipeline import DataSpec, TrainConfig, resume_config, train
+
+    config = {"data": DataSpec(path=str(toy_csv)), "preset": "best", "embedding": "scratch", "epochs": 4,
+              "batch_size": 32, "threads": 1, "linear": {"hash_bits": 12},
+              "params": SeedParams(embedding_dim=8, hidden_units=4)}
+    reference = train(TrainConfig(run_dir=str(tmp_path / "a"), **config))
+    real = nblinear.check_stop
+
+    def stop_now(where):
+        request_stop()
+        real(where)
+
+    monkeypatch.setattr(nblinear, "check_stop", stop_now)
+    with pytest.raises(Interrupted):
+        train(TrainConfig(run_dir=str(tmp_path / "b"), **config))
+    monkeypatch.setattr(nblinear, "check_stop", real)
+    resumed = train(resume_config(tmp_path / "b"), resume=True)
+    assert resumed["test"] == reference["test"]
+
+
+def test_a_stop_during_the_final_linear_fit_is_honoured(tmp_path, toy_csv, monkeypatch):
+    """A signal while liblinear runs (it cannot be interrupted) stops the run right after it."""
+    from reviewsense.models import nblinear
+    from reviewsense.pipeline import DataSpec, TrainConfig, resume_config, train
+
+    real, calls = nblinear._fit_weights, []
+
+    def fit_then_signal(*args):
+        calls.append(1)
+        if len(calls) == 2:  # the refit on train + validation
+            request_stop()
+        return real(*args)
+
+    monkeypatch.setattr(nblinear, "_fit_weights", fit_then_signal)
+    config = TrainConfig(run_dir=str(tmp_path / "run"), data=DataSpec(path=str(toy_csv)), linear={"hash_bits": 12})
+    with pytest.raises(Interrupted, match="after training, before evaluation"):
+        train(config)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert train(resume_config(tmp_path / "run"), resume=True)["test"]["accuracy"] > 0.5
+
+
+def test_broken_run_files_are_one_line_errors(tmp_path, toy_csv, capsys):
+    from reviewsense.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{not json")
+    Checkpoint(run / "checkpoint").save({}, {"stage": "start"})
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.json: unreadable" in err[0]
+    (run / "checkpoint" / "state.json").write_text("[1, 2]")
+    with pytest.raises(ModelFileError, match="not a reviewsense checkpoint"):
+        Checkpoint(run / "checkpoint").load()
+    (run / "checkpoint" / "tensors.safetensors").write_bytes(b"\x00garbage")
+    (run / "checkpoint" / "state.json").write_text("{}")
+    with pytest.raises(ModelFileError, match="unreadable checkpoint"):
+        Checkpoint(run / "checkpoint").load()

@@ -77,6 +77,11 @@ class Predictor(ABC):
     def predict(self, texts: Sequence[str] | str, threshold: float = 0.5) -> np.ndarray:
         return (self.predict_proba(texts) >= threshold).astype(np.int8)
 
+    @property
+    def can_explain(self) -> bool:
+        """Whether :meth:`explain` works for this model."""
+        return type(self)._attribute is not Predictor._attribute
+
     def explain(self, text: str, k: int = 10) -> Explanation:
         """Why ``text`` got its score: the ``k`` words/n-grams that pushed it up and down most
         (``.top()``), every feature's contribution to the logit, and per-word contributions

@@ -37,6 +37,10 @@ class EnsemblePredictor(Predictor):
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         return self.member_logits(texts) @ self.weights + self.bias
 
+    @property
+    def can_explain(self) -> bool:
+        return all(member.can_explain for member in self.members)
+
     def explain(self, text: str, k: int = 10) -> Explanation:
         """The members' explanations, weighted like their logits in the stack."""
         parts = [member.explain(text, k) for member in self.members]

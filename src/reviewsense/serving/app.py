@@ -103,6 +103,7 @@ class ModelInfo(BaseModel):
     created: str | None = Field(description="when the model was trained (UTC)")
     class_names: list[str]
     vocabulary_size: int | None
+    explain: bool = Field(description="whether POST /v1/predict can explain this model's scores")
     metrics: dict[str, Any] = Field(description="metrics recorded at training time (test, validation)")
     limits: dict[str, Any]
 
@@ -207,7 +208,7 @@ def _translating(receive):
 
 
 async def _send_json(send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:
-    body = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
+    body = payload if isinstance(payload, bytes) else _dumps(payload)
     if status in (400, 408, 413):  # the rest of that body is not worth reading: close the connection
         headers = [*headers, (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status,
@@ -225,8 +226,21 @@ def _problems(errors, prefix: tuple = ()) -> list[dict[str, Any]]:
              "type": err.get("type", "")} for err in errors]
 
 
-async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> tuple[int, dict[str, Any]]:
-    """The whole of ``POST /v1/predict``: validate, check limits, score. Returns status and JSON."""
+async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> tuple[int, bytes]:
+    """The whole of ``POST /v1/predict``: validate, check limits, score. Returns the status
+    and the JSON body (serialized where the work ran: big answers never block the loop)."""
+    status, payload = _check_request(predictor, limits, body)
+    if status != 200:
+        return status, _dumps(payload)
+    texts, explain, top_k = payload
+    if sum(map(len, texts)) <= INLINE_CHARS and not (explain and len(texts) > 1):
+        return 200, score_json(predictor, texts, explain, top_k)  # cheaper than a thread hop
+    # big work goes to a thread (numpy/polars release the GIL): the event loop keeps serving
+    return 200, await run_in_threadpool(score_json, predictor, texts, explain, top_k)
+
+
+def _check_request(predictor: Predictor, limits: Limits, body: bytes) -> tuple[int, Any]:
+    """(200, (texts, explain, top_k)) for a valid request, else (4xx, problem)."""
     try:
         request = PredictRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -239,10 +253,15 @@ async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> t
             return 422, {"detail": f"texts[{i}] has {len(text):,} characters; the limit is {limits.max_chars:,}"}
     if request.top_k > limits.max_top_k:
         return 422, {"detail": f"top_k is at most {limits.max_top_k}"}
-    if sum(map(len, texts)) <= INLINE_CHARS and not (request.explain and len(texts) > 1):
-        return 200, score(predictor, texts, request.explain, request.top_k)  # cheaper than a thread hop
-    # big work goes to a thread (numpy/polars release the GIL): the event loop keeps serving
-    return 200, await run_in_threadpool(score, predictor, texts, request.explain, request.top_k)
+    if request.explain:
+        if not predictor.can_explain:
+            return 422, {"detail": f"explanations are not available for '{predictor.family}' models "
+                                   "(GET /v1/model says so in 'explain'); send explain: false"}
+        total = sum(map(len, texts))
+        if total > limits.max_chars:  # an explanation lists every word: its answer is ~15x the text
+            return 422, {"detail": f"with explain, the texts of one request may have {limits.max_chars:,} "
+                                   f"characters together (these have {total:,}); split the request"}
+    return 200, (texts, request.explain, request.top_k)
 
 
 # -- the app --------------------------------------------------------------------------------
@@ -257,6 +276,14 @@ def _page() -> str:
 
 def _json(payload: Any) -> Response:
     return Response(json.dumps(payload, ensure_ascii=False, allow_nan=False).encode(), media_type="application/json")
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
+
+
+def score_json(predictor: Predictor, texts: list[str], explain: bool, top_k: int) -> bytes:
+    return _dumps(score(predictor, texts, explain, top_k))
 
 
 def score(predictor: Predictor, texts: list[str], explain: bool, top_k: int) -> dict[str, Any]:
@@ -294,6 +321,7 @@ def model_info(predictor: Predictor, limits: Limits) -> dict[str, Any]:
         "created": meta.get("created"),
         "class_names": list(predictor.class_names),
         "vocabulary_size": meta.get("vocabulary_size", getattr(vectorizer, "vocabulary_size", None)),
+        "explain": predictor.can_explain,
         "metrics": meta.get("metrics") or {},
         "limits": {"max_texts": limits.max_texts, "max_chars": limits.max_chars,
                    "max_body_bytes": limits.max_body_bytes, "max_top_k": limits.max_top_k},
@@ -325,8 +353,8 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
     async def predict(request: Request) -> Response:
         """Probability of the positive class for each text, in order; with ``explain``,
         the words and n-grams that pushed each score up and down."""
-        status, payload = await handle_predict(predictor, limits, await request.body())
-        return JSONResponse(payload, status_code=status)
+        status, body = await handle_predict(predictor, limits, await request.body())
+        return Response(body, status_code=status, media_type="application/json")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:

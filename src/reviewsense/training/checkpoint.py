@@ -99,9 +99,10 @@ class Checkpoint:
         try:
             state = json.loads((self.path / STATE).read_text(encoding="utf-8"))
             tensors = load_file(str(self.path / TENSORS)) if (self.path / TENSORS).is_file() else {}
-        except (OSError, ValueError) as exc:
-            raise ModelFileError(f"{self.path}: unreadable checkpoint ({exc})") from exc
-        if state.get("format") != FORMAT or state.get("format_version") != FORMAT_VERSION:
+        except Exception as exc:  # json, OS and safetensors errors alike: the file is unusable
+            raise ModelFileError(f"{self.path}: unreadable checkpoint ({str(exc).splitlines()[0]})") from exc
+        if not isinstance(state, dict) or state.get("format") != FORMAT or \
+                state.get("format_version") != FORMAT_VERSION:
             raise ModelFileError(f"{self.path}: not a reviewsense checkpoint of format version {FORMAT_VERSION}")
         return tensors, state
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import require
+from ..errors import ModelFileError, require
 from ..progress import bar, log
 from .checkpoint import Checkpoint, Interrupted, stop_requested
 from .history import EarlyStopping, History
@@ -107,9 +107,11 @@ def fit(module, train: Batches, validation: Batches, options: FitOptions,
     first_epoch, position, order, totals = 1, 0, None, (0.0, 0)
     checkpoint = options.checkpoint
     if checkpoint is not None and checkpoint.exists():
-        first_epoch, position, order, totals, history, best_state = _restore(
-            torch, checkpoint, module, optimizer, rng, stopper)
-        log(f"resuming at epoch {first_epoch}, example {position:,} of {len(train):,}")
+        tensors, state = checkpoint.load()
+        if "epoch" in state:  # else it marks a run stopped before this loop began: start afresh
+            first_epoch, position, order, totals, history, best_state = _restore(
+                torch, tensors, state, module, optimizer, rng, stopper)
+            log(f"resuming at epoch {first_epoch}, example {position:,} of {len(train):,}")
     for epoch in range(first_epoch, options.epochs + 1):
         started = time.perf_counter()
         module.train()
@@ -180,8 +182,15 @@ def _save(torch, checkpoint: Checkpoint, module, optimizer, rng, stopper, histor
     checkpoint.save(tensors, state)
 
 
-def _restore(torch, checkpoint: Checkpoint, module, optimizer, rng, stopper):
-    tensors, state = checkpoint.load()
+def _restore(torch, tensors: dict[str, np.ndarray], state: dict, module, optimizer, rng, stopper):
+    try:
+        return _restore_state(torch, tensors, state, module, optimizer, rng, stopper)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"the checkpoint does not fit this run ({str(exc).splitlines()[0]}); delete it to "
+                             "start over") from exc
+
+
+def _restore_state(torch, tensors: dict[str, np.ndarray], state: dict, module, optimizer, rng, stopper):
     module.load_state_dict({k.removeprefix("module."): torch.from_numpy(v) for k, v in tensors.items()
                             if k.startswith("module.")})
     best = {k.removeprefix("best."): torch.from_numpy(v) for k, v in tensors.items() if k.startswith("best.")}
