@@ -57,13 +57,14 @@ def _size(value: str) -> float | int:
     return number if number < 1 else int(number)
 
 
-def _positive(value: str) -> int:
+def _positive(value: str, most: int | None = None) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number < 1 or (most is not None and number > most):
+        raise argparse.ArgumentTypeError(f"must be from 1 to {most}, got {number}" if most else
+                                         f"must be at least 1, got {number}")
     return number
 
 
@@ -78,13 +79,7 @@ def _positive_float(value: str) -> float:
 
 
 def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got '{value}'")
-    return port
+    return _positive(value, most=65535)
 
 
 def _classes(value: str) -> list[str]:

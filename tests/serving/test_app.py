@@ -563,4 +563,4 @@ def test_port_out_of_range_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", "--model", "m", "--port", "70000"])
     assert exit_info.value.code == 2
-    assert "a port is a number from 1 to 65535" in capsys.readouterr().err
+    assert "must be from 1 to 65535, got 70000" in capsys.readouterr().err

@@ -83,6 +83,20 @@ def test_signals_only_request_a_stop_and_handlers_come_back():
     assert signal.getsignal(signal.SIGTERM) is before and not stop_requested()
 
 
+def _stop_in_linear_stage(monkeypatch):
+    """Make nblinear's first stage check find a stop request; returns the real check."""
+    from reviewsense.models import nblinear
+
+    real = nblinear.check_stop
+
+    def stop_now(where):
+        request_stop()
+        real(where)
+
+    monkeypatch.setattr(nblinear, "check_stop", stop_now)
+    return real
+
+
 def test_pipeline_interrupted_between_linear_stages_resumes(tmp_path, toy_csv, monkeypatch):
     """nblinear has no epochs: a stop between its stages leaves a 'start over' checkpoint,
     and the resumed run (deterministic) matches an uninterrupted one."""
@@ -91,13 +105,7 @@ def test_pipeline_interrupted_between_linear_stages_resumes(tmp_path, toy_csv, m
 
     config = {"data": DataSpec(path=str(toy_csv)), "linear": {"hash_bits": 14}}
     reference = train(TrainConfig(run_dir=str(tmp_path / "a"), **config))
-    real = nblinear.check_stop
-
-    def stop_now(where):
-        request_stop()
-        real(where)
-
-    monkeypatch.setattr(nblinear, "check_stop", stop_now)
+    real = _stop_in_linear_stage(monkeypatch)
     with pytest.raises(Interrupted, match="resume with: reviewsense train --resume"):
         train(TrainConfig(run_dir=str(tmp_path / "b"), **config))
     assert (tmp_path / "b" / "checkpoint" / "state.json").is_file()
@@ -179,13 +187,7 @@ def test_preset_best_stopped_in_its_linear_stage_resumes(tmp_path, toy_csv, monk
               "batch_size": 32, "threads": 1, "linear": {"hash_bits": 12},
               "params": SeedParams(embedding_dim=8, hidden_units=4)}
     reference = train(TrainConfig(run_dir=str(tmp_path / "a"), **config))
-    real = nblinear.check_stop
-
-    def stop_now(where):
-        request_stop()
-        real(where)
-
-    monkeypatch.setattr(nblinear, "check_stop", stop_now)
+    real = _stop_in_linear_stage(monkeypatch)
     with pytest.raises(Interrupted):
         train(TrainConfig(run_dir=str(tmp_path / "b"), **config))
     monkeypatch.setattr(nblinear, "check_stop", real)
