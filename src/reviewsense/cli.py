@@ -306,8 +306,6 @@ def cmd_predict(args) -> int:
         write_output,
     )
 
-    if args.texts and args.input:
-        raise ConfigError("give texts as arguments or with --input, not both")
     model = load_model(args.model)
     if not args.texts and args.format != "table":
         return _predict_stream(model, args, output_format(args.output, args.format))

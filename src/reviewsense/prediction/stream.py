@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import sys
@@ -43,20 +44,20 @@ def _texts(values, path: Path, column: str, first_row: int, unit: str) -> list[s
     return out
 
 
-def _lines(stream: TextIO, chunk_rows: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    limit = max_chars()
-    for lineno, line in enumerate(stream, 1):
-        chunk.append(check_length(line.rstrip("\r\n"), f"{getattr(stream, 'name', 'stdin')}: line {lineno}", limit))
-        if len(chunk) == chunk_rows:
-            yield chunk
-            chunk = []
-    if chunk:
+def _chunked(texts: Iterator[str], chunk_rows: int) -> Iterator[list[str]]:
+    """Consecutive lists of ``chunk_rows`` texts (the last one shorter)."""
+    while chunk := list(itertools.islice(texts, chunk_rows)):
         yield chunk
 
 
-def _jsonl(path: Path, column: str, chunk_rows: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
+def _lines(stream: TextIO, chunk_rows: int) -> Iterator[list[str]]:
+    limit, name = max_chars(), getattr(stream, "name", "stdin")
+    texts = (check_length(line.rstrip("\r\n"), f"{name}: line {lineno}", limit)
+             for lineno, line in enumerate(stream, 1))
+    return _chunked(texts, chunk_rows)
+
+
+def _jsonl_texts(path: Path, column: str) -> Iterator[str]:
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -67,15 +68,10 @@ def _jsonl(path: Path, column: str, chunk_rows: int) -> Iterator[list[str]]:
                 raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
             if not isinstance(record, dict) or column not in record:
                 raise DataError(f"{path}:{lineno}: no '{column}' field (choose it with --text-column)")
-            chunk.extend(_texts([record[column]], path, column, lineno, "line"))
-            if len(chunk) == chunk_rows:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
+            yield from _texts([record[column]], path, column, lineno, "line")
 
 
-def _parquet(path: Path, column: str, chunk_rows: int) -> Iterator[list[str]]:
+def _open_parquet(path: Path, column: str):
     import pyarrow.parquet as pq
 
     try:  # no pre-buffering: with it, pyarrow's memory grows with the file instead of staying flat
@@ -85,6 +81,10 @@ def _parquet(path: Path, column: str, chunk_rows: int) -> Iterator[list[str]]:
     if column not in file.schema_arrow.names:
         raise DataError(f"{path}: no '{column}' column (columns: {', '.join(file.schema_arrow.names)}; "
                         "choose one with --text-column)")
+    return file
+
+
+def _parquet(file, path: Path, column: str, chunk_rows: int) -> Iterator[list[str]]:
     row = 1
     for batch in file.iter_batches(batch_size=chunk_rows, columns=[column]):
         values = batch.column(0).to_pylist()
@@ -124,17 +124,12 @@ def read_chunks(path: str | os.PathLike[str] | None, text_column: str = "text", 
         raise DataError(f"{path}: no such file or directory")
     fmt = detect_format(path)
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            total = pq.ParquetFile(path).metadata.num_rows
-        except Exception:
-            total = None  # _parquet reports the problem
-        return _parquet(path, text_column, chunk_rows), total
+        file = _open_parquet(path, text_column)
+        return _parquet(file, path, text_column, chunk_rows), file.metadata.num_rows
     if fmt in ("csv", "tsv"):
         return _delimited(path, text_column, chunk_rows, "\t" if fmt == "tsv" else ","), None
     if fmt == "jsonl":
-        return _jsonl(path, text_column, chunk_rows), None
+        return _chunked(_jsonl_texts(path, text_column), chunk_rows), None
     if fmt == "txt":
         def lines() -> Iterator[list[str]]:
             with open(path, encoding="utf-8", errors="replace") as fh:
