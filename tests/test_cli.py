@@ -427,6 +427,26 @@ def test_train_nblinear_writes_run_without_training_curve(toy_csv, tmp_path, cap
     assert manifest["family"] == "nblinear"
 
 
+def test_train_binary_features_and_group_column(toy_csv, tmp_path, capsys):
+    import pandas as pd
+
+    frame = pd.read_csv(toy_csv)
+    frame["author"] = [f"a{i % 40}" for i in range(len(frame))]
+    data = tmp_path / "grouped.csv"
+    frame.to_csv(data, index=False)
+    run = tmp_path / "bin"
+    rc = main(["train", "--data", str(data), "--group-column", "author", "--binary", "--run-dir", str(run),
+               "--hash-bits", "16"])
+    assert rc == 0, capsys.readouterr().err
+    config = json.loads((run / "config.json").read_text())
+    assert config["linear"]["binary"] is True and config["data"]["group_column"] == "author"
+    vectorizer = json.loads((run / "model" / "vectorizer.json").read_text())
+    assert vectorizer["config"]["binary"] is True
+    assert json.loads((run / "metrics.json").read_text())["test"]["accuracy"] > 0.8
+    rc = main(["train", "--data", str(data), "--group-column", "nope", "--run-dir", str(tmp_path / "x")])
+    assert "no 'nope' column" in _error_line(capsys, rc)
+
+
 def test_embedding_applies_to_the_seed_model_only(toy_csv, tmp_path, capsys):
     rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--embedding", "scratch"])
     assert "--model seed" in _error_line(capsys, rc)

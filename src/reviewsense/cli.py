@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, test=True)
     p.add_argument("--validation-size", type=_size, default=None,
                    help="rows (or fraction) of training data held out (default: 10000 for IMDB, 0.2 otherwise)")
+    p.add_argument("--group-column", metavar="COL",
+                   help="own data: column of groups (product, movie, author…) kept whole on one side of every split")
+    p.add_argument("--random-split", action="store_true",
+                   help="hold out random rows, not whole groups (IMDB is split by movie, like its test set)")
     p.add_argument("--seed", type=int, default=0, help="random seed (split, init, shuffling)")
     m = p.add_argument_group("model")
     m.add_argument("--model", default="nblinear", choices=["nblinear", "seed"],
@@ -138,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--min-df", type=_positive, default=None,
                    help="nblinear: drop n-grams found in fewer training texts (2)")
     m.add_argument("--C", type=_positive_float, default=None, help="nblinear: inverse regularization (1.0)")
+    m.add_argument("--binary", action="store_true",
+                   help="nblinear: an n-gram counts once per text however often it occurs (default: counts)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=_positive, default=40)
     t.add_argument("--batch-size", type=_positive, default=512)
@@ -253,7 +259,8 @@ def cmd_train(args) -> int:
         run_dir=args.run_dir,
         data=DataSpec(path=args.data, test_path=args.test_data, text_column=args.text_column,
                       label_column=args.label_column, classes=args.classes, validation_size=args.validation_size,
-                      test_size=args.test_size, allow_download=not args.no_download),
+                      test_size=args.test_size, allow_download=not args.no_download,
+                      group_column=args.group_column, random_split=args.random_split),
         model=args.model,
         embedding=args.embedding or defaults.embedding,
         params=params,
@@ -266,7 +273,8 @@ def cmd_train(args) -> int:
         threads=args.threads,
         preset=args.preset,
         linear={k: v for k, v in (("ngrams", args.ngrams), ("hash_bits", args.hash_bits), ("C", args.C),
-                                  ("min_df", args.min_df)) if v is not None},
+                                  ("min_df", args.min_df), ("binary", args.binary or None))
+                if v is not None},
     )
     return _report(train(config), args.run_dir)
 

@@ -48,6 +48,8 @@ class DataSpec:
     validation_size: float | int | None = None  # None: IMDB → 10,000; own data → 20 %
     test_size: float = 0.2  # own data without --test-data: held out before anything else
     allow_download: bool = True
+    group_column: str | None = None  # own data: rows that belong together (one product, one movie…)
+    random_split: bool = False  # hold out random rows even where rows have groups (IMDB: movies)
 
 
 @dataclass
@@ -105,22 +107,27 @@ def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Spli
         data = read_imdb(source, splits)
         train_full, test, unsup = data["train"], data["test"], data.get("unsup")
         if spec.test_path:
-            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes)
+            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes,
+                              group_column=spec.group_column)
         default_val: float | int = 10_000
     else:
         source = spec.path
-        train_full = load_table(spec.path, spec.text_column, spec.label_column, spec.classes)
+        train_full = load_table(spec.path, spec.text_column, spec.label_column, spec.classes,
+                                group_column=spec.group_column)
         unsup = None
         if spec.test_path:
-            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes)
+            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes,
+                              group_column=spec.group_column)
         else:
-            train_full, test = train_validation_split(train_full, spec.test_size, seed=seed + 1)
+            train_full, test = train_validation_split(train_full, spec.test_size, seed=seed + 1,
+                                                     by_group=not spec.random_split)
             test.name = f"{Path(spec.path).name}:test"
         default_val = 0.2
     validation_size = spec.validation_size if spec.validation_size is not None else default_val
     if isinstance(validation_size, int) and validation_size >= len(train_full) and spec.validation_size is None:
         validation_size = 0.2
-    train, validation = train_validation_split(train_full, validation_size, seed=seed)
+    train, validation = train_validation_split(train_full, validation_size, seed=seed,
+                                               by_group=not spec.random_split)
     _warn_overlap(train_full, test)
     return Splits(train, validation, test, unsup, str(source))
 

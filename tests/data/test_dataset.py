@@ -69,3 +69,47 @@ def test_split_is_seeded():
 def test_split_rejects_sizes_that_do_not_fit(size):
     with pytest.raises(DataError, match="does not fit a training set of 50 rows"):
         train_validation_split(_data(50), size)
+
+
+def _grouped(n_groups=40, seed=0):
+    """Groups of 1..8 rows, like reviews of one movie."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 9, size=n_groups)
+    groups = [f"g{g}" for g, size in enumerate(sizes) for _ in range(size)]
+    n = len(groups)
+    return Dataset(texts=[f"text {i}" for i in range(n)], labels=np.arange(n) % 2, name="d", groups=groups)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("size", [0.1, 0.3, 40])
+def test_grouped_split_keeps_every_group_on_one_side(seed, size):
+    data = _grouped(seed=seed)
+    train, val = train_validation_split(data, size, seed=seed)
+    assert not set(train.groups) & set(val.groups)
+    assert sorted(train.texts + val.texts) == sorted(data.texts)
+    wanted = round(size * len(data)) if isinstance(size, float) else size
+    # whole groups are added until the target is reached: at most one group (≤ 8 rows) over
+    assert wanted <= len(val) < wanted + 8
+    for part in (train, val):  # groups travel with their rows
+        assert all(data.groups[int(t.split()[1])] == g for t, g in zip(part.texts, part.groups, strict=True))
+
+
+def test_grouped_split_is_seeded_and_can_be_turned_off():
+    data = _grouped()
+    a, b = train_validation_split(data, 0.3, seed=1)[1], train_validation_split(data, 0.3, seed=1)[1]
+    assert a.texts == b.texts
+    assert train_validation_split(data, 0.3, seed=2)[1].texts != a.texts
+    _, rows = train_validation_split(data, 0.3, seed=1, by_group=False)
+    assert len(rows) == round(0.3 * len(data))
+    assert set(rows.groups) & set(train_validation_split(data, 0.3, seed=1, by_group=False)[0].groups)
+
+
+def test_grouped_split_that_leaves_no_training_group_is_refused():
+    data = Dataset(texts=list("abcdef"), labels=[0, 1] * 3, groups=["x"] * 3 + ["y"] * 3)
+    with pytest.raises(DataError, match="leaves no group for training"):
+        train_validation_split(data, 4, seed=0)  # one movie holds 3 rows: 4 takes both
+
+
+def test_groups_must_match_the_rows():
+    with pytest.raises(ValueError, match="groups"):
+        Dataset(texts=["a", "b"], labels=[0, 1], groups=["x"])

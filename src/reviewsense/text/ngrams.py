@@ -102,6 +102,60 @@ def tokenize_batch(texts: Sequence[str]):
     return series.str.to_lowercase().str.replace_all(TAG, " ").str.extract_all(TOKEN)
 
 
+@functools.cache
+def _presence_kernel():
+    """The compiled loop behind :func:`_presence_scores` (numba; compiled once, then cached on disk)."""
+    import numba
+
+    @numba.njit(nogil=True, cache=True)
+    def kernel(lengths, columns, weights, keys, marks):  # pragma: no cover - compiled
+        # keys/marks: an open-addressing hash set, reset for each text by bumping the mark
+        mask = len(keys) - 1
+        out = np.zeros(len(lengths), dtype=np.float64)
+        start = 0
+        for d in range(len(lengths)):
+            end, mark, total = start + lengths[d], d + 1, 0.0
+            for n in range(len(columns)):
+                cols = columns[n]
+                for i in range(start, min(end, len(cols))):
+                    col = cols[i]
+                    if col == 0:  # n-grams that cross texts
+                        continue
+                    slot = ((col * 2654435761) >> 16) & mask
+                    while marks[slot] == mark and keys[slot] != col:
+                        slot = (slot + 1) & mask
+                    if marks[slot] != mark:  # first time in this text
+                        marks[slot], keys[slot] = mark, col
+                        total += weights[col]
+            out[d] = total
+            start = end
+        return out
+
+    return kernel
+
+
+def _presence_scores(lengths: np.ndarray, columns: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Per text, the sum of the weights of the distinct columns it has (binary features):
+    ``transform(binary=True) @ weights`` without the matrix: one pass over each text's
+    columns with a small hash set (it stays in the CPU cache), in compiled code."""
+    try:
+        kernel = _presence_kernel()
+    except ImportError:  # numba missing: the same sums through a sparse matrix, slower
+        doc = np.repeat(np.arange(len(lengths)), lengths)
+        rows = np.concatenate([doc[: len(c)] for c in columns])
+        cols = np.concatenate(columns)
+        keep = cols != 0
+        matrix = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])),
+                               shape=(len(lengths), len(weights)))
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0
+        return matrix @ weights.astype(np.float64)
+    columns = tuple(c if c.flags.writeable else c.copy() for c in columns)  # one array type for numba
+    size = 1 << max(6, int(2 * len(columns) * int(lengths.max(initial=0))).bit_length())  # ≤ half full
+    return kernel(lengths.astype(np.int64), columns, weights, np.zeros(size, dtype=np.int64),
+                  np.zeros(size, dtype=np.int64))
+
+
 class NgramVectorizer:
     """Strings → sparse bags of word n-grams (unigram vocabulary + hashed higher orders).
 
@@ -229,6 +283,8 @@ class NgramVectorizer:
 
     def _score_chunk(self, texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
         lengths, columns = self._columns(texts)
+        if self.binary:
+            return _presence_scores(lengths, columns, weights)
         starts = np.cumsum(lengths) - lengths
         score = np.zeros(len(texts), dtype=np.float64)
         for cols in columns:
@@ -244,9 +300,7 @@ class NgramVectorizer:
         return sp.vstack(_map_chunks(self._transform_chunk, texts), format="csr")
 
     def score(self, texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
-        """``transform(texts) @ weights`` for count features, without building the matrix."""
-        if self.binary:
-            return self.transform(texts) @ weights
+        """``transform(texts) @ weights``, without building the matrix."""
         if weights[0] != 0:  # column 0 takes the cross-text n-grams: it must weigh nothing
             weights = np.array(weights)
             weights[0] = 0.0
