@@ -134,6 +134,20 @@ def _presence_kernel():
     return kernel
 
 
+def _matrix(lengths: np.ndarray, columns: list[np.ndarray], n_features: int, binary: bool) -> sp.csr_matrix:
+    """The texts × features matrix of n-gram counts (1/0 if ``binary``) from :meth:`NgramVectorizer._columns`."""
+    doc = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    rows = np.concatenate([doc[: len(c)] for c in columns])
+    matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, np.concatenate(columns))),
+                           shape=(len(lengths), n_features))
+    matrix.sum_duplicates()
+    matrix.data[matrix.indices == 0] = 0.0  # cross-text n-grams
+    matrix.eliminate_zeros()
+    if binary:
+        matrix.data[:] = 1.0
+    return matrix
+
+
 def _presence_scores(lengths: np.ndarray, columns: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     """Per text, the sum of the weights of the distinct columns it has (binary features):
     ``transform(binary=True) @ weights`` without the matrix: one pass over each text's
@@ -141,15 +155,7 @@ def _presence_scores(lengths: np.ndarray, columns: list[np.ndarray], weights: np
     try:
         kernel = _presence_kernel()
     except ImportError:  # numba missing: the same sums through a sparse matrix, slower
-        doc = np.repeat(np.arange(len(lengths)), lengths)
-        rows = np.concatenate([doc[: len(c)] for c in columns])
-        cols = np.concatenate(columns)
-        keep = cols != 0
-        matrix = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])),
-                               shape=(len(lengths), len(weights)))
-        matrix.sum_duplicates()
-        matrix.data[:] = 1.0
-        return matrix @ weights.astype(np.float64)
+        return _matrix(lengths, columns, len(weights), binary=True) @ weights.astype(np.float64)
     columns = tuple(c if c.flags.writeable else c.copy() for c in columns)  # one array type for numba
     size = 1 << max(6, int(2 * len(columns) * int(lengths.max(initial=0))).bit_length())  # ≤ half full
     return kernel(lengths.astype(np.int64), columns, weights, np.zeros(size, dtype=np.int64),
@@ -269,17 +275,7 @@ class NgramVectorizer:
         return lengths, columns
 
     def _transform_chunk(self, texts: Sequence[str]) -> sp.csr_matrix:
-        lengths, columns = self._columns(texts)
-        doc = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-        rows = np.concatenate([doc[: len(c)] for c in columns])
-        matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, np.concatenate(columns))),
-                               shape=(len(texts), self.n_features))
-        matrix.sum_duplicates()
-        matrix.data[matrix.indices == 0] = 0.0  # cross-text n-grams
-        matrix.eliminate_zeros()
-        if self.binary:
-            matrix.data[:] = 1.0
-        return matrix
+        return _matrix(*self._columns(texts), self.n_features, self.binary)
 
     def _score_chunk(self, texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
         lengths, columns = self._columns(texts)
