@@ -40,6 +40,9 @@ class NBLinearParams:
     # +0.3 points (C=0.1), within noise and not on test, and it predicts 10-20 % slower.
     binary: bool = False
     max_iter: int = 1000
+    # liblinear's stopping tolerance (its own default for this dual solver is 0.1; scikit-learn's
+    # 1e-4 took 1.6× as long here for the same validation accuracy, to the review)
+    tol: float = 1e-2
     refit: bool = True  # final fit on train + validation (settings and calibration from the split)
 
 
@@ -142,7 +145,8 @@ def _fit_weights(features, labels: np.ndarray, params: NBLinearParams) -> tuple[
     ratio = nb_ratio(present, labels, params.alpha, keep)
     scaled = features.multiply(ratio).tocsr()
     scaled.eliminate_zeros()  # the pruned features
-    model = LogisticRegression(C=params.C, solver="liblinear", dual=True, max_iter=params.max_iter, random_state=0)
+    model = LogisticRegression(C=params.C, solver="liblinear", dual=True, max_iter=params.max_iter, tol=params.tol,
+                               random_state=0)
     model.fit(scaled, labels)
     return (model.coef_[0] * ratio).astype(np.float32), float(model.intercept_[0])
 
