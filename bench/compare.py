@@ -12,7 +12,8 @@ is per contender and the data is loaded once):
 - fastText supervised with bigrams (its training file shuffled: fastText does not shuffle)
 
 Training data: the 25,000 IMDB training reviews. reviewsense holds 10,000 of them out for
-validation (calibration / early stopping; the default model then refits on all 25,000); the
+validation, whole movies at a time like the test split (calibration / early stopping /
+stacking; the default model then refits on all 25,000); the
 peers train on all 25,000. Test: the 25,000 test reviews, scored from raw strings.
 Word2vec pretraining (for the seed network) is reported apart; it is cached in the user
 cache dir, so a second run shows 0.

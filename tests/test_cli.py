@@ -497,3 +497,8 @@ def test_test_rows_found_in_training_data_are_warned_about(tmp_path, capsys, mon
                "--hash-bits", "12"])
     assert rc == 0
     assert "warning: 3 test text(s) also appear in the training data" in capsys.readouterr().err
+
+
+def test_group_column_with_imdb_is_refused(imdb_archive, tmp_path, capsys):
+    rc = main(["train", "--data", str(imdb_archive), "--group-column", "movie", "--run-dir", str(tmp_path / "r")])
+    assert "IMDB is split by movie already" in _error_line(capsys, rc)

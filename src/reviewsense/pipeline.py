@@ -82,7 +82,9 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """The inverse of ``asdict`` (a run's ``config.json``), refusing unknown fields."""
         try:
-            return cls(**{**data, "data": DataSpec(**data["data"]), "params": SeedParams(**data["params"])})
+            spec = dict(data["data"])
+            spec.setdefault("random_split", True)  # runs from before the split by group were split at random
+            return cls(**{**data, "data": DataSpec(**spec), "params": SeedParams(**data["params"])})
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"not a reviewsense run configuration ({exc})") from exc
 
@@ -102,13 +104,14 @@ def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Spli
     from .data.imdb import is_imdb_source, read_imdb, resolve_source
 
     if spec.path is None or is_imdb_source(spec.path):
+        if spec.group_column:
+            raise DataError("--group-column is for your own data: IMDB is split by movie already")
         source = resolve_source(spec.path, allow_download=spec.allow_download)
         splits = ("train", "test", "unsup") if want_unsup else ("train", "test")
         data = read_imdb(source, splits)
         train_full, test, unsup = data["train"], data["test"], data.get("unsup")
         if spec.test_path:
-            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes,
-                              group_column=spec.group_column)
+            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes)
         default_val: float | int = 10_000
     else:
         source = spec.path
@@ -116,11 +119,10 @@ def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Spli
                                 group_column=spec.group_column)
         unsup = None
         if spec.test_path:
-            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes,
-                              group_column=spec.group_column)
+            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes)
         else:
             train_full, test = train_validation_split(train_full, spec.test_size, seed=seed + 1,
-                                                     by_group=not spec.random_split)
+                                                     by_group=not spec.random_split, what="--test-size")
             test.name = f"{Path(spec.path).name}:test"
         default_val = 0.2
     validation_size = spec.validation_size if spec.validation_size is not None else default_val

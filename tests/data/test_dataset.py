@@ -113,3 +113,28 @@ def test_grouped_split_that_leaves_no_training_group_is_refused():
 def test_groups_must_match_the_rows():
     with pytest.raises(ValueError, match="groups"):
         Dataset(texts=["a", "b"], labels=[0, 1], groups=["x"])
+
+
+def test_grouped_split_with_one_class_on_a_side_is_one_line_naming_the_option():
+    # each author wrote reviews of one label only: some seeds leave one class on a side
+    data = Dataset(texts=[f"t{i}" for i in range(12)], labels=[0] * 6 + [1] * 6,
+                   groups=["a"] * 3 + ["b"] * 3 + ["c"] * 3 + ["d"] * 3)
+    failures = 0
+    for seed in range(20):
+        try:
+            train, val = train_validation_split(data, 3, seed=seed, what="--test-size")
+        except DataError as exc:
+            failures += 1
+            assert str(exc).startswith("--test-size of 3: the ") and "only one class" in str(exc)
+            assert "--random-split" in str(exc)
+        else:
+            assert len(set(val.labels.tolist())) == 2 and len(set(train.labels.tolist())) == 2
+    assert failures == 20  # one 3-row group of one author is always a one-class held-out side
+
+
+def test_grouped_split_notes_when_whole_groups_overshoot(capsys, monkeypatch):
+    monkeypatch.setenv("REVIEWSENSE_QUIET", "0")
+    data = Dataset(texts=[f"t{i}" for i in range(40)], labels=[0, 1] * 20, groups=["big"] * 30 + ["s"] * 10)
+    sizes = {len(train_validation_split(data, 5, seed=seed)[1]) for seed in range(10)}
+    assert sizes == {10, 30}  # whichever group comes first is held out whole
+    assert "took 30 rows for --validation-size of 5 (asked: 5)" in capsys.readouterr().err

@@ -163,9 +163,7 @@ def test_binary_score_counts_each_ngram_once(monkeypatch, numba_installed):
     if numba_installed:
         pytest.importorskip("numba")
     else:  # the sparse-matrix fallback gives the same sums
-        def missing():
-            raise ImportError("no numba")
-        monkeypatch.setattr(ngrams, "_presence_kernel", missing)
+        monkeypatch.setattr(ngrams, "_presence_kernel", lambda: None)
     vec = NgramVectorizer(ngrams=3, hash_bits=10, binary=True).adapt(CORPUS)
     weights = np.random.default_rng(0).normal(size=vec.n_features)
     weights[0] = 0
@@ -187,3 +185,24 @@ def test_binary_score_matches_the_matrix_for_any_mix_of_lengths(texts):
     weights = np.random.default_rng(len(texts)).normal(size=vec.n_features)
     weights[0] = 0
     np.testing.assert_allclose(vec.score(texts, weights), vec.transform(texts) @ weights, atol=1e-9)
+
+
+def test_binary_scoring_compiles_in_memory_without_a_writable_cache(monkeypatch):
+    numba = pytest.importorskip("numba")
+    real = numba.njit
+
+    def njit(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    ngrams._presence_kernel.cache_clear()
+    try:
+        vec = NgramVectorizer(ngrams=2, hash_bits=8, binary=True).adapt(CORPUS)
+        weights = np.random.default_rng(1).normal(size=vec.n_features)
+        weights[0] = 0
+        np.testing.assert_allclose(vec.score(BINARY_TEXTS, weights), vec.transform(BINARY_TEXTS) @ weights, atol=1e-9)
+        assert ngrams._presence_kernel() is not None
+    finally:
+        ngrams._presence_kernel.cache_clear()

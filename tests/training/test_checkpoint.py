@@ -233,3 +233,14 @@ def test_broken_run_files_are_one_line_errors(tmp_path, toy_csv, capsys):
     (run / "checkpoint" / "state.json").write_text("{}")
     with pytest.raises(ModelFileError, match="unreadable checkpoint"):
         Checkpoint(run / "checkpoint").load()
+
+
+def test_configs_from_before_the_group_split_resume_with_the_random_split():
+    from dataclasses import asdict
+
+    from reviewsense.pipeline import TrainConfig
+
+    old = asdict(TrainConfig())
+    del old["data"]["random_split"], old["data"]["group_column"]  # a config.json written by 0.1.x
+    assert TrainConfig.from_dict(old).data.random_split is True
+    assert TrainConfig.from_dict(asdict(TrainConfig())).data.random_split is False

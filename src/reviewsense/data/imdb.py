@@ -168,8 +168,12 @@ def read_imdb(path: str | os.PathLike[str], splits: Iterable[str] = ("train", "t
         if len(found) != _EXPECTED[split]:
             log(f"note: {path.name} has {len(found):,} {split} reviews (the official archive has {_EXPECTED[split]:,})")
         found.sort(key=lambda r: (r[0], r[1]))
+        groups = _groups(found, split, movies)
+        if groups is None and split == "train":
+            log(f"note: {path.name} lacks complete aclImdb/train/urls_*.txt; validation is held out at random, "
+                "not by movie")
         out[split] = Dataset(
-            groups=_groups(found, split, movies),
+            groups=groups,
             texts=[r[3] for r in found],
             labels=np.array([r[0] for r in found], dtype=np.int8),
             name=f"imdb:{split}",

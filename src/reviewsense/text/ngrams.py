@@ -102,36 +102,43 @@ def tokenize_batch(texts: Sequence[str]):
     return series.str.to_lowercase().str.replace_all(TAG, " ").str.extract_all(TOKEN)
 
 
+def _presence_loop(lengths, columns, weights, keys, marks):  # pragma: no cover - compiled by numba
+    """Per text, the sum of ``weights`` over its distinct columns. ``keys``/``marks`` are an
+    open-addressing hash set, reset for each text by bumping the mark."""
+    mask = len(keys) - 1
+    out = np.zeros(len(lengths), dtype=np.float64)
+    start = 0
+    for d in range(len(lengths)):
+        end, mark, total = start + lengths[d], d + 1, 0.0
+        for n in range(len(columns)):
+            cols = columns[n]
+            for i in range(start, min(end, len(cols))):
+                col = cols[i]
+                if col == 0:  # n-grams that cross texts
+                    continue
+                slot = ((col * 2654435761) >> 16) & mask
+                while marks[slot] == mark and keys[slot] != col:
+                    slot = (slot + 1) & mask
+                if marks[slot] != mark:  # first time in this text
+                    marks[slot], keys[slot] = mark, col
+                    total += weights[col]
+        out[d] = total
+        start = end
+    return out
+
+
 @functools.cache
 def _presence_kernel():
-    """The compiled loop behind :func:`_presence_scores` (numba; compiled once, then cached on disk)."""
-    import numba
-
-    @numba.njit(nogil=True, cache=True)
-    def kernel(lengths, columns, weights, keys, marks):  # pragma: no cover - compiled
-        # keys/marks: an open-addressing hash set, reset for each text by bumping the mark
-        mask = len(keys) - 1
-        out = np.zeros(len(lengths), dtype=np.float64)
-        start = 0
-        for d in range(len(lengths)):
-            end, mark, total = start + lengths[d], d + 1, 0.0
-            for n in range(len(columns)):
-                cols = columns[n]
-                for i in range(start, min(end, len(cols))):
-                    col = cols[i]
-                    if col == 0:  # n-grams that cross texts
-                        continue
-                    slot = ((col * 2654435761) >> 16) & mask
-                    while marks[slot] == mark and keys[slot] != col:
-                        slot = (slot + 1) & mask
-                    if marks[slot] != mark:  # first time in this text
-                        marks[slot], keys[slot] = mark, col
-                        total += weights[col]
-            out[d] = total
-            start = end
-        return out
-
-    return kernel
+    """:func:`_presence_loop` compiled by numba (cached on disk where there is a writable
+    place, else compiled in memory), or None without numba: the caller then falls back."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    try:
+        return numba.njit(nogil=True, cache=True)(_presence_loop)
+    except Exception:  # no writable cache location (read-only install, no HOME): compile in memory
+        return numba.njit(nogil=True)(_presence_loop)
 
 
 def _matrix(lengths: np.ndarray, columns: list[np.ndarray], n_features: int, binary: bool) -> sp.csr_matrix:
@@ -148,16 +155,18 @@ def _matrix(lengths: np.ndarray, columns: list[np.ndarray], n_features: int, bin
     return matrix
 
 
-def _presence_scores(lengths: np.ndarray, columns: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+def _presence_scores(lengths: np.ndarray, columns: list[np.ndarray], weights: np.ndarray, ngrams: int) -> np.ndarray:
     """Per text, the sum of the weights of the distinct columns it has (binary features):
     ``transform(binary=True) @ weights`` without the matrix: one pass over each text's
     columns with a small hash set (it stays in the CPU cache), in compiled code."""
-    try:
-        kernel = _presence_kernel()
-    except ImportError:  # numba missing: the same sums through a sparse matrix, slower
+    kernel = _presence_kernel()
+    if kernel is None:  # numba missing: the same sums through a sparse matrix, slower
         return _matrix(lengths, columns, len(weights), binary=True) @ weights.astype(np.float64)
-    columns = tuple(c if c.flags.writeable else c.copy() for c in columns)  # one array type for numba
-    size = 1 << max(6, int(2 * len(columns) * int(lengths.max(initial=0))).bit_length())  # ≤ half full
+    # always ``ngrams`` arrays of one type, so numba compiles the loop once
+    empty = np.zeros(0, dtype=np.int64)
+    columns = tuple([c if c.flags.writeable else c.copy() for c in columns] + [empty] * (ngrams - len(columns)))
+    longest = 2 * ngrams * int(lengths.max(initial=0))  # the set stays at most half full
+    size = 1 << max(6, min(longest, 2 * len(weights)).bit_length())
     return kernel(lengths.astype(np.int64), columns, weights, np.zeros(size, dtype=np.int64),
                   np.zeros(size, dtype=np.int64))
 
@@ -280,7 +289,7 @@ class NgramVectorizer:
     def _score_chunk(self, texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
         lengths, columns = self._columns(texts)
         if self.binary:
-            return _presence_scores(lengths, columns, weights)
+            return _presence_scores(lengths, columns, weights, self.ngrams)
         starts = np.cumsum(lengths) - lengths
         score = np.zeros(len(texts), dtype=np.float64)
         for cols in columns:
