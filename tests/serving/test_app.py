@@ -564,3 +564,14 @@ def test_port_out_of_range_is_refused(capsys):
         main(["serve", "--model", "m", "--port", "70000"])
     assert exit_info.value.code == 2
     assert "must be from 1 to 65535, got 70000" in capsys.readouterr().err
+
+
+def test_the_app_warms_its_model_up_before_the_first_request(toy_dataset):
+    from reviewsense.models import nblinear
+    from reviewsense.serving.app import create_app
+
+    train, validation = toy_dataset(200, seed=1), toy_dataset(100, seed=2)
+    predictor, _ = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=10, binary=True))
+    assert predictor.vectorizer._index is None  # the small-batch word index is built lazily
+    create_app(predictor)
+    assert predictor.vectorizer._index is not None
