@@ -195,8 +195,8 @@ def load_table(
             raise DataError(f"{where}: '{text_column}' is missing")
         if _missing(label) or not str(label).strip():
             raise DataError(f"{where}: '{label_column}' is missing")
-        group = row.get(group_column) if group_column else "-"
-        if _missing(group) or not str(group).strip():
+        group = row.get(group_column) if group_column else None
+        if group_column and (_missing(group) or not str(group).strip()):
             raise DataError(f"{where}: '{group_column}' is missing")
         key = str(label).strip()
         key = key if classes is not None else key.lower()
@@ -208,7 +208,8 @@ def load_table(
             continue
         texts.append(text)
         labels.append(table[key])
-        groups.append(str(group))
+        if group_column:
+            groups.append(str(group))
     data = _finish(path, texts, labels, names, skipped)
     data.groups = groups if group_column else None
     return data
