@@ -459,7 +459,7 @@ def test_preset_best_trains_a_stacked_ensemble(toy_csv, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     manifest = json.loads((run / "model" / "manifest.json").read_text())
     assert manifest["family"] == "ensemble"
-    assert [m["family"] for m in manifest["config"]["members"]] == ["nblinear", "seed"]
+    assert [m["family"] for m in manifest["config"]["members"]] == ["nblinear", "cnn"]
     assert (run / "loss.png").is_file()  # the neural member's training curve
 
 

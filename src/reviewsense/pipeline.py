@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,8 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     linear: dict[str, Any] = field(default_factory=dict)  # nblinear settings (NBLinearParams fields)
-    preset: str | None = None  # "best": stacked nblinear + seed (word2vec) ensemble
+    preset: str | None = None  # "best": stacked nblinear + cnn (word2vec) ensemble
+    cnn: dict[str, Any] = field(default_factory=dict)  # the preset's network (CNNParams fields)
 
     @property
     def uses_seed(self) -> bool:
@@ -237,14 +238,19 @@ def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | 
 
 
 def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions) -> Fitted:
-    """The most accurate preset: the NB-weighted linear model (n-grams, labelled data) and
-    the seed network on word2vec vectors pretrained on the unlabelled reviews, stacked by a
-    logistic regression fitted on their validation logits."""
-    from .models import ensemble, nblinear, seed
+    """The most accurate preset: the NB-weighted linear model (n-grams, labelled data) and a
+    convolutional network over word2vec vectors pretrained on the unlabelled reviews, stacked
+    by a logistic regression fitted on their validation logits."""
+    from .models import cnn, ensemble, nblinear
 
     linear, linear_logits = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
-    neural, history = seed.fit(splits.train, splits.validation, config.params, options, vectors)
-    member_logits = np.column_stack([linear_logits, neural.predict_logits(splits.validation.texts)])
+    params = cnn.CNNParams(**config.cnn)
+    # the network's own schedule (--epochs, --batch-size and --learning-rate are the seed model's)
+    options = replace(options, epochs=params.epochs, batch_size=params.batch_size,
+                      learning_rate=params.learning_rate, eval_batch_size=512,
+                      early_stopping=EarlyStopping(patience=params.patience) if config.early_stopping else None)
+    neural, history, neural_logits = cnn.fit(splits.train, splits.validation, params, options, vectors)
+    member_logits = np.column_stack([linear_logits, neural_logits])
     model = ensemble.stack([linear, neural], member_logits, splits.validation.labels, splits.train.class_names)
     log(f"stacked ensemble: {ensemble.describe(model)}")
     return Fitted(model, history, member_logits @ model.weights + model.bias)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from reviewsense.errors import ConfigError
 from reviewsense.export import load_model, save_model
-from reviewsense.models import ensemble, nblinear, seed
+from reviewsense.models import cnn, ensemble, nblinear, seed
 from reviewsense.models.explanation import Attribution, align, explain
 from reviewsense.training.torch_loop import FitOptions
 
@@ -25,10 +25,12 @@ def models(sentiment_corpus):
                          FitOptions(epochs=20, batch_size=32, learning_rate=0.02, threads=1))
     logits = np.column_stack([linear_logits, neural.predict_logits(validation.texts)])
     stacked = ensemble.stack([linear, neural], logits, validation.labels, ("negative", "positive"))
-    return {"nblinear": linear, "seed": neural, "ensemble": stacked}
+    network, _, _ = cnn.fit(train, validation, cnn.CNNParams(embedding_dim=8, filters=8, dropout=0.0, refit=False),
+                            FitOptions(epochs=15, batch_size=32, learning_rate=0.01, threads=1))
+    return {"nblinear": linear, "seed": neural, "ensemble": stacked, "cnn": network}
 
 
-FAMILIES = ["nblinear", "seed", "ensemble"]
+FAMILIES = ["nblinear", "seed", "ensemble", "cnn"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -61,7 +63,7 @@ def test_token_spans_point_into_the_original_text(models, family):
     assert TEXT[e.tokens[1]["start"] : e.tokens[1]["end"]] == "GREAT"  # inside the tag, not the tag's 'b'
 
 
-@pytest.mark.parametrize("family", ["nblinear", "seed"])
+@pytest.mark.parametrize("family", ["nblinear", "seed", "cnn"])
 def test_word_shares_add_up_to_the_contributions(models, family):
     e = models[family].explain("a great film, not dull")
     assert sum(t["contribution"] for t in e.tokens) == pytest.approx(sum(e.features.values()), abs=1e-4)

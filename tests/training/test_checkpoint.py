@@ -15,7 +15,7 @@ import pytest
 from reviewsense.errors import Interrupted, ModelFileError
 from reviewsense.training.checkpoint import Checkpoint, request_stop, stop_on_signals, stop_requested
 from reviewsense.training.history import EarlyStopping
-from reviewsense.training.torch_loop import FitOptions, Ragged, fit
+from reviewsense.training.torch_loop import Features, FitOptions, Ragged, fit
 
 torch = pytest.importorskip("torch")
 
@@ -28,16 +28,26 @@ def _data(n: int, seed: int) -> Ragged:
     return Ragged(ids.astype(np.int64), np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), labels)
 
 
-def _module():
-    from reviewsense.models.seed import build_module
+def _module(kind: str):
+    from reviewsense.models import cnn, seed
 
     torch.manual_seed(0)
-    return build_module(20, 4, 3)
+    if kind == "cnn":  # a sparse embedding: Adam and SparseAdam, checkpointed as one optimizer
+        return cnn.build_module(20, 4, cnn.CNNParams(filters=3, widths=[2, 3], dropout=0.0))
+    return seed.build_module(20, 4, 3)
 
 
-def _run(checkpoint=None, stop_after_epoch=None):
+def _padded(data: Ragged) -> Features:
+    from reviewsense.models.cnn import head_tail
+
+    return Features(head_tail(data.ids, data.offsets, 8)[0], data.labels, dtype=np.int64)
+
+
+def _run(checkpoint=None, stop_after_epoch=None, kind="seed"):
     train, validation = _data(200, 0), _data(80, 1)
-    module = _module()
+    if kind == "cnn":
+        train, validation = _padded(train), _padded(validation)
+    module = _module(kind)
 
     def on_epoch(epoch, _values):
         if epoch == stop_after_epoch:
@@ -49,16 +59,17 @@ def _run(checkpoint=None, stop_after_epoch=None):
     return module, history
 
 
-def test_resumed_training_equals_uninterrupted_training(tmp_path):
-    reference, reference_history = _run()
+@pytest.mark.parametrize("kind", ["seed", "cnn"])
+def test_resumed_training_equals_uninterrupted_training(tmp_path, kind):
+    reference, reference_history = _run(kind=kind)
     checkpoint = Checkpoint(tmp_path / "checkpoint")
     with stop_on_signals(), pytest.raises(Interrupted, match="interrupted in epoch 3"):
-        _run(checkpoint, stop_after_epoch=2)
+        _run(checkpoint, stop_after_epoch=2, kind=kind)
     assert checkpoint.exists() and not stop_requested()
     _, state = checkpoint.load()
     assert state["epoch"] == 3 and state["position"] == 16 and len(state["history"]["history"]["loss"]) == 2
 
-    resumed, resumed_history = _run(checkpoint)
+    resumed, resumed_history = _run(checkpoint, kind=kind)
     assert resumed_history.history == reference_history.history
     assert resumed_history.best_epoch == reference_history.best_epoch
     for key, value in reference.state_dict().items():
@@ -176,16 +187,17 @@ def test_cli_signal_then_resume_gives_the_same_metrics(tmp_path, whole_run, sign
     assert not (run / "checkpoint").exists()
 
 
+PRESET = {"preset": "best", "embedding": "scratch", "threads": 1, "linear": {"hash_bits": 12},
+          "cnn": {"embedding_dim": 8, "filters": 4, "epochs": 3, "batch_size": 32, "max_length": 40}}
+
+
 def test_preset_best_stopped_in_its_linear_stage_resumes(tmp_path, toy_csv, monkeypatch):
     """The 'start over' checkpoint of a stop before the network's loop must not be taken for
     the loop's own checkpoint when the run resumes."""
     from reviewsense.models import nblinear
-    from reviewsense.models.seed import SeedParams
     from reviewsense.pipeline import DataSpec, TrainConfig, resume_config, train
 
-    config = {"data": DataSpec(path=str(toy_csv)), "preset": "best", "embedding": "scratch", "epochs": 4,
-              "batch_size": 32, "threads": 1, "linear": {"hash_bits": 12},
-              "params": SeedParams(embedding_dim=8, hidden_units=4)}
+    config = {"data": DataSpec(path=str(toy_csv)), **PRESET}
     reference = train(TrainConfig(run_dir=str(tmp_path / "a"), **config))
     real = _stop_in_linear_stage(monkeypatch)
     with pytest.raises(Interrupted):
@@ -193,6 +205,31 @@ def test_preset_best_stopped_in_its_linear_stage_resumes(tmp_path, toy_csv, monk
     monkeypatch.setattr(nblinear, "check_stop", real)
     resumed = train(resume_config(tmp_path / "b"), resume=True)
     assert resumed["test"] == reference["test"]
+
+
+def test_preset_best_stopped_in_its_network_refit_starts_over_and_matches(tmp_path, toy_csv, monkeypatch):
+    """The network's final fit on train + validation keeps no checkpoint: a stop there ends
+    the run at once, and resuming re-runs the preset to the same result."""
+    from reviewsense.models import cnn
+    from reviewsense.pipeline import DataSpec, TrainConfig, resume_config, train
+
+    config = {"data": DataSpec(path=str(toy_csv)), **PRESET}
+    reference = train(TrainConfig(run_dir=str(tmp_path / "a"), **config))
+    real, calls = cnn.fit_loop, []
+
+    def stop_in_refit(module, train_data, validation, options):
+        calls.append(validation)
+        if validation is None:  # the refit
+            request_stop()
+        return real(module, train_data, validation, options)
+
+    monkeypatch.setattr(cnn, "fit_loop", stop_in_refit)
+    with pytest.raises(Interrupted, match="interrupted in epoch 1 .*resume with"):
+        train(TrainConfig(run_dir=str(tmp_path / "b"), **config))
+    assert calls[-1] is None and not (tmp_path / "b" / "metrics.json").exists()
+    monkeypatch.setattr(cnn, "fit_loop", real)
+    resumed = train(resume_config(tmp_path / "b"), resume=True)
+    assert resumed["test"] == reference["test"] and resumed["validation"] == reference["validation"]
 
 
 def test_a_stop_during_the_final_linear_fit_is_honoured(tmp_path, toy_csv, monkeypatch):

@@ -24,6 +24,7 @@ FAMILIES: dict[str, str] = {
     "seed": "reviewsense.models.seed:SeedPredictor",
     "sentence": "reviewsense.models.sentence:SentencePredictor",
     "nblinear": "reviewsense.models.nblinear:NBLinearPredictor",
+    "cnn": "reviewsense.models.cnn:CNNPredictor",
     "ensemble": "reviewsense.models.ensemble:EnsemblePredictor",
 }
 
@@ -91,7 +92,7 @@ class Predictor(ABC):
         return explain(text, self._attribute(text), self.class_names, k)
 
     def _attribute(self, text: str) -> Attribution:
-        raise ConfigError(f"explanations are not available for '{self.family}' models (nblinear, seed and "
+        raise ConfigError(f"explanations are not available for '{self.family}' models (nblinear, seed, cnn and "
                           "ensembles of them have them)")
 
     def __repr__(self) -> str:

@@ -1,8 +1,8 @@
 """The PyTorch training loop for binary classifiers that output one logit per text.
 
-Inputs are either ragged token ids (:class:`Ragged`, for embedding-bag models) or fixed
-feature rows (:class:`Features`, e.g. cached sentence embeddings); ``module(*inputs)``
-returns the logits.
+Inputs are either ragged token ids (:class:`Ragged`, for embedding-bag models) or fixed-size
+rows (:class:`Features`: cached sentence embeddings, or token ids padded to one length for
+convolutions); ``module(*inputs)`` returns the logits.
 
 Seeded and reproducible on CPU: the same seed gives the same weights and metrics.
 """
@@ -43,16 +43,18 @@ class Ragged:
 
 @dataclass
 class Features:
-    """One fixed-size float feature row per text, and the labels."""
+    """One fixed-size row per text (float features, or padded token ids with ``dtype=np.int64``),
+    and the labels."""
 
     rows: np.ndarray
     labels: np.ndarray
+    dtype: type = np.float32
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def batch(self, index: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-        return (np.ascontiguousarray(self.rows[index], dtype=np.float32),), self.labels[index]
+        return (np.ascontiguousarray(self.rows[index], dtype=self.dtype),), self.labels[index]
 
 
 @dataclass
@@ -64,6 +66,7 @@ class FitOptions:
     early_stopping: EarlyStopping | None = None
     threads: int | None = None
     checkpoint: Checkpoint | None = None  # resume from it if present; write it when asked to stop
+    eval_batch_size: int = 4096  # texts per forward pass when scoring the validation split
 
 
 Batches = Ragged | Features
@@ -89,17 +92,20 @@ def evaluate_module(module, data: Batches, batch_size: int = 4096) -> tuple[floa
     return loss, accuracy, out
 
 
-def fit(module, train: Batches, validation: Batches, options: FitOptions,
+def fit(module, train: Batches, validation: Batches | None, options: FitOptions,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> History:
     """Train ``module`` with Adam on ``BCEWithLogitsLoss``; return the History.
 
-    With early stopping, the best epoch's weights (lowest val_loss) are restored at the end."""
+    With early stopping, the best epoch's weights (lowest val_loss) are restored at the end.
+    Without ``validation`` (a final fit on all the data) val_loss and val_accuracy are NaN.
+    A stop request ends the loop after the current batch: with a checkpoint it is written
+    first, without one the caller starts over on resume."""
     torch = require("torch", "torch", "Neural training")
     if options.threads:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
-    optimizer = torch.optim.Adam(module.parameters(), lr=options.learning_rate)
+    optimizer = Adams(torch, module, options.learning_rate)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     history = History()
     stopper = options.early_stopping
@@ -129,19 +135,23 @@ def fit(module, train: Batches, validation: Batches, options: FitOptions,
             optimizer.step()
             total_loss += float(loss.detach()) * len(labels)
             total_correct += int(((logits.detach() > 0).float() == y_t).sum())
-            if checkpoint is not None and stop_requested():
+            if stop_requested():
                 done = min(start + options.batch_size, len(order))
+                where = f"interrupted in epoch {epoch} ({done:,} of {len(order):,} examples)"
+                if checkpoint is None:
+                    raise Interrupted(where)
                 _save(torch, checkpoint, module, optimizer, rng, stopper, history, best_state,
                       {"epoch": epoch, "position": done, "totals": [total_loss, total_correct]}, order)
-                raise Interrupted(f"interrupted in epoch {epoch} ({done:,} of {len(order):,} examples): checkpoint "
-                                  f"written to {checkpoint.path}")
+                raise Interrupted(f"{where}: checkpoint written to {checkpoint.path}")
         order = None
-        val_loss, val_accuracy, _ = evaluate_module(module, validation)
+        val_loss, val_accuracy = (evaluate_module(module, validation, options.eval_batch_size)[:2]
+                                  if validation is not None else (float("nan"), float("nan")))
         values = {"loss": total_loss / len(train), "accuracy": total_correct / len(train),
                   "val_loss": val_loss, "val_accuracy": val_accuracy}
         history.append(**values)
+        scores = "" if validation is None else f" - val_loss: {val_loss:.4f} - val_accuracy: {val_accuracy:.4f}"
         log(f"Epoch {epoch}/{options.epochs} - {time.perf_counter() - started:.1f}s - loss: {values['loss']:.4f}"
-            f" - accuracy: {values['accuracy']:.4f} - val_loss: {val_loss:.4f} - val_accuracy: {val_accuracy:.4f}")
+            f" - accuracy: {values['accuracy']:.4f}{scores}")
         if on_epoch:
             on_epoch(epoch, values)
         if stopper is not None:
@@ -161,6 +171,47 @@ def fit(module, train: Batches, validation: Batches, options: FitOptions,
     return history
 
 
+class Adams:
+    """Adam for the dense parameters and SparseAdam for embeddings with sparse gradients
+    (``nn.Embedding(sparse=True)``: a step touches only the rows of the batch's words), with
+    one ``state_dict`` in the format of a single Adam (identical to it when nothing is sparse)."""
+
+    def __init__(self, torch, module, learning_rate: float) -> None:
+        sparse = [m.weight for m in module.modules() if isinstance(m, torch.nn.Embedding) and m.sparse]
+        dense = [p for p in module.parameters() if all(p is not q for q in sparse)]
+        self.parts = [torch.optim.Adam(dense, lr=learning_rate)]
+        if sparse:
+            self.parts.append(torch.optim.SparseAdam(sparse, lr=learning_rate))
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def state_dict(self) -> dict:
+        state, groups, offset = {}, [], 0
+        for part in self.parts:
+            own = part.state_dict()
+            state.update({index + offset: values for index, values in own["state"].items()})
+            for group in own["param_groups"]:
+                groups.append({**group, "params": [index + offset for index in group["params"]]})
+            offset += sum(len(group["params"]) for group in own["param_groups"])
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, saved: dict) -> None:
+        groups = list(saved["param_groups"])
+        if len(groups) != len(self.parts):
+            raise ValueError(f"the checkpoint has {len(groups)} optimizer groups, this model {len(self.parts)}")
+        for part, group in zip(self.parts, groups, strict=True):
+            offset = min(group["params"], default=0)
+            indices = [int(i) - offset for i in group["params"]]
+            state = {int(i) - offset: v for i, v in saved["state"].items() if int(i) in set(group["params"])}
+            part.load_state_dict({"state": state, "param_groups": [{**group, "params": indices}]})
+
+
 def _save(torch, checkpoint: Checkpoint, module, optimizer, rng, stopper, history: History, best_state,
           progress: dict, order: np.ndarray) -> None:
     """Everything the loop needs to continue exactly where it stopped."""
@@ -169,11 +220,12 @@ def _save(torch, checkpoint: Checkpoint, module, optimizer, rng, stopper, histor
     tensors = {f"module.{k}": v.detach().numpy() for k, v in module.state_dict().items()}
     if best_state is not None:
         tensors.update({f"best.{k}": v.numpy() for k, v in best_state.items()})
-    moments: dict[str, dict[str, list[int]]] = {}
+    moments: dict[str, dict[str, list[int] | None]] = {}
     for index, values in optimizer.state_dict()["state"].items():
         for name, value in values.items():
-            tensors[f"optim.{index}.{name}"] = value.detach().numpy().reshape(-1)
-            moments.setdefault(str(index), {})[name] = list(value.shape)
+            number = not isinstance(value, torch.Tensor)  # SparseAdam counts its steps in a plain int
+            tensors[f"optim.{index}.{name}"] = np.asarray([value]) if number else value.detach().numpy().reshape(-1)
+            moments.setdefault(str(index), {})[name] = None if number else list(value.shape)
     tensors["torch_rng"] = torch.get_rng_state().numpy()
     tensors["order"] = order
     state = {**progress, "numpy_rng": rng.bit_generator.state, "history": history.to_dict(),
@@ -194,7 +246,8 @@ def _restore_state(torch, tensors: dict[str, np.ndarray], state: dict, module, o
     module.load_state_dict({k.removeprefix("module."): torch.from_numpy(v) for k, v in tensors.items()
                             if k.startswith("module.")})
     best = {k.removeprefix("best."): torch.from_numpy(v) for k, v in tensors.items() if k.startswith("best.")}
-    moments = {int(i): {name: torch.from_numpy(tensors[f"optim.{i}.{name}"]).reshape(shape)
+    moments = {int(i): {name: tensors[f"optim.{i}.{name}"][0].item() if shape is None
+                        else torch.from_numpy(tensors[f"optim.{i}.{name}"]).reshape(shape)
                         for name, shape in values.items()}
                for i, values in state["optimizer"]["shapes"].items()}
     optimizer.load_state_dict({"state": moments, "param_groups": state["optimizer"]["param_groups"]})
