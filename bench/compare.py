@@ -6,7 +6,7 @@
 Contenders (each trained and timed in its own forked child of this one process, so peak RSS
 is per contender and the data is loaded once):
 - reviewsense default (`reviewsense train`: NB-weighted 1-3-gram logistic regression)
-- reviewsense `--preset best` (stacked: the default model + the seed network on word2vec)
+- reviewsense `--preset best` (stacked: the default model + a convolutional network on word2vec)
 - reviewsense seed model, best settings (`--model seed`: word2vec pretrained on unsup+train)
 - scikit-learn TF-IDF(1,2) + LogisticRegression
 - fastText supervised with bigrams (its training file shuffled: fastText does not shuffle)
@@ -15,7 +15,7 @@ Training data: the 25,000 IMDB training reviews. reviewsense holds 10,000 of the
 validation, whole movies at a time like the test split (calibration / early stopping /
 stacking; the default model then refits on all 25,000); the
 peers train on all 25,000. Test: the 25,000 test reviews, scored from raw strings.
-Word2vec pretraining (for the seed network) is reported apart; it is cached in the user
+Word2vec pretraining (for the networks) is reported apart; it is cached in the user
 cache dir, so a second run shows 0.
 Reported: test accuracy, training wall time (vectorizing included, data already in memory),
 batch prediction throughput (median of three passes over the 25,000 test reviews), peak RSS
