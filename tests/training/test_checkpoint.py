@@ -213,7 +213,7 @@ def test_preset_best_stopped_in_its_network_refit_starts_over_and_matches(tmp_pa
     from reviewsense.models import cnn
     from reviewsense.pipeline import DataSpec, TrainConfig, resume_config, train
 
-    config = {"data": DataSpec(path=str(toy_csv)), **PRESET}
+    config = {"data": DataSpec(path=str(toy_csv)), **PRESET, "cnn": {**PRESET["cnn"], "refit": True}}
     reference = train(TrainConfig(run_dir=str(tmp_path / "a"), **config))
     real, calls = cnn.fit_loop, []
 
