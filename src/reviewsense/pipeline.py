@@ -244,8 +244,12 @@ def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions)
     from .models import cnn, ensemble, nblinear
 
     linear, linear_logits = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
-    params = cnn.CNNParams(**config.cnn)
-    # the network's own schedule (--epochs, --batch-size and --learning-rate are the seed model's)
+    try:
+        params = cnn.CNNParams(**config.cnn)
+    except TypeError as exc:
+        raise ConfigError(f"the 'cnn' settings hold an unknown field ({exc})") from None
+    # the network's own schedule: CNNParams, with what --epochs, --batch-size, --learning-rate
+    # and --patience set for the preset (the CLI puts them in config.cnn)
     options = replace(options, epochs=params.epochs, batch_size=params.batch_size,
                       learning_rate=params.learning_rate, eval_batch_size=512,
                       early_stopping=EarlyStopping(patience=params.patience) if config.early_stopping else None)
