@@ -243,11 +243,11 @@ def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions)
     by a logistic regression fitted on their validation logits."""
     from .models import cnn, ensemble, nblinear
 
-    linear, linear_logits = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
     try:
         params = cnn.CNNParams(**config.cnn)
     except TypeError as exc:
         raise ConfigError(f"the 'cnn' settings hold an unknown field ({exc})") from None
+    linear, linear_logits = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
     # the network's own schedule: CNNParams, with what --epochs, --batch-size, --learning-rate
     # and --patience set for the preset (the CLI puts them in config.cnn)
     options = replace(options, epochs=params.epochs, batch_size=params.batch_size,
