@@ -237,16 +237,23 @@ def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | 
     return Fitted(*seed.fit(splits.train, splits.validation, config.params, options, vectors))
 
 
+def _cnn_params(config: TrainConfig):
+    """The preset's network settings, checked (before any data is read, and again at fit time)."""
+    from .models.cnn import CNNParams
+
+    try:
+        return CNNParams(**config.cnn).check()
+    except TypeError as exc:
+        raise ConfigError(f"the 'cnn' settings hold an unknown field ({exc})") from None
+
+
 def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions) -> Fitted:
     """The most accurate preset: the NB-weighted linear model (n-grams, labelled data) and a
     convolutional network over word2vec vectors pretrained on the unlabelled reviews, stacked
     by a logistic regression fitted on their validation logits."""
     from .models import cnn, ensemble, nblinear
 
-    try:
-        params = cnn.CNNParams(**config.cnn)
-    except TypeError as exc:
-        raise ConfigError(f"the 'cnn' settings hold an unknown field ({exc})") from None
+    params = _cnn_params(config)
     linear, linear_logits = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
     # the network's own schedule: CNNParams, with what --epochs, --batch-size, --learning-rate
     # and --patience set for the preset (the CLI puts them in config.cnn)
@@ -271,6 +278,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     from .export.bundle import save_model
     if config.model not in MODELS:
         raise DataError(f"unknown model family '{config.model}' (available: {', '.join(MODELS)})")
+    if config.cnn and config.preset != "best":
+        raise ConfigError("the 'cnn' settings are for --preset best's network")
+    if config.preset == "best":
+        _cnn_params(config)
     run_dir = Path(config.run_dir)
     started = time.perf_counter()
     want_unsup = config.uses_seed and config.embedding in ("word2vec", "fasttext")

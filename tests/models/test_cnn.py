@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from reviewsense.data.dataset import Dataset
 from reviewsense.errors import ModelFileError
 from reviewsense.export import load_model, save_model
 from reviewsense.models import cnn, nblinear
+from reviewsense.text.vectorizer import TextVectorizer
 from reviewsense.training.torch_loop import FitOptions
 
 torch = pytest.importorskip("torch")
@@ -131,3 +133,49 @@ def test_mismatched_weights_are_refused(trained):
     with pytest.raises(ModelFileError, match="widths"):
         broken = {**predictor.config, "widths": ["three"]}
         cnn.CNNPredictor.from_tensors(predictor.vectorizer, broken, tensors, ("n", "p"))
+
+
+def test_kernels_wider_than_the_text_score_and_explain_like_torch():
+    """A kernel slice that would reach past both ends of a short text sees only padding."""
+    vectorizer = TextVectorizer(max_tokens=None).adapt(["good film", "bad plot here"])
+    params = cnn.CNNParams(max_length=8, embedding_dim=4, filters=3, widths=[1, 6, 7], dropout=0.0)
+    torch.manual_seed(0)
+    module = cnn.build_module(vectorizer.vocabulary_size, 4, params)
+    module.eval()
+    weights = {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+    predictor = cnn.CNNPredictor(vectorizer, asdict(params), weights)
+    texts = ["good", "good film", "bad plot here", "", "good film bad plot here good film bad plot"]
+    ids, _ = predictor._encode(texts)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(predictor.predict_logits(texts), expected, atol=1e-5, rtol=0)
+    for text in texts:
+        e = predictor.explain(text)
+        assert e.bias + sum(e.features.values()) == pytest.approx(e.logit, abs=1e-5)
+        assert e.logit == pytest.approx(float(predictor.predict_logits([text])[0]), abs=1e-5)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"max_length": 0}, "max_length must be at least 1"),
+    ({"widths": []}, "widths must be a non-empty list"),
+    ({"widths": [3, 0]}, "widths must be a non-empty list"),
+    ({"dropout": 1.0}, "dropout must be in"),
+    ({"filterz": 3}, "unknown field"),
+])
+def test_bad_network_settings_are_refused_before_any_data_is_read(tmp_path, settings, message):
+    from reviewsense.errors import ConfigError
+    from reviewsense.pipeline import DataSpec, TrainConfig, train
+
+    config = TrainConfig(run_dir=str(tmp_path / "run"), data=DataSpec(path=str(tmp_path / "missing.csv")),
+                         preset="best", cnn=settings)
+    with pytest.raises(ConfigError, match=message):
+        train(config)
+
+
+def test_network_settings_without_the_preset_are_refused(tmp_path):
+    from reviewsense.errors import ConfigError
+    from reviewsense.pipeline import DataSpec, TrainConfig, train
+
+    with pytest.raises(ConfigError, match="--preset best"):
+        train(TrainConfig(run_dir=str(tmp_path / "run"), data=DataSpec(path=str(tmp_path / "x.csv")),
+                          cnn={"epochs": 2}))

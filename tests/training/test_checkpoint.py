@@ -282,12 +282,3 @@ def test_configs_from_before_the_group_split_resume_with_the_random_split():
     assert TrainConfig.from_dict(old).data.random_split is True
     assert TrainConfig.from_dict(asdict(TrainConfig())).data.random_split is False
 
-
-def test_unknown_network_settings_are_a_config_error(tmp_path, toy_csv):
-    from reviewsense.errors import ConfigError
-    from reviewsense.pipeline import DataSpec, TrainConfig, train
-
-    config = TrainConfig(run_dir=str(tmp_path / "run"), data=DataSpec(path=str(toy_csv)),
-                         **{**PRESET, "cnn": {"filterz": 3}})
-    with pytest.raises(ConfigError, match="'cnn' settings hold an unknown field"):
-        train(config)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..data.dataset import Dataset
-from ..errors import ModelFileError, require
+from ..errors import ConfigError, ModelFileError, require
 from ..progress import log
 from ..text.vectorizer import TextVectorizer
 from ..text.word_vectors import WordVectors, embedding_matrix
@@ -50,6 +50,21 @@ class CNNParams:
     # the first fit's validation logits). Off by default: on IMDB it adds ~3.5 minutes, more
     # than the preset's 15-minute budget allows on a slow machine, for a gain within noise.
     refit: bool = False
+
+    def check(self) -> CNNParams:
+        """Refuse settings that would train a model that ignores its input or cannot load."""
+        problems = [f"{name} must be at least 1" for name, value in (("max_length", self.max_length),
+                                                                      ("filters", self.filters),
+                                                                      ("epochs", self.epochs),
+                                                                      ("batch_size", self.batch_size))
+                    if not isinstance(value, int) or value < 1]
+        if not self.widths or any(not isinstance(w, int) or w < 1 for w in self.widths):
+            problems.append("widths must be a non-empty list of positive integers")
+        if not 0 <= self.dropout < 1:
+            problems.append("dropout must be in [0, 1)")
+        if problems:
+            raise ConfigError(f"cnn settings: {'; '.join(problems)}")
+        return self
 
 
 def head_tail(ids: np.ndarray, offsets: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +120,8 @@ class CNNPredictor(Predictor):
                 block = projected[:, :, column : column + filters]
                 column += filters
                 shift = k - width // 2  # output t reads input t + shift
+                if abs(shift) >= length:  # a kernel wider than the text: this slice sees only padding
+                    continue
                 if shift >= 0:
                     out[:, : length - shift] += block[:, shift:]
                 else:
@@ -160,6 +177,8 @@ class CNNPredictor(Predictor):
                 column += filters
                 shift = k - width // 2  # output t reads word t + shift
                 lo, hi = max(shift, 0), min(length, length + shift)
+                if lo >= hi:  # a kernel wider than the text: this slice sees only padding
+                    continue
                 contributions[lo:hi] += (block[lo:hi] * slope[lo - shift : hi - shift]).sum(axis=1)
         items = [(position, 1, float(c)) for position, c in zip(positions, contributions, strict=True)]
         return Attribution(words, items, bias)

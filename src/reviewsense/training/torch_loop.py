@@ -179,7 +179,7 @@ class Adams:
     def __init__(self, torch, module, learning_rate: float) -> None:
         sparse = [m.weight for m in module.modules() if isinstance(m, torch.nn.Embedding) and m.sparse]
         dense = [p for p in module.parameters() if all(p is not q for q in sparse)]
-        self.parts = [torch.optim.Adam(dense, lr=learning_rate)]
+        self.parts = [torch.optim.Adam(dense, lr=learning_rate)] if dense else []
         if sparse:
             self.parts.append(torch.optim.SparseAdam(sparse, lr=learning_rate))
 
