@@ -106,27 +106,34 @@ class CNNPredictor(Predictor):
         self._kernels = np.concatenate([self.weights[f"convs.{i}.weight"][:, :, k].T
                                         for i, width in enumerate(self.widths) for k in range(width)], axis=1)
 
-    def _convolve(self, ids: np.ndarray) -> list[np.ndarray]:
-        """Pre-activation outputs ``(texts, positions, filters)`` of each width, like PyTorch's
-        ``Conv1d(padding=width // 2)`` cut to the input length."""
+    def _project(self, ids: np.ndarray) -> np.ndarray:
+        """Every word's response to every (width, offset) kernel slice: ``(texts, positions,
+        slices × filters)``, one matrix product."""
         n, length = ids.shape
-        projected = self.weights["embedding.weight"][ids].reshape(n * length, -1) @ self._kernels
-        projected = projected.reshape(n, length, -1)
+        return (self.weights["embedding.weight"][ids].reshape(n * length, -1) @ self._kernels).reshape(n, length, -1)
+
+    def _slices(self, length: int):
+        """For each width ``i`` and kernel offset: the columns of :meth:`_project` it uses, and
+        the word positions ``[lo, hi)`` that feed output positions ``[lo - shift, hi - shift)``
+        (Conv1d with ``padding=width // 2``, cut to the input length; a slice that reaches past
+        both ends of a short text feeds nothing)."""
         filters = int(self.config["filters"])
-        outputs, column = [], 0
+        column = 0
         for i, width in enumerate(self.widths):
-            out = np.broadcast_to(self.weights[f"convs.{i}.bias"], (n, length, filters)).copy()
             for k in range(width):
-                block = projected[:, :, column : column + filters]
+                shift = k - width // 2  # output t reads word t + shift
+                lo, hi = max(shift, 0), min(length, length + shift)
+                if lo < hi:
+                    yield i, slice(column, column + filters), lo, hi, shift
                 column += filters
-                shift = k - width // 2  # output t reads input t + shift
-                if abs(shift) >= length:  # a kernel wider than the text: this slice sees only padding
-                    continue
-                if shift >= 0:
-                    out[:, : length - shift] += block[:, shift:]
-                else:
-                    out[:, -shift:] += block[:, : length + shift]
-            outputs.append(out)
+
+    def _convolve(self, projected: np.ndarray) -> list[np.ndarray]:
+        """Pre-activation outputs ``(texts, positions, filters)`` of each width."""
+        n, length, _ = projected.shape
+        outputs = [np.broadcast_to(self.weights[f"convs.{i}.bias"], (n, length, int(self.config["filters"]))).copy()
+                   for i in range(len(self.widths))]
+        for i, columns, lo, hi, shift in self._slices(length):
+            outputs[i][:, lo - shift : hi - shift] += projected[:, lo:hi, columns]
         return outputs
 
     def _encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +145,7 @@ class CNNPredictor(Predictor):
         valid = (np.arange(ids.shape[1])[None, :] < lengths[:, None])[:, :, None]
         count = np.maximum(lengths, 1)[:, None].astype(np.float32)
         pooled = []
-        for out in self._convolve(ids):
+        for out in self._convolve(self._project(ids)):
             active = np.maximum(out, 0.0) * valid
             pooled += [active.max(axis=1), active.sum(axis=1) / count]
         head = self.weights["output.weight"][0]
@@ -156,12 +163,10 @@ class CNNPredictor(Predictor):
         bias = float(self.weights["output.bias"][0])
         if not length:
             return Attribution(words, [], bias)
-        ids = ids[:, :length]
-        projected = self.weights["embedding.weight"][ids[0]] @ self._kernels  # (positions, slices)
+        projected = self._project(ids[:, :length])
         filters = int(self.config["filters"])
-        contributions = np.zeros(length, dtype=np.float64)
-        column = 0
-        for i, (width, out) in enumerate(zip(self.widths, self._convolve(ids), strict=True)):
+        slopes = []
+        for i, out in enumerate(self._convolve(projected)):
             out = out[0]
             use_max, use_mean = head[2 * i * filters : (2 * i + 1) * filters], head[(2 * i + 1) * filters :
                                                                                     (2 * i + 2) * filters]
@@ -172,14 +177,10 @@ class CNNPredictor(Predictor):
             hit = active[top, np.arange(filters)]
             slope[top[hit], np.arange(filters)[hit]] += use_max[hit]
             bias += float(slope.sum(axis=0) @ self.weights[f"convs.{i}.bias"])
-            for k in range(width):
-                block = projected[:, column : column + filters]
-                column += filters
-                shift = k - width // 2  # output t reads word t + shift
-                lo, hi = max(shift, 0), min(length, length + shift)
-                if lo >= hi:  # a kernel wider than the text: this slice sees only padding
-                    continue
-                contributions[lo:hi] += (block[lo:hi] * slope[lo - shift : hi - shift]).sum(axis=1)
+            slopes.append(slope)
+        contributions = np.zeros(length, dtype=np.float64)
+        for i, columns, lo, hi, shift in self._slices(length):
+            contributions[lo:hi] += (projected[0, lo:hi, columns] * slopes[i][lo - shift : hi - shift]).sum(axis=1)
         items = [(position, 1, float(c)) for position, c in zip(positions, contributions, strict=True)]
         return Attribution(words, items, bias)
 

@@ -206,9 +206,10 @@ class Adams:
         if len(groups) != len(self.parts):
             raise ValueError(f"the checkpoint has {len(groups)} optimizer groups, this model {len(self.parts)}")
         for part, group in zip(self.parts, groups, strict=True):
-            offset = min(group["params"], default=0)
+            mine = {int(i) for i in group["params"]}
+            offset = min(mine, default=0)
             indices = [int(i) - offset for i in group["params"]]
-            state = {int(i) - offset: v for i, v in saved["state"].items() if int(i) in set(group["params"])}
+            state = {int(i) - offset: v for i, v in saved["state"].items() if int(i) in mine}
             part.load_state_dict({"state": state, "param_groups": [{**group, "params": indices}]})
 
 
