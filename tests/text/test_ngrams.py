@@ -185,24 +185,3 @@ def test_binary_score_matches_the_matrix_for_any_mix_of_lengths(texts):
     weights = np.random.default_rng(len(texts)).normal(size=vec.n_features)
     weights[0] = 0
     np.testing.assert_allclose(vec.score(texts, weights), vec.transform(texts) @ weights, atol=1e-9)
-
-
-def test_binary_scoring_compiles_in_memory_without_a_writable_cache(monkeypatch):
-    numba = pytest.importorskip("numba")
-    real = numba.njit
-
-    def njit(*args, **kwargs):
-        if kwargs.get("cache"):
-            raise RuntimeError("cannot cache function: no locator available")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(numba, "njit", njit)
-    ngrams._presence_kernel.cache_clear()
-    try:
-        vec = NgramVectorizer(ngrams=2, hash_bits=8, binary=True).adapt(CORPUS)
-        weights = np.random.default_rng(1).normal(size=vec.n_features)
-        weights[0] = 0
-        np.testing.assert_allclose(vec.score(BINARY_TEXTS, weights), vec.transform(BINARY_TEXTS) @ weights, atol=1e-9)
-        assert ngrams._presence_kernel() is not None
-    finally:
-        ngrams._presence_kernel.cache_clear()
