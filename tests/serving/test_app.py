@@ -3,6 +3,7 @@ key, a real uvicorn server (slow clients) and ``reviewsense serve``."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -566,12 +567,17 @@ def test_port_out_of_range_is_refused(capsys):
     assert "must be from 1 to 65535, got 70000" in capsys.readouterr().err
 
 
-def test_the_app_warms_its_model_up_before_the_first_request(toy_dataset):
+def test_the_app_warms_its_model_up_before_the_first_request(toy_dataset, tmp_path):
     from reviewsense.models import nblinear
     from reviewsense.serving.app import create_app
 
     train, validation = toy_dataset(200, seed=1), toy_dataset(100, seed=2)
-    predictor, _ = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=10, binary=True))
-    assert predictor.vectorizer._index is None  # the small-batch word index is built lazily
+    fitted, _ = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=10, binary=True))
+    save_model(fitted, tmp_path / "model")
+    predictor = load_model(tmp_path / "model")
+    vectorizer = predictor.vectorizer
+    assert vectorizer._index is None and vectorizer._ascii is None  # word lookups are built lazily
     create_app(predictor)
-    assert predictor.vectorizer._index is not None
+    assert vectorizer._index is not None  # the small-batch dict, for texts beyond ASCII
+    if importlib.util.find_spec("numba"):
+        assert vectorizer._ascii  # the compiled lookup of ASCII texts

@@ -362,8 +362,8 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
 
     app.add_middleware(Gateway, predictor=predictor, limits=limits, api_key=api_key)
     # One prediction (and explanation) before the first request: lazy set-up — the small-batch
-    # word index, numba's compiled loop for binary features — is paid here, not by a client.
-    predictor.predict_proba(["warm-up"])
+    # word index, numba's compiled loops (ASCII word ids, binary features) — is paid here, not by a client.
+    predictor.predict_proba(["warm-up", "warm-up, café"])  # ASCII and other texts take different paths
     if predictor.can_explain:
         predictor.explain("warm-up", 1)
     # The model's vocabulary and arrays live as long as the server: move them out of the
