@@ -41,6 +41,7 @@ def _jit(**options):
 
 @_jit(inline="always")
 def _fnv(data, start, end):
+    """FNV-1a hash of the bytes ``data[start:end]``."""
     h = np.uint64(_FNV_OFFSET)
     for i in range(start, end):
         h = (h ^ np.uint64(data[i])) * np.uint64(_FNV_PRIME)
@@ -152,7 +153,6 @@ def presence_scores(lengths, columns, weights, keys, marks):
         out[d] = total
         start = end
     return out
-
 
 
 class AsciiWordIds:
