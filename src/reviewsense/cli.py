@@ -28,6 +28,7 @@ EXAMPLES = {
   cat reviews.txt | reviewsense predict --model runs/imdb/model --format csv""",
     "evaluate": """examples:
   reviewsense evaluate --model runs/imdb/model               # IMDB test split
+  reviewsense evaluate --model runs/imdb/model --by-length   # per length: 1 word … the whole review
   reviewsense evaluate --model runs/mine/model --data test.csv --classes bad,good""",
     "explain": """examples:
   reviewsense explain --model runs/imdb/model "Great acting, but the plot was boring."
@@ -154,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=_positive, default=None,
                    help="early-stopping patience in epochs (seed model 3; --preset best's network 2)")
     t.add_argument("--no-early-stopping", action="store_true", help="run all epochs (the tutorial's recipe)")
+    t.add_argument("--no-length-calibration", action="store_true",
+                   help="keep the model's own scores (default: calibrated on validation spans of every length, "
+                        "so short texts get honest probabilities)")
     t.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: all cores)")
 
     p = sub.add_parser("evaluate", help="metrics of an exported model on labelled data",
@@ -162,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--output", metavar="FILE", help="also write the metrics JSON here")
     p.add_argument("--reliability-plot", metavar="PNG", help="also draw the reliability diagram here")
+    p.add_argument("--by-length", action="store_true",
+                   help="also score spans of each text (windows of 1-50 words, a sentence, the whole text) and "
+                        "print accuracy, ROC-AUC, ECE and positive rates per length")
+    p.add_argument("--by-length-plot", metavar="PNG", help="with --by-length: draw accuracy and ECE against length")
+    p.add_argument("--seed", type=int, default=0, help="with --by-length: which spans are cut (default 0)")
 
     p = sub.add_parser("predict", help="probabilities for texts (arguments, --input file, or stdin)",
                        epilog=EXAMPLES["predict"], formatter_class=fmt)
@@ -279,6 +288,7 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size or defaults.batch_size,
         learning_rate=args.learning_rate or defaults.learning_rate,
         early_stopping=not args.no_early_stopping,
+        length_calibration=not args.no_length_calibration,
         patience=args.patience or defaults.patience,
         seed=args.seed,
         threads=args.threads,
@@ -307,13 +317,23 @@ def cmd_evaluate(args) -> int:
     from .evaluation.metrics import evaluate
     from .export import load_model
 
+    if args.by_length_plot and not args.by_length:
+        raise ConfigError("--by-length-plot needs --by-length")
     model = load_model(args.model)
     data = _load_labelled(args)
     metrics = evaluate(model, data, reliability_plot=args.reliability_plot)
-    text = json.dumps(metrics, indent=2)
+    if args.by_length:
+        from .evaluation.by_length import by_length, format_table, plot_by_length
+
+        metrics["by_length"] = by_length(model.predict_proba, data, seed=args.seed)
+        if args.by_length_plot:
+            plot_by_length({model.family: metrics["by_length"]}, args.by_length_plot, title=data.name)
     if args.output:
         write_json(args.output, metrics)
-    print(text)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "by_length"}, indent=2))
+    if args.by_length:
+        print(f"\nby length ({metrics['by_length']['note']}):\n")
+        print(format_table(metrics["by_length"]))
     return 0
 
 

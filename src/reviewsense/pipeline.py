@@ -7,6 +7,7 @@ export, everything written into one run folder.
       metrics.json        {"validation": {...}, "test": {...}, "timing": {...}}
       loss.png, accuracy.png  (families trained in epochs)
       reliability.png     calibration of the test probabilities (with its ECE)
+      by_length.png       test accuracy and ECE against text length (metrics.json: "by_length")
       model/              the export (see reviewsense.export)
       README.md           a short model card
 """
@@ -73,6 +74,9 @@ class TrainConfig:
     threads: int | None = None
     linear: dict[str, Any] = field(default_factory=dict)  # nblinear settings (NBLinearParams fields)
     preset: str | None = None  # "best": stacked nblinear + cnn (word2vec) ensemble
+    # honest probabilities at every text length: a calibration fitted on spans of the
+    # validation reviews (models/calibration.py); False keeps the model's own scores
+    length_calibration: bool = True
     cnn: dict[str, Any] = field(default_factory=dict)  # the preset's network (CNNParams fields)
 
     @property
@@ -210,7 +214,20 @@ text from other domains are less reliable; check them on a labelled sample first
 class Fitted:
     predictor: Predictor
     history: History | None = None  # families trained in epochs
-    validation_logits: np.ndarray | None = None  # set when the final model also saw validation
+    held_out: Predictor | None = None  # the model that did not see the validation labels, if not ``predictor``
+
+    def calibrate(self, splits: Splits, seed: int = 0) -> None:
+        """Fit the length calibration on spans of the validation reviews, scored by the model
+        that did not see them, and give it to both models."""
+        from .models.calibration import fit_length_calibration
+
+        held_out = self.held_out or self.predictor
+        held_out.length_calibration = None
+        labelled = np.concatenate([splits.train.labels, splits.validation.labels])
+        calibration = fit_length_calibration(held_out, splits.validation, labelled, seed=seed)
+        held_out.length_calibration = calibration
+        # a refit model has its own bias: the empty text keeps the prior with it too
+        self.predictor.length_calibration = replace(calibration, empty=float(self.predictor.raw_scores([""])[0][0]))
 
 
 def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | None = None) -> Fitted:
@@ -223,9 +240,8 @@ def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | 
     if config.model == "nblinear":
         from .models import nblinear
 
-        predictor, validation_logits = nblinear.fit(splits.train, splits.validation,
-                                                    nblinear.NBLinearParams(**config.linear))
-        return Fitted(predictor, validation_logits=validation_logits)
+        predictor, held_out = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
+        return Fitted(predictor, held_out=held_out)
     if config.embedding.startswith("sentence:"):
         from .models import sentence
 
@@ -254,7 +270,8 @@ def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions)
     from .models import cnn, ensemble, nblinear
 
     params = _cnn_params(config)
-    linear, linear_logits = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
+    linear, linear_held_out = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
+    linear_logits = linear_held_out.predict_logits(splits.validation.texts)
     # the network's own schedule: CNNParams, with what --epochs, --batch-size, --learning-rate
     # and --patience set for the preset (the CLI puts them in config.cnn)
     options = replace(options, epochs=params.epochs, batch_size=params.batch_size,
@@ -264,7 +281,9 @@ def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions)
     member_logits = np.column_stack([linear_logits, neural_logits])
     model = ensemble.stack([linear, neural], member_logits, splits.validation.labels, splits.train.class_names)
     log(f"stacked ensemble: {ensemble.describe(model)}")
-    return Fitted(model, history, member_logits @ model.weights + model.bias)
+    held_out = ensemble.EnsemblePredictor([linear_held_out, neural], model.weights, model.bias,
+                                          splits.train.class_names)
+    return Fitted(model, history, held_out)
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
@@ -273,7 +292,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     SIGINT/SIGTERM during training write ``RUN/checkpoint`` and raise :class:`Interrupted`;
     ``train(config, resume=True)`` (``reviewsense train --resume RUN``) continues from it and
     ends with the same model and metrics as an uninterrupted run with the same seed."""
-    from .evaluation.metrics import binary_metrics, evaluate
+    from .evaluation.metrics import evaluate
     from .evaluation.plots import plot_history
     from .export.bundle import save_model
     if config.model not in MODELS:
@@ -300,6 +319,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         try:
             fitted = _fit(config, splits, vectors, checkpoint)
             check_stop("after training, before evaluation")  # a stop asked during a closed-form fit
+            if config.length_calibration:
+                log("calibrating on spans of the validation reviews (1 word to the whole review)")
+                fitted.calibrate(splits, seed=config.seed)
         except Interrupted as exc:
             if not checkpoint.exists():  # stopped before any resumable state: resuming starts over
                 checkpoint.save({}, {"stage": "start"})
@@ -307,10 +329,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     predictor, history = fitted.predictor, fitted.history
     trained = time.perf_counter()
     metrics: dict[str, Any] = {
-        "validation": evaluate(predictor, splits.validation) if fitted.validation_logits is None
-        else binary_metrics(splits.validation.labels, fitted.validation_logits),
+        "validation": evaluate(fitted.held_out or predictor, splits.validation),
         "test": evaluate(predictor, splits.test, reliability_plot=str(run_dir / "reliability.png")),
     }
+    from .evaluation.by_length import by_length, plot_by_length
+
+    metrics["by_length"] = by_length(predictor.predict_proba, splits.test, seed=config.seed)
+    plot_by_length({predictor.family: metrics["by_length"]}, run_dir / "by_length.png", title="test spans")
     evaluated = time.perf_counter()
     metrics["timing"] = {
         "load_seconds": round(loaded - started, 2),

@@ -25,10 +25,12 @@ from .. import __version__
 from .._fs import atomic_dir, sha256_file, write_json
 from ..errors import ModelFileError
 from ..models.base import Predictor, predictor_class
+from ..models.calibration import LengthCalibration
 from ..text import load_vectorizer
 
 FORMAT = "reviewsense-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest may hold a length calibration (1: none; still read)
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 WEIGHTS, VECTORIZER = "model.safetensors", "vectorizer.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
@@ -59,6 +61,8 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
             "class_names": list(predictor.class_names),
             "output": "probability of class_names[1] = sigmoid(logit)",
             "config": predictor.config,
+            # logit = prior + slope(n)·(raw − empty) + shift(n), n = tokens (reviewsense.models.calibration)
+            "length_calibration": predictor.length_calibration.to_dict() if predictor.length_calibration else None,
             "vocabulary_size": predictor.vectorizer.vocabulary_size if predictor.vectorizer else None,
             "metrics": metrics or {},
             "training": training or {},
@@ -84,10 +88,10 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelFileError(f"{file}: not valid JSON ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError(f"{file}: not a reviewsense model manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise ModelFileError(
             f"{file}: format version {manifest.get('format_version')!r} is not supported by reviewsense "
-            f"{__version__} (supports {FORMAT_VERSION})"
+            f"{__version__} (supports {', '.join(map(str, READABLE_VERSIONS))})"
         )
     return manifest
 
@@ -129,5 +133,10 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
         predictor = cls.from_tensors(vectorizer, manifest["config"], tensors, manifest["class_names"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path / MANIFEST}: invalid model configuration ({exc})") from exc
+    if manifest.get("length_calibration") is not None:
+        try:
+            predictor.length_calibration = LengthCalibration.from_dict(manifest["length_calibration"])
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path / MANIFEST}: {exc}") from None
     predictor.metadata = manifest
     return predictor

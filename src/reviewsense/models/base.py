@@ -16,6 +16,7 @@ from scipy.special import expit
 
 from ..errors import ConfigError, ModelFileError
 from ..text.vectorizer import TextVectorizer
+from .calibration import LengthCalibration
 from .explanation import Attribution, Explanation, explain
 
 # family name → "module:PredictorClass"; importing is deferred so that loading one family
@@ -36,6 +37,10 @@ class Predictor(ABC):
 
     ``predict_proba(texts)`` returns one probability of the positive class per text, in
     [0, 1]; ``predict_logits`` the scores before the sigmoid; ``predict`` 0/1 labels.
+
+    A family computes *raw* logits (``_logits``); where training fitted a
+    :class:`LengthCalibration` (``length_calibration``), every public score goes through it,
+    so probabilities are honest for a one-word text as for a long review.
     """
 
     family: ClassVar[str]
@@ -47,10 +52,31 @@ class Predictor(ABC):
         self.config = dict(config)
         self.class_names = tuple(class_names)
         self.metadata: dict[str, Any] = {}
+        self.length_calibration: LengthCalibration | None = None
 
     @abstractmethod
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits for one batch of texts."""
+
+    def _logits_and_lengths(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw logits and token counts of one batch (families that count tokens anyway override it)."""
+        from ..text.ngrams import count_tokens
+
+        return self._logits(texts), count_tokens(texts)
+
+    def _calibrated(self, texts: Sequence[str]) -> np.ndarray:
+        if self.length_calibration is None:
+            return self._logits(texts)
+        return self.length_calibration(*self._logits_and_lengths(texts))
+
+    def raw_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw logits (before any length calibration) and token counts: what a calibration is fitted on."""
+        texts = list(texts)
+        step = self.batch_size
+        parts = [self._logits_and_lengths(texts[i : i + step]) for i in range(0, len(texts), step)] or \
+            [(np.zeros(0), np.zeros(0, dtype=np.int64))]
+        return (np.concatenate([p[0] for p in parts]).astype(np.float64),
+                np.concatenate([p[1] for p in parts]).astype(np.int64))
 
     @abstractmethod
     def tensors(self) -> dict[str, np.ndarray]:
@@ -69,7 +95,7 @@ class Predictor(ABC):
         if not texts:
             return np.zeros(0, dtype=np.float32)
         step = self.batch_size
-        parts = [self._logits(texts[i : i + step]) for i in range(0, len(texts), step)]
+        parts = [self._calibrated(texts[i : i + step]) for i in range(0, len(texts), step)]
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def predict_proba(self, texts: Sequence[str] | str) -> np.ndarray:
@@ -89,6 +115,17 @@ class Predictor(ABC):
         with character spans (``.tokens``). Contributions plus bias add up to the logit."""
         if not isinstance(text, str):
             raise TypeError(f"explain takes one string, got {type(text).__name__}")
+        explanation = self._explain(text, k)
+        if self.length_calibration is None:
+            return explanation
+        from ..text.ngrams import count_tokens  # per text the calibration is affine in the raw logit
+
+        calibration = self.length_calibration
+        slope, shift = (float(x[0]) for x in calibration.slope_shift(count_tokens([text])))
+        return explanation.affine(slope, calibration.prior - slope * calibration.empty + shift)
+
+    def _explain(self, text: str, k: int) -> Explanation:
+        """The explanation of the raw logit (before the length calibration)."""
         return explain(text, self._attribute(text), self.class_names, k)
 
     def _attribute(self, text: str) -> Attribution:

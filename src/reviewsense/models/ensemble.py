@@ -41,7 +41,7 @@ class EnsemblePredictor(Predictor):
     def can_explain(self) -> bool:
         return all(member.can_explain for member in self.members)
 
-    def explain(self, text: str, k: int = 10) -> Explanation:
+    def _explain(self, text: str, k: int) -> Explanation:
         """The members' explanations, weighted like their logits in the stack."""
         parts = [member.explain(text, k) for member in self.members]
         return combine(parts, self.weights.tolist(), self.bias, self.class_names, k)

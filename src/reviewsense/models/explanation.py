@@ -71,8 +71,13 @@ class Explanation:
 
     def scaled(self, weight: float) -> Explanation:
         """This explanation with every contribution (and the bias) multiplied by ``weight``."""
+        return self.affine(weight, 0.0)
+
+    def affine(self, weight: float, shift: float) -> Explanation:
+        """The explanation of ``weight × logit + shift``: contributions × ``weight``, and the
+        bias takes the shift, so contributions + bias still add up to the logit."""
         return Explanation(
-            self.logit * weight, self.bias * weight, {f: c * weight for f, c in self.features.items()},
+            self.logit * weight + shift, self.bias * weight + shift, {f: c * weight for f, c in self.features.items()},
             [{**t, "contribution": t["contribution"] * weight} for t in self.tokens], self.class_names, self.k)
 
 

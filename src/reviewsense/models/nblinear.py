@@ -61,8 +61,13 @@ class NBLinearPredictor(Predictor):
         return self.vectorizer.score(texts, self.weights["coef"]) + self.weights["intercept"][0]
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
+        return self._logits_and_lengths(texts)[0]
+
+    def _logits_and_lengths(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Platt-scaled scores and token counts, from one pass over the texts."""
         slope, offset = self.weights["calibration"]
-        return slope * self.raw_logits(texts) + offset
+        score, lengths = self.vectorizer.score_and_count(texts, self.weights["coef"])
+        return slope * (score + self.weights["intercept"][0]) + offset, lengths
 
     def _attribute(self, text: str) -> Attribution:
         """Each n-gram occurrence contributes its weight (times the calibration slope)."""
@@ -151,12 +156,12 @@ def _fit_weights(features, labels: np.ndarray, params: NBLinearParams) -> tuple[
     return (model.coef_[0] * ratio).astype(np.float32), float(model.intercept_[0])
 
 
-def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NBLinearPredictor, np.ndarray]:
+def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NBLinearPredictor, NBLinearPredictor]:
     """Fit on ``train``, calibrate on ``validation``; then, with ``refit`` (the default), fit
     again on train + validation with the same settings and keep that calibration.
 
-    Returns the predictor and the calibrated validation logits of the model that did not see
-    the validation labels (the honest validation score)."""
+    Returns the predictor and the model that did not see the validation labels (the same
+    object without ``refit``): what honest validation scores and calibrations come from."""
     texts = list(train.texts) + list(validation.texts)
     # The vocabulary is learned from text alone (no labels), so the refit can share it.
     vectorizer = NgramVectorizer(ngrams=params.ngrams, hash_bits=params.hash_bits,
@@ -171,10 +176,14 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
     coef, intercept = _fit_weights(train_features, labels[:n], params)
     held_out = features[n:] @ coef + intercept
     calibration = platt(held_out, labels[n:])
-    validation_logits = calibration[0] * held_out + calibration[1]
-    if params.refit:
-        check_stop("before the final fit")
-        log(f"refitting on train + validation ({len(texts):,} texts)")
-        coef, intercept = _fit_weights(features, labels, params)
-    weights = {"coef": coef, "intercept": np.array([intercept], dtype=np.float32), "calibration": calibration}
-    return NBLinearPredictor(vectorizer, asdict(params), weights, train.class_names), validation_logits
+
+    def predictor(coef: np.ndarray, intercept: float) -> NBLinearPredictor:
+        weights = {"coef": coef, "intercept": np.array([intercept], dtype=np.float32), "calibration": calibration}
+        return NBLinearPredictor(vectorizer, asdict(params), weights, train.class_names)
+
+    first = predictor(coef, intercept)
+    if not params.refit:
+        return first, first
+    check_stop("before the final fit")
+    log(f"refitting on train + validation ({len(texts):,} texts)")
+    return predictor(*_fit_weights(features, labels, params)), first

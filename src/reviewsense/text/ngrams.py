@@ -299,10 +299,10 @@ class NgramVectorizer:
     def _transform_chunk(self, texts: Sequence[str]) -> sp.csr_matrix:
         return _matrix(*self._columns(texts), self.n_features, self.binary)
 
-    def _score_chunk(self, texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
+    def _score_chunk(self, texts: Sequence[str], weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lengths, columns = self._columns(texts)
         if self.binary:
-            return _presence_scores(lengths, columns, weights, self.ngrams)
+            return _presence_scores(lengths, columns, weights, self.ngrams), lengths
         starts = np.cumsum(lengths) - lengths
         score = np.zeros(len(texts), dtype=np.float64)
         for cols in columns:
@@ -311,7 +311,7 @@ class NgramVectorizer:
             owns = (lengths > 0) & (starts < len(cols))
             if owns.any():  # summed in float64, in token order: a text scores the same in any batch
                 score[owns] += np.add.reduceat(weights[cols], starts[owns], dtype=np.float64)
-        return score
+        return score, lengths
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Sparse ``(len(texts), n_features)`` matrix of n-gram counts (1/0 if ``binary``)."""
@@ -319,10 +319,15 @@ class NgramVectorizer:
 
     def score(self, texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
         """``transform(texts) @ weights``, without building the matrix."""
+        return self.score_and_count(texts, weights)[0]
+
+    def score_and_count(self, texts: Sequence[str], weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`score` and each text's token count (:func:`count_tokens`), from one pass."""
         if weights[0] != 0:  # column 0 takes the cross-text n-grams: it must weigh nothing
             weights = np.array(weights)
             weights[0] = 0.0
-        return np.concatenate(_map_chunks(lambda chunk: self._score_chunk(chunk, weights), texts))
+        parts = _map_chunks(lambda chunk: self._score_chunk(chunk, weights), texts)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     # -- saving ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -346,3 +351,15 @@ class NgramVectorizer:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         write_json(path, self.to_dict())
+
+
+def count_tokens(texts: Sequence[str]) -> np.ndarray:
+    """How many tokens (words and punctuation marks, as :func:`tokenize` splits them) each
+    text has: the length that :class:`~reviewsense.models.calibration.LengthCalibration` reads."""
+    texts = list(texts)
+    if len(texts) <= SMALL_BATCH:
+        return np.fromiter((len(tokenize(t)) for t in texts), dtype=np.int64, count=len(texts))
+    import polars as pl
+
+    series = pl.Series("text", texts, dtype=pl.String).str.to_lowercase().str.replace_all(TAG, " ")
+    return np.asarray(series.str.count_matches(TOKEN).to_numpy(), dtype=np.int64)

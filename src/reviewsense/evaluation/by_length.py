@@ -1,0 +1,102 @@
+"""Is the model right, and honest, at every text length? Metrics per length bucket.
+
+The labelled texts are cut into spans (:mod:`reviewsense.data.spans`): windows of 1, 3, 5,
+10, 20 and 50 words, one sentence, the whole review, each labelled with its review's label.
+Per bucket: accuracy, ROC-AUC, expected calibration error, the share predicted positive and
+the share labelled positive. Span labels are noisy (a sentence of a positive review need
+not be positive), so short-span accuracy understates what the model gets on texts labelled
+for themselves; calibration and the predicted-positive rate are what to read here: an
+honest model is unsure of a random word, not confidently positive.
+
+Any scorer works (``proba``: texts → probabilities of the positive class), so the bench
+evaluates peers the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._fs import atomic_path
+from ..data.dataset import Dataset
+from ..data.spans import BUCKETS, cut_spans, words_of
+from .metrics import expected_calibration_error
+
+NOTE = ("spans of each review (windows of words, one sentence, the whole review) labelled with their review's "
+        "label: a noisy label, so short-span accuracy is a lower bound; ECE and positive rates show honesty")
+
+
+def by_length(proba: Callable[[Sequence[str]], np.ndarray], data: Dataset, seed: int = 0) -> dict[str, Any]:
+    """Metrics of ``proba`` on spans of ``data``'s labelled texts, one row per length bucket."""
+    from sklearn.metrics import roc_auc_score
+
+    spans = cut_spans(data, seed=seed)
+    p = np.asarray(proba(spans.data.texts), dtype=np.float64)
+    if p.shape != (len(spans),):
+        raise ValueError(f"the scorer returned {p.shape} probabilities for {len(spans)} texts")
+    y = spans.data.labels.astype(np.int64)
+    rows: dict[str, dict[str, Any]] = {}
+    for bucket in BUCKETS:
+        index = spans.where(bucket)
+        if not len(index):
+            continue
+        yb, pb = y[index], p[index]
+        words = np.fromiter((len(words_of(spans.data.texts[i])) for i in index), dtype=np.int64, count=len(index))
+        rows[bucket] = {
+            "count": int(len(index)),
+            "mean_words": round(float(words.mean()), 1),
+            "accuracy": round(float(((pb >= 0.5) == (yb == 1)).mean()), 4),
+            "roc_auc": round(float(roc_auc_score(yb, pb)), 4) if len(set(yb.tolist())) == 2 else None,
+            "ece": round(expected_calibration_error(yb, pb), 4),
+            "predicted_positive": round(float((pb >= 0.5).mean()), 4),
+            "labelled_positive": round(float(yb.mean()), 4),
+        }
+    return {"data": data.name, "reviews": len(data), "seed": seed, "note": NOTE, "buckets": rows}
+
+
+def worst_ece(result: dict[str, Any]) -> float:
+    """The largest ECE over the buckets of a :func:`by_length` result."""
+    return max(row["ece"] for row in result["buckets"].values())
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A Markdown table of a :func:`by_length` result."""
+    lines = ["| span | texts | mean words | accuracy | ROC-AUC | ECE | predicted positive | labelled positive |",
+             "|---|---|---|---|---|---|---|---|"]
+    for bucket, row in result["buckets"].items():
+        auc = "n/a" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}"
+        lines.append(f"| {bucket} | {row['count']:,} | {row['mean_words']} | {row['accuracy']:.1%} | {auc} | "
+                     f"{row['ece']:.3f} | {row['predicted_positive']:.1%} | {row['labelled_positive']:.1%} |")
+    return "\n".join(lines)
+
+
+def plot_by_length(results: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Accuracy and ECE against mean span length (log scale), one line per result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=100)
+    for name, result in results.items():
+        rows = sorted(result["buckets"].values(), key=lambda r: r["mean_words"])
+        x = [max(r["mean_words"], 1) for r in rows]
+        left.plot(x, [r["accuracy"] for r in rows], "o-", label=name)
+        right.plot(x, [r["ece"] for r in rows], "o-", label=name)
+    for ax, label in ((left, "Accuracy (span labels are noisy)"), (right, "Expected calibration error")):
+        ax.set_xscale("log")
+        ax.set_xlabel("Words per text (mean of the bucket)")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    right.axhline(0.05, color="grey", linestyle=":", linewidth=1)
+    left.legend(loc="lower right")
+    fig.suptitle("By text length" + (f" — {title}" if title else ""))
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

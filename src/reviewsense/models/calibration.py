@@ -1,0 +1,145 @@
+"""Probabilities that stay honest at every text length.
+
+A model's raw logit means different things for a one-word text and a 300-word review: a
+linear model over n-gram counts sums more evidence the longer the text is, so its scale and
+its bias depend on length; a network that averages word vectors sees one word's vector at
+full strength. A single sigmoid (Platt scaling) fitted on full reviews is therefore wrong for
+short texts.
+
+:class:`LengthCalibration` maps a raw logit ``r`` of a text of ``n`` tokens to
+
+    logit = prior + slope(n) · (r − r_empty) + shift(n)
+
+- ``prior``: the logit of the positive rate of the training data, and ``r_empty`` the raw
+  logit of the empty text, so **a text with no evidence gets the class prior**
+  (``shift(0) = 0``);
+- ``slope(n)`` and ``shift(n)``: piecewise linear in ``log(1 + n)`` between fixed knots
+  (1, 2, 4, … 512 tokens), constant beyond the last one, so there is no wild extrapolation
+  to texts longer than any seen.
+
+It is fitted by maximum likelihood (L-BFGS, a small L2 penalty on the knots' terms) on the
+raw logits of a held-out set of *spans of every length* (:mod:`reviewsense.data.spans`)
+scored by a model that did not see their labels. Per text it is an affine map of the raw
+logit, so explanations keep their contract: contributions × slope(n), and the bias absorbs
+the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, log_expit
+
+from ..errors import ModelFileError
+
+KNOTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # token counts where slope and shift may bend
+
+
+def ramps(lengths: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """``(len(lengths), len(knots))``: column k rises linearly in log(1+n) from knot k-1 (0
+    for the first) to knot k, and stays at its height after (a basis of piecewise-linear
+    functions that are 0 at n = 0 and flat after the last knot)."""
+    u = np.log1p(np.maximum(np.asarray(lengths, dtype=np.float64), 0.0))[:, None]
+    edges = np.log1p(np.asarray(knots, dtype=np.float64))
+    low = np.concatenate([[0.0], edges[:-1]])
+    return np.clip(u - low, 0.0, edges - low)
+
+
+@dataclass
+class LengthCalibration:
+    prior: float  # logit of the training data's positive rate
+    empty: float  # the raw logit of a text with no tokens
+    slope: np.ndarray  # len(knots) + 1: the slope at n = 0, then its change along each ramp
+    shift: np.ndarray  # len(knots): the shift's change along each ramp
+    knots: tuple[int, ...] = KNOTS
+
+    def slope_shift(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        basis = ramps(lengths, np.asarray(self.knots))
+        return self.slope[0] + basis @ self.slope[1:], basis @ self.shift
+
+    def __call__(self, raw: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Calibrated logits of texts with raw logits ``raw`` and ``lengths`` tokens."""
+        slope, shift = self.slope_shift(lengths)
+        return (self.prior + slope * (np.asarray(raw, dtype=np.float64) - self.empty) + shift).astype(np.float32)
+
+    @classmethod
+    def fit(cls, raw: np.ndarray, lengths: np.ndarray, labels: np.ndarray, prior: float, empty: float,
+            l2: float = 1e-3, knots: tuple[int, ...] = KNOTS, weights: np.ndarray | None = None) -> LengthCalibration:
+        """Maximum-likelihood fit on held-out (raw logit, length, label) triples, each weighing
+        ``weights`` (default 1)."""
+        from scipy.optimize import minimize
+
+        y = np.asarray(labels, dtype=np.float64)
+        w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
+        basis = ramps(lengths, np.asarray(knots))
+        centred = np.asarray(raw, dtype=np.float64) - empty
+        design = np.column_stack([centred, basis * centred[:, None], basis])
+        k = len(knots)
+        penalty = np.r_[0.0, np.full(2 * k, l2)]  # the slope at n = 0 is free, the bends are shrunk
+        total = w.sum()
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            z = prior + design @ theta
+            value = -(w * (y * log_expit(z) + (1 - y) * log_expit(-z))).sum() / total
+            grad = design.T @ (w * (expit(z) - y)) / total + penalty * theta
+            return float(value + 0.5 * (penalty * theta**2).sum()), grad
+
+        start = np.zeros(design.shape[1])
+        start[0] = 1.0
+        theta = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 2000}).x
+        return cls(float(prior), float(empty), theta[: k + 1].copy(), theta[k + 1 :].copy(), tuple(knots))
+
+    # -- saving (plain JSON numbers in the manifest) ------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "length", "knots": list(self.knots), "prior": self.prior, "empty": self.empty,
+                "slope": [float(x) for x in self.slope], "shift": [float(x) for x in self.shift]}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LengthCalibration:
+        try:
+            if data.get("kind") != "length":
+                raise ValueError(f"unknown kind {data.get('kind')!r}")
+            knots = tuple(int(k) for k in data["knots"])
+            slope = np.asarray(data["slope"], dtype=np.float64)
+            shift = np.asarray(data["shift"], dtype=np.float64)
+            prior, empty = float(data["prior"]), float(data["empty"])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"invalid length calibration: {exc}") from None
+        if not knots or list(knots) != sorted(set(knots)) or knots[0] < 1:
+            raise ModelFileError("invalid length calibration: knots must be increasing token counts ≥ 1")
+        if slope.shape != (len(knots) + 1,) or shift.shape != (len(knots),):
+            raise ModelFileError(f"invalid length calibration: {len(knots)} knots need {len(knots) + 1} slope "
+                                 f"and {len(knots)} shift terms")
+        if not (np.isfinite(slope).all() and np.isfinite(shift).all() and math.isfinite(prior)
+                and math.isfinite(empty)):
+            raise ModelFileError("invalid length calibration: NaN or infinite values")
+        return cls(prior, empty, slope, shift, knots)
+
+
+def prior_logit(labels: np.ndarray) -> float:
+    """The logit of the positive rate of ``labels`` (kept away from 0 and 1)."""
+    rate = float(np.clip(np.mean(np.asarray(labels) == 1), 1e-3, 1 - 1e-3))
+    return math.log(rate / (1 - rate))
+
+
+def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int = 0) -> LengthCalibration:
+    """Fit a :class:`LengthCalibration` for a model on spans of every length cut from the
+    ``validation`` reviews (:func:`~reviewsense.data.spans.cut_spans`), scored by
+    ``held_out``: the model, or the version of it that did not see the validation labels.
+
+    The prior is the positive rate of ``labelled`` (all labelled training rows, validation
+    included). The validation spans are weighted to that rate: a split that holds out whole
+    groups (movies, products) can hold out more of one class by chance, and the calibration
+    should not learn that chance as a bias of every short text."""
+    from ..data.spans import cut_spans
+
+    spans = cut_spans(validation, seed=seed)
+    raw, lengths = held_out.raw_scores(spans.data.texts)
+    empty = float(held_out.raw_scores([""])[0][0])
+    y = spans.data.labels == 1
+    rate, seen = float(np.mean(np.asarray(labelled) == 1)), float(y.mean())
+    weights = np.where(y, rate / seen, (1 - rate) / (1 - seen)) if 0 < seen < 1 else None
+    return LengthCalibration.fit(raw, lengths, y, prior_logit(labelled), empty, weights=weights)
