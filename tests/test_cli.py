@@ -67,7 +67,7 @@ def test_train_writes_the_run_folder(run):
     assert {"load_seconds", "train_seconds", "total_seconds"} <= set(metrics["timing"])
 
     manifest = json.loads((run_dir / "model" / "manifest.json").read_text())
-    assert manifest["family"] == "seed" and manifest["format_version"] == 1
+    assert manifest["family"] == "seed" and manifest["format_version"] == 2
     assert manifest["metrics"]["test"] == metrics["test"]
 
     history = json.loads((run_dir / "history.json").read_text())

@@ -47,7 +47,7 @@ def test_folder_contents_and_manifest(trained, export):
     assert sorted(p.name for p in export.iterdir()) == ["manifest.json", "model.safetensors", "vectorizer.json"]
     manifest = read_manifest(export)
     assert manifest["format"] == "reviewsense-model"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["family"] == "seed"
     assert manifest["class_names"] == ["negative", "positive"]
     assert manifest["vocabulary_size"] == predictor.vectorizer.vocabulary_size
@@ -106,7 +106,7 @@ def test_config_that_does_not_fit_the_weights_is_refused(export):
         load_model(export)
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
+@pytest.mark.parametrize("version", [3, 0, "1", None])
 def test_unknown_format_version_is_refused(export, version):
     manifest = _manifest(export)
     manifest["format_version"] = version

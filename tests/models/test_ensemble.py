@@ -16,7 +16,8 @@ WORDS = (["great", "superb", "loved"], ["awful", "dull", "hated"], ["the", "film
 @pytest.fixture(scope="module")
 def stacked(sentiment_corpus) -> ensemble.EnsemblePredictor:
     train, validation = (sentiment_corpus(n, seed, WORDS, filler_count=8, noise=0) for n, seed in ((300, 0), (150, 1)))
-    linear, linear_logits = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=12))
+    linear, linear_held_out = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=12))
+    linear_logits = linear_held_out.predict_logits(validation.texts)
     neural, _ = seed.fit(train, validation, seed.SeedParams(embedding_dim=8),
                          FitOptions(epochs=20, batch_size=32, learning_rate=0.02, threads=1))
     logits = np.column_stack([linear_logits, neural.predict_logits(validation.texts)])

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from reviewsense.errors import ConfigError
 from reviewsense.export import load_model, save_model
 from reviewsense.models import cnn, ensemble, nblinear, seed
+from reviewsense.models.calibration import fit_length_calibration
 from reviewsense.models.explanation import Attribution, align, explain
 from reviewsense.training.torch_loop import FitOptions
 
@@ -20,14 +21,18 @@ TEXT = "The <b>GREAT</b> film was dull, but I LOVED it!"
 @pytest.fixture(scope="module")
 def models(sentiment_corpus):
     train, validation = (sentiment_corpus(n, seed, WORDS, filler_count=8, noise=0) for n, seed in ((300, 0), (150, 1)))
-    linear, linear_logits = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=12))
+    linear, linear_held_out = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=12))
+    linear_logits = linear_held_out.predict_logits(validation.texts)
     neural, _ = seed.fit(train, validation, seed.SeedParams(embedding_dim=8, ngrams=2),
                          FitOptions(epochs=20, batch_size=32, learning_rate=0.02, threads=1))
     logits = np.column_stack([linear_logits, neural.predict_logits(validation.texts)])
     stacked = ensemble.stack([linear, neural], logits, validation.labels, ("negative", "positive"))
     network, _, _ = cnn.fit(train, validation, cnn.CNNParams(embedding_dim=8, filters=8, dropout=0.0, refit=False),
                             FitOptions(epochs=15, batch_size=32, learning_rate=0.01, threads=1))
-    return {"nblinear": linear, "seed": neural, "ensemble": stacked, "cnn": network}
+    models = {"nblinear": linear, "seed": neural, "ensemble": stacked, "cnn": network}
+    for model in models.values():  # as `reviewsense train` gives them: calibrated by length
+        model.length_calibration = fit_length_calibration(model, validation, train.labels)
+    return models
 
 
 FAMILIES = ["nblinear", "seed", "ensemble", "cnn"]

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import ModelFileError
 from ..text import MemberVectorizers
 from .base import Predictor, check_shapes, predictor_class
+from .calibration import LengthCalibration
 from .explanation import Explanation, combine
 
 
@@ -25,11 +26,21 @@ class EnsemblePredictor(Predictor):
 
     def __init__(self, members: Sequence[Predictor], weights: np.ndarray, bias: float,
                  class_names: Sequence[str] = ("negative", "positive")):
-        config = {"members": [{"family": m.family, "config": m.config} for m in members]}
-        super().__init__(MemberVectorizers([m.vectorizer for m in members]), config, class_names)
         self.members = list(members)
+        super().__init__(MemberVectorizers([m.vectorizer for m in members]), {}, class_names)
         self.weights = np.asarray(weights, dtype=np.float32)
         self.bias = float(bias)
+
+    @property
+    def config(self) -> dict[str, Any]:  # type: ignore[override]
+        """The members' families and configs (and length calibrations, where they have one)."""
+        return {"members": [{"family": m.family, "config": m.config} | (
+            {"length_calibration": m.length_calibration.to_dict()} if m.length_calibration else {})
+            for m in self.members]}
+
+    @config.setter
+    def config(self, value: dict[str, Any]) -> None:
+        """Derived from the members: nothing to set."""
 
     def member_logits(self, texts: Sequence[str]) -> np.ndarray:
         return np.stack([m.predict_logits(texts) for m in self.members], axis=1)
@@ -64,8 +75,10 @@ class EnsemblePredictor(Predictor):
         for i, (spec, member_vectorizer) in enumerate(zip(specs, vectorizer.members, strict=True)):
             prefix = f"m{i}."
             own = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-            members.append(predictor_class(spec["family"]).from_tensors(member_vectorizer, spec["config"], own,
-                                                                        class_names))
+            member = predictor_class(spec["family"]).from_tensors(member_vectorizer, spec["config"], own, class_names)
+            if spec.get("length_calibration") is not None:
+                member.length_calibration = LengthCalibration.from_dict(spec["length_calibration"])
+            members.append(member)
         stack = {k: v for k, v in tensors.items() if k.startswith("stack.")}
         check_shapes(stack, {"stack.weights": (len(members),), "stack.bias": (1,)})
         return cls(members, stack["stack.weights"], float(stack["stack.bias"][0]), class_names)
