@@ -235,6 +235,29 @@ def test_evaluate_on_a_csv(run, tmp_path, capsys, toy_csv_writer):
     assert json.loads(out.read_text()) == printed
 
 
+def test_evaluate_by_length_prints_the_table_and_writes_it(run, tmp_path, capsys, toy_csv_writer):
+    run_dir, _, _ = run
+    data = toy_csv_writer(tmp_path / "fresh.csv", n=100, seed=12)
+    out, png = tmp_path / "m.json", tmp_path / "lengths.png"
+    assert main(["evaluate", "--model", str(run_dir / "model"), "--data", str(data), "--output", str(out),
+                 "--by-length", "--by-length-plot", str(png)]) == 0
+    printed = capsys.readouterr().out
+    assert "| span | texts | mean words | accuracy | ROC-AUC | ECE |" in printed
+    assert "| 1 word | 100 |" in printed and "| full review | 100 |" in printed
+    saved = json.loads(out.read_text())
+    assert saved["by_length"]["buckets"]["full review"]["count"] == 100
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_by_length_plot_needs_by_length(run, tmp_path, capsys, toy_csv_writer):
+    run_dir, _, _ = run
+    data = toy_csv_writer(tmp_path / "fresh.csv", n=20, seed=12)
+    assert main(["evaluate", "--model", str(run_dir / "model"), "--data", str(data),
+                 "--by-length-plot", str(tmp_path / "x.png")]) == 2
+    assert "--by-length-plot needs --by-length" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_evaluate_on_the_imdb_test_split(run, imdb_archive, capsys):
     run_dir, _, _ = run
     archive = imdb_archive

@@ -105,3 +105,33 @@ def test_predict_jsonl_contract(run_dir: Path, tmp_path: Path) -> None:
     assert len(rows) == len(texts)
     assert all(0.0 <= r["probability"] <= 1.0 and r["label"] in (0, 1) for r in rows)
     assert rows[0]["label"] == 1 and rows[1]["label"] == 0
+
+
+SHORT_REVIEWS = ROOT / "tests" / "fixtures" / "short_reviews.csv"
+
+
+def test_default_model_is_honest_at_every_length(default_run: Path) -> None:
+    """Spans of the test reviews (1 word … the whole review): calibrated in every bucket."""
+    metrics = json.loads((default_run / "metrics.json").read_text())
+    buckets = metrics["by_length"]["buckets"]
+    assert len(buckets) == 8 and buckets["1 word"]["count"] == 25_000
+    worst = {name: row["ece"] for name, row in buckets.items() if row["ece"] > 0.05}
+    assert not worst, f"ECE above 0.05 in {worst}"
+    assert metrics["test"]["ece"] <= 0.03
+    assert (default_run / "by_length.png").is_file()
+
+
+def test_default_model_gets_the_hand_written_short_reviews_right(default_run: Path) -> None:
+    """A sanity check, not a tuning target: unambiguous short texts, and the empty text."""
+    import csv
+
+    import reviewsense
+
+    with SHORT_REVIEWS.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    model = reviewsense.load(default_run / "model")
+    probabilities = model.predict_proba([row["text"] for row in rows] + [""])
+    wrong = [(row["text"], round(float(p), 3)) for row, p in zip(rows, probabilities, strict=False)
+             if (p >= 0.5) != (row["label"] == "positive")]
+    assert not wrong, f"on the wrong side of 0.5: {wrong}"
+    assert 0.45 <= probabilities[-1] <= 0.55  # IMDB is balanced: no evidence, no opinion

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from reviewsense.models import nblinear
+from reviewsense.models.calibration import fit_length_calibration
 
 CHROMIUM = os.environ.get("REVIEWSENSE_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("REVIEWSENSE_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))
@@ -40,7 +41,8 @@ def server(sentiment_corpus):
     from reviewsense.serving.app import create_app
 
     train, validation = (sentiment_corpus(n, seed, WORDS, filler_count=8, noise=0) for n, seed in ((400, 0), (200, 1)))
-    model = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=14))[0]
+    model, held_out = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=14))
+    model.length_calibration = fit_length_calibration(held_out, validation, train.labels)  # as `train` does
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -112,6 +114,25 @@ def test_review_text_is_never_interpreted_as_html(page):
     _type_and_wait(page, "<img src=x onerror=alert(1)> great <b>film</b>", "positive")
     assert page.locator("#highlighted img").count() == 0
     assert "<img src=x" in page.locator("#highlighted").inner_text()
+
+
+def test_one_word_gets_a_sensible_bar_and_shade(page):
+    """One word: a word with no sentiment stays pale with the bar near the middle (the
+    length calibration); a sentiment word is marked and moves the bar."""
+    box = page.locator("#review")
+    box.fill("")
+    box.press_sequentially("plot", delay=15)
+    sync_api.expect(page.locator("#highlighted")).to_have_text("plot")
+    sync_api.expect(page.locator("#probability")).not_to_have_text("")
+    width = page.locator("#bar-fill").evaluate("e => parseFloat(e.style.width)")
+    assert 30 < width < 70
+    assert page.locator("#highlighted span.pos, #highlighted span.neg").count() == 0
+    box.fill("")
+    box.press_sequentially("loved", delay=15)
+    sync_api.expect(page.locator("#highlighted span.pos")).to_have_text(["loved"])
+    sync_api.expect(page.locator("#label")).to_have_text("positive")
+    assert page.locator("#bar-fill").evaluate("e => parseFloat(e.style.width)") > 60
+    _screenshot(page, "one-word.png")
 
 
 def test_clearing_the_box_resets_the_page(page):
