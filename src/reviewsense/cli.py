@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--min-df", type=_positive, default=None,
                    help="nblinear: drop n-grams found in fewer training texts (2)")
     m.add_argument("--C", type=_positive_float, default=None, help="nblinear: inverse regularization (1.0)")
+    m.add_argument("--span-weight", type=float, default=None, metavar="W",
+                   help="nblinear: weight of random spans of the training texts (windows of 1-20 words, a sentence) "
+                        "in the fit, relative to a whole text; 0 = none (0.05)")
     m.add_argument("--binary", action="store_true",
                    help="nblinear: an n-gram counts once per text however often it occurs (default: counts)")
     t = p.add_argument_group("training")
@@ -294,7 +297,8 @@ def cmd_train(args) -> int:
         threads=args.threads,
         preset=args.preset,
         linear={k: v for k, v in (("ngrams", args.ngrams), ("hash_bits", args.hash_bits), ("C", args.C),
-                                  ("min_df", args.min_df), ("binary", args.binary or None))
+                                  ("min_df", args.min_df), ("binary", args.binary or None),
+                                  ("span_weight", args.span_weight))
                 if v is not None},
         # --preset best's network: the schedule and vocabulary flags given, else its own defaults
         cnn={k: v for k, v in {**schedule, "embedding_dim": args.embedding_dim, "max_tokens": args.max_tokens,

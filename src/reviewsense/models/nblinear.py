@@ -4,8 +4,9 @@ text → word 1..3-gram counts (:class:`NgramVectorizer`: unigram vocabulary + h
 higher orders; or presence, with ``binary``) → each feature scaled by its naive-Bayes
 log-count ratio r = log(p/|p|₁) − log(q/|q|₁) (p, q: smoothed counts of texts containing it, per class;
 features in fewer than ``min_df`` training texts are dropped) →
-logistic regression → Platt scaling fitted on the validation split, so probabilities are
-calibrated.
+logistic regression (fitted on the texts and, at a small weight, on random spans of them, so
+that short texts are scored well too) → Platt scaling fitted on the validation split; `train`
+then calibrates by length (reviewsense.models.calibration).
 
 The scaled weights fold into one vector (``coef = r ⊙ w``), so prediction is one weighted
 sum per text, computed straight from the n-gram columns (polars and numpy; for binary
@@ -19,8 +20,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..data.dataset import Dataset
+from ..data.spans import cut_spans
 from ..errors import ModelFileError
 from ..progress import log
 from ..text.ngrams import NgramVectorizer, tokenize
@@ -44,6 +47,13 @@ class NBLinearParams:
     # 1e-4 took 1.6× as long on IMDB for the same validation accuracy)
     tol: float = 1e-2
     refit: bool = True  # final fit on train + validation (settings and calibration from the split)
+    # Short texts: each training text also gives one random span of each of these many words
+    # and one sentence (reviewsense.data.spans), weighing ``span_weight`` of a whole text in
+    # the fit (0 = no spans). On IMDB validation held out by movie, 0.05 added 0.6-1.5 points
+    # of accuracy and 0.01 of ROC-AUC on 3-20-word spans and sentences at no cost on whole
+    # reviews; 0.1 cost 0.4 points on whole reviews.
+    span_weight: float = 0.05
+    span_windows: tuple[int, ...] = (1, 3, 8, 20)
 
 
 class NBLinearPredictor(Predictor):
@@ -136,8 +146,11 @@ def platt(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.array([model.coef_[0, 0], model.intercept_[0]], dtype=np.float32)
 
 
-def _fit_weights(features, labels: np.ndarray, params: NBLinearParams) -> tuple[np.ndarray, float]:
+def _fit_weights(features, labels: np.ndarray, params: NBLinearParams,
+                 spans: tuple[Any, np.ndarray] | None = None) -> tuple[np.ndarray, float]:
     """NB-scaled logistic regression; returns the folded weight vector and the intercept.
+    ``spans`` (features, labels) join the fit with weight ``params.span_weight``; the NB
+    ratios come from the whole texts.
 
     liblinear's dual solver: with millions of features and tens of thousands of texts it is
     about ten times faster than the primal one, for the same solution."""
@@ -148,11 +161,15 @@ def _fit_weights(features, labels: np.ndarray, params: NBLinearParams) -> tuple[
     if params.min_df > 1:
         keep = (np.asarray(present.sum(axis=0)).ravel() >= params.min_df).astype(np.float32)
     ratio = nb_ratio(present, labels, params.alpha, keep)
+    weights = None
+    if spans is not None and spans[0].shape[0]:
+        weights = np.r_[np.ones(features.shape[0]), np.full(spans[0].shape[0], params.span_weight)]
+        features, labels = sp.vstack([features, spans[0]], format="csr"), np.concatenate([labels, spans[1]])
     scaled = features.multiply(ratio).tocsr()
     scaled.eliminate_zeros()  # the pruned features
     model = LogisticRegression(C=params.C, solver="liblinear", dual=True, max_iter=params.max_iter, tol=params.tol,
                                random_state=0)
-    model.fit(scaled, labels)
+    model.fit(scaled, labels, sample_weight=weights)
     return (model.coef_[0] * ratio).astype(np.float32), float(model.intercept_[0])
 
 
@@ -172,8 +189,10 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
     labels = np.concatenate([train.labels, validation.labels]).astype(np.int64)
     n = len(train)
     train_features = features[:n]  # a CSR row slice copies: take it once
-    log(f"fitting NB-weighted logistic regression on {train_features.nnz:,} non-zeros")
-    coef, intercept = _fit_weights(train_features, labels[:n], params)
+    spans = _spans(vectorizer, train, params)
+    log(f"fitting NB-weighted logistic regression on {train_features.nnz:,} non-zeros"
+        + (f" (+ {spans[0].shape[0]:,} spans of them)" if spans else ""))
+    coef, intercept = _fit_weights(train_features, labels[:n], params, spans)
     held_out = features[n:] @ coef + intercept
     calibration = platt(held_out, labels[n:])
 
@@ -186,4 +205,15 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
         return first, first
     check_stop("before the final fit")
     log(f"refitting on train + validation ({len(texts):,} texts)")
-    return predictor(*_fit_weights(features, labels, params)), first
+    if spans:
+        more = _spans(vectorizer, validation, params)
+        spans = (sp.vstack([spans[0], more[0]], format="csr"), np.concatenate([spans[1], more[1]])) if more else spans
+    return predictor(*_fit_weights(features, labels, params, spans)), first
+
+
+def _spans(vectorizer: NgramVectorizer, data: Dataset, params: NBLinearParams) -> tuple[Any, np.ndarray] | None:
+    """Features and labels of random spans of ``data``'s texts (None with ``span_weight`` 0)."""
+    if not params.span_weight or not len(data):
+        return None
+    spans = cut_spans(data, windows=params.span_windows, full=False, seed=0)
+    return vectorizer.transform(spans.data.texts), spans.data.labels.astype(np.int64)
