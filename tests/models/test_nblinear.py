@@ -72,3 +72,15 @@ def test_tampered_vectorizer_kind_is_refused(model, tmp_path):
 
     with pytest.raises(ModelFileError, match="n-gram vectorizer"):
         NBLinearPredictor.from_tensors(TextVectorizer().adapt(["a"]), model.config, model.tensors(), ("n", "p"))
+
+
+def test_spans_of_the_training_texts_join_the_fit_at_their_weight(sentiment_corpus):
+    train, validation = sentiment_corpus(300, 0), sentiment_corpus(100, 1)
+    plain, _ = fit(train, validation, NBLinearParams(hash_bits=14, span_weight=0.0))
+    light, _ = fit(train, validation, NBLinearParams(hash_bits=14, span_weight=0.05))
+    heavy, _ = fit(train, validation, NBLinearParams(hash_bits=14, span_weight=1.0))
+    change = [float(np.abs(m.weights["coef"] - plain.weights["coef"]).sum()) for m in (light, heavy)]
+    assert 0 < change[0] < change[1]
+    # settings saved as JSON (a list of windows) fit the same model again
+    again, _ = fit(train, validation, NBLinearParams(**{**light.config, "span_windows": [1, 3, 8, 20]}))
+    np.testing.assert_array_equal(again.weights["coef"], light.weights["coef"])

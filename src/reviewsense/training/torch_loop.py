@@ -134,7 +134,7 @@ def fit(module, train: Batches, validation: Batches | None, options: FitOptions,
             loss.backward()
             optimizer.step()
             total_loss += float(loss.detach()) * len(labels)
-            total_correct += int(((logits.detach() > 0).float() == y_t).sum())
+            total_correct += int(((logits.detach() > 0) == (y_t > 0.5)).sum())  # soft labels count by side
             if stop_requested():
                 done = min(start + options.batch_size, len(order))
                 where = f"interrupted in epoch {epoch} ({done:,} of {len(order):,} examples)"
