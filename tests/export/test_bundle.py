@@ -217,3 +217,44 @@ def test_loading_never_executes_code_from_the_bundle(export, tmp_path, monkeypat
     with pytest.raises(ModelFileError):
         load_model(export)
     assert not marker.exists()  # ...but loading the folder did not
+
+
+@pytest.fixture
+def calibrated_export(trained, tmp_path):
+    """The seed model with a length calibration, as `reviewsense train` exports it."""
+    from reviewsense.models.calibration import fit_length_calibration
+
+    predictor, _, train, validation = trained
+    model = SeedPredictor(predictor.vectorizer, predictor.config, predictor.weights, predictor.class_names)
+    model.length_calibration = fit_length_calibration(model, validation, train.labels)
+    return model, save_model(model, tmp_path / "calibrated")
+
+
+def test_length_calibration_survives_export(calibrated_export, trained):
+    model, path = calibrated_export
+    loaded = load_model(path)
+    assert _manifest(path)["length_calibration"]["kind"] == "length"
+    np.testing.assert_array_equal(loaded.predict_proba(PROBE), model.predict_proba(PROBE))
+    # the calibration changes the scores: the raw network's are not what comes out
+    assert not np.allclose(loaded.predict_proba(PROBE), trained[0].predict_proba(PROBE))
+
+
+@pytest.mark.parametrize("bad", [{"kind": "length"}, {"kind": "platt"}, "x", [1, 2]])
+def test_broken_length_calibration_is_refused(calibrated_export, bad):
+    _, path = calibrated_export
+    manifest = _manifest(path)
+    manifest["length_calibration"] = bad
+    _write_manifest(path, manifest)
+    with pytest.raises(ModelFileError, match="manifest.json: invalid length calibration"):
+        load_model(path)
+
+
+def test_version_1_exports_still_load(trained, export):
+    """Models saved before the length calibration (format version 1) load and score as before."""
+    manifest = _manifest(export)
+    manifest["format_version"] = 1
+    del manifest["length_calibration"]
+    _write_manifest(export, manifest)
+    loaded = load_model(export)
+    assert loaded.length_calibration is None
+    np.testing.assert_array_equal(loaded.predict_proba(PROBE), trained[0].predict_proba(PROBE))
