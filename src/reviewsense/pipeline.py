@@ -192,7 +192,7 @@ def _model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], hi
 test {len(splits.test):,}
 - **test accuracy {test['accuracy']:.2%}**, loss {test['loss']:.4f}, F1 {test['f1']:.4f}, ROC-AUC {test['roc_auc']}
 - validation accuracy {val['accuracy']:.2%}, loss {val['loss']:.4f}
-- trained in {metrics['timing']['train_seconds']:.1f} s with reviewsense {__version__}
+{_length_line(metrics)}- trained in {metrics['timing']['train_seconds']:.1f} s with reviewsense {__version__}
 
 {"![loss](loss.png) ![accuracy](accuracy.png)" if history is not None else ""}
 
@@ -208,6 +208,16 @@ or `reviewsense predict --model {Path(config.run_dir) / 'model'} "The movie was 
 Intended use: binary sentiment of English reviews similar to the training data. Scores on
 text from other domains are less reliable; check them on a labelled sample first.
 """
+
+
+def _length_line(metrics: dict[str, Any]) -> str:
+    """The model card's line on short texts (``by_length.png``)."""
+    buckets = metrics.get("by_length", {}).get("buckets")
+    if not buckets:
+        return ""
+    worst = max(buckets, key=lambda b: buckets[b]["ece"])
+    return (f"- by text length (spans of the test texts, 1 word to the whole text): ECE ≤ "
+            f"{buckets[worst]['ece']:.3f} in every bucket (worst: {worst}); see `by_length.png`\n")
 
 
 @dataclass
