@@ -15,15 +15,16 @@ evaluates peers the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._fs import atomic_path
 from ..data.dataset import Dataset
 from ..data.spans import BUCKETS, cut_spans, words_of
 from .metrics import expected_calibration_error
+from .plots import plot_by_length
+
+__all__ = ["by_length", "format_table", "plot_by_length", "worst_ece"]
 
 NOTE = ("spans of each review (windows of words, one sentence, the whole review) labelled with their review's "
         "label: a noisy label, so short-span accuracy is a lower bound; ECE and positive rates show honesty")
@@ -71,32 +72,3 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"| {bucket} | {row['count']:,} | {row['mean_words']} | {row['accuracy']:.1%} | {auc} | "
                      f"{row['ece']:.3f} | {row['predicted_positive']:.1%} | {row['labelled_positive']:.1%} |")
     return "\n".join(lines)
-
-
-def plot_by_length(results: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Accuracy and ECE against mean span length (log scale), one line per result."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=100)
-    for name, result in results.items():
-        rows = sorted(result["buckets"].values(), key=lambda r: r["mean_words"])
-        x = [max(r["mean_words"], 1) for r in rows]
-        left.plot(x, [r["accuracy"] for r in rows], "o-", label=name)
-        right.plot(x, [r["ece"] for r in rows], "o-", label=name)
-    for ax, label in ((left, "Accuracy (span labels are noisy)"), (right, "Expected calibration error")):
-        ax.set_xscale("log")
-        ax.set_xlabel("Words per text (mean of the bucket)")
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-    right.axhline(0.05, color="grey", linestyle=":", linewidth=1)
-    left.legend(loc="lower right")
-    fig.suptitle("By text length" + (f" — {title}" if title else ""))
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path

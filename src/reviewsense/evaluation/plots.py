@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .._fs import atomic_path
 from ..training.history import History
@@ -28,12 +29,7 @@ def plot_history(history: History, directory: str | Path, title: str = "") -> li
         ax.set_xlabel("Epochs")
         ax.set_ylabel(label)
         ax.legend()
-        fig.tight_layout()
-        target = directory / f"{metric}.png"
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
-        written.append(target)
+        written.append(_save(fig, directory / f"{metric}.png"))
     return written
 
 
@@ -63,9 +59,40 @@ def plot_reliability(labels, logits, path: str | Path, title: str = "") -> Path:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Lay out, write as PNG (atomically) and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
+
+
+def plot_by_length(results: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Accuracy and ECE against mean span length (log scale), one line per result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=100)
+    for name, result in results.items():
+        rows = sorted(result["buckets"].values(), key=lambda r: r["mean_words"])
+        x = [max(r["mean_words"], 1) for r in rows]
+        left.plot(x, [r["accuracy"] for r in rows], "o-", label=name)
+        right.plot(x, [r["ece"] for r in rows], "o-", label=name)
+    for ax, label in ((left, "Accuracy (span labels are noisy)"), (right, "Expected calibration error")):
+        ax.set_xscale("log")
+        ax.set_xlabel("Words per text (mean of the bucket)")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    right.axhline(0.05, color="grey", linestyle=":", linewidth=1)
+    left.legend(loc="lower right")
+    fig.suptitle("By text length" + (f" — {title}" if title else ""))
+    return _save(fig, path)
