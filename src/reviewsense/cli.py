@@ -170,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="also write the metrics JSON here")
     p.add_argument("--reliability-plot", metavar="PNG", help="also draw the reliability diagram here")
     p.add_argument("--by-length", action="store_true",
-                   help="also score spans of each text (windows of 1-50 words, a sentence, the whole text) and "
-                        "print accuracy, ROC-AUC, ECE and positive rates per length")
+                   help="also score spans of each text (windows of 1-50 words, a sentence, the whole text; of at "
+                        "most 25,000 texts, a seeded sample of larger sets) and print accuracy, ROC-AUC, ECE and "
+                        "positive rates per length")
     p.add_argument("--by-length-plot", metavar="PNG", help="with --by-length: draw accuracy and ECE against length")
     p.add_argument("--seed", type=int, default=0, help="with --by-length: which spans are cut (default 0)")
 

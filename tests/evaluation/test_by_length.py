@@ -132,3 +132,13 @@ def test_run_folder_has_the_by_length_table_and_plot(runs):
     manifest = json.loads((run / "model" / "manifest.json").read_text())
     assert manifest["length_calibration"]["kind"] == "length"
     assert json.loads((runs["plain"]["run"] / "model" / "manifest.json").read_text())["length_calibration"] is None
+
+
+def test_large_sets_are_sampled_to_max_texts():
+    data = reviews(200, 5)
+    result = by_length(lambda texts: np.full(len(texts), 0.5), data, max_texts=50)
+    assert result["buckets"]["full review"]["count"] == 50
+    assert result["reviews"] == 50 and result["of"] == 200
+    again = by_length(lambda texts: np.full(len(texts), 0.5), data, max_texts=50)
+    assert again == result
+    assert by_length(lambda texts: np.full(len(texts), 0.5), data)["reviews"] == 200

@@ -63,18 +63,22 @@ def sentences_of(text: str) -> list[str]:
 
 
 def cut_spans(data: Dataset, windows: Sequence[int] = WINDOWS, sentences: bool = True, full: bool = True,
-              per_review: int = 1, seed: int = 0) -> Spans:
+              per_review: int = 1, seed: int = 0, max_texts: int | None = None) -> Spans:
     """Cut every review of ``data`` into ``per_review`` random spans of each kind: windows of
     each length in ``windows`` (reviews shorter than a window give none of it), one sentence,
-    and (once) the review itself. Spans are labelled with their review's label."""
+    and (once) the review itself. Spans are labelled with their review's label.
+
+    ``max_texts``: cut only that many reviews, drawn at random (seeded), when there are more."""
     if not data.labelled:
         raise ValueError(f"{data.name}: spans need labelled data")
     rng = np.random.default_rng(seed)
+    if max_texts is not None and len(data) > max_texts:
+        data = data.subset(np.sort(rng.choice(len(data), max_texts, replace=False)))
     texts: list[str] = []
     labels: list[int] = []
     buckets: list[str] = []
     origin: list[int] = []
-    for i, (text, label) in enumerate(zip(data.texts, data.labels.tolist(), strict=True)):
+    for i, (text, label) in enumerate(zip(data.texts, data.labels.tolist(), strict=True)):  # i: within the sample
         words = words_of(text)
         pieces: list[tuple[str, str]] = []
         for window in windows:
