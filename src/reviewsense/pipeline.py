@@ -237,7 +237,7 @@ class Fitted:
         calibration = fit_length_calibration(held_out, splits.validation, labelled, seed=seed)
         held_out.length_calibration = calibration
         # a refit model has its own bias: the empty text keeps the prior with it too
-        self.predictor.length_calibration = replace(calibration, empty=float(self.predictor.raw_scores([""])[0][0]))
+        self.predictor.length_calibration = replace(calibration, empty=self.predictor.raw_scores([""])[0][0])
 
 
 def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | None = None) -> Fitted:

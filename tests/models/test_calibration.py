@@ -65,3 +65,28 @@ def test_round_trip_and_refusals():
                 {**good, "shift": [float("nan")] * len(good["shift"])}, {**good, "prior": "x"}, [], None):
         with pytest.raises(ModelFileError, match="length calibration"):
             LengthCalibration.from_dict(bad)
+
+
+def test_several_scores_get_weights_that_depend_on_length():
+    """Two members: the first is informative on short texts, the second on long ones; the
+    fit weighs each by length (what --preset best's ensemble gets)."""
+    rng = np.random.default_rng(0)
+    n = 60_000
+    lengths = rng.choice([2, 5, 200, 400], n)
+    truth = rng.normal(0, 2, n)
+    short = lengths < 10
+    first = truth + rng.normal(0, np.where(short, 0.3, 3.0))
+    second = truth + rng.normal(0, np.where(short, 3.0, 0.3))
+    labels = rng.random(n) < expit(truth)
+    raw = np.column_stack([first, second])
+    calibration = LengthCalibration.fit(raw, lengths, labels, prior=0.0, empty=[0.0, 0.0])
+    slopes, _ = calibration.slope_shift(np.array([3, 300]))
+    assert slopes[0, 0] > 2 * slopes[0, 1] and slopes[1, 1] > 2 * slopes[1, 0]
+    again = LengthCalibration.from_dict(calibration.to_dict())
+    np.testing.assert_array_equal(again(raw[:50], lengths[:50]), calibration(raw[:50], lengths[:50]))
+    assert again.scores == 2
+    single = LengthCalibration.fit(first, lengths, labels, prior=0.0, empty=0.0)
+    assert isinstance(single.to_dict()["empty"], float) and single.scores == 1
+    bad = {**calibration.to_dict(), "empty": [0.0]}
+    with pytest.raises(ModelFileError, match="per score"):
+        LengthCalibration.from_dict(bad)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,25 @@ def test_ensemble_refuses_mismatched_members(stacked):
     config = {"members": stacked.config["members"][:1]}
     with pytest.raises(ModelFileError):
         ensemble.EnsemblePredictor.from_tensors(stacked.vectorizer, config, stacked.tensors(), ("n", "p"))
+
+
+def test_length_calibrated_ensemble_weighs_members_by_length_and_round_trips(stacked, sentiment_corpus, tmp_path):
+    from reviewsense.models.calibration import fit_length_calibration
+
+    validation = sentiment_corpus(150, 1, WORDS, filler_count=8, noise=0)
+    model = ensemble.EnsemblePredictor(stacked.members, stacked.weights, stacked.bias)
+    model.length_calibration = fit_length_calibration(model, validation, validation.labels)
+    assert model.length_calibration.scores == 2
+    texts = ["a great superb film", "an awful dull plot", "", "film"]
+    path = save_model(model, tmp_path / "m")
+    np.testing.assert_array_equal(load_model(path).predict_logits(texts), model.predict_logits(texts))
+    e = model.explain("a great film but an awful plot")
+    assert e.logit == pytest.approx(sum(e.features.values()) + e.bias, abs=1e-4)
+    assert e.logit == pytest.approx(float(model.predict_logits(["a great film but an awful plot"])[0]), abs=1e-4)
+    # a calibration that reads another number of scores than the model's members is refused
+    manifest = json.loads((path / "manifest.json").read_text())
+    single = manifest["length_calibration"]
+    single.update(empty=0.0, slope=single["slope"][0])
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="reads 1 score"):
+        load_model(path)

@@ -135,8 +135,12 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
         raise ModelFileError(f"{path / MANIFEST}: invalid model configuration ({exc})") from exc
     if manifest.get("length_calibration") is not None:
         try:
-            predictor.length_calibration = LengthCalibration.from_dict(manifest["length_calibration"])
+            calibration = LengthCalibration.from_dict(manifest["length_calibration"])
         except ModelFileError as exc:
             raise ModelFileError(f"{path / MANIFEST}: {exc}") from None
+        if calibration.scores != predictor.raw_score_count:
+            raise ModelFileError(f"{path / MANIFEST}: the length calibration reads {calibration.scores} score(s), "
+                                 f"the model gives {predictor.raw_score_count}")
+        predictor.length_calibration = calibration
     predictor.metadata = manifest
     return predictor

@@ -58,6 +58,11 @@ class Predictor(ABC):
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits for one batch of texts."""
 
+    #: how many raw scores a text has (what a length calibration reads); ensembles: their members
+    @property
+    def raw_score_count(self) -> int:
+        return 1
+
     def _logits_and_lengths(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw logits and token counts of one batch (families that count tokens anyway override it)."""
         from ..text.ngrams import count_tokens
@@ -115,14 +120,20 @@ class Predictor(ABC):
         with character spans (``.tokens``). Contributions plus bias add up to the logit."""
         if not isinstance(text, str):
             raise TypeError(f"explain takes one string, got {type(text).__name__}")
-        explanation = self._explain(text, k)
-        if self.length_calibration is None:
-            return explanation
-        from ..text.ngrams import count_tokens  # per text the calibration is affine in the raw logit
-
         calibration = self.length_calibration
-        slope, shift = (float(x[0]) for x in calibration.slope_shift(count_tokens([text])))
-        return explanation.affine(slope, calibration.prior - slope * calibration.empty + shift)
+        if calibration is None:
+            return self._explain(text, k)
+        from ..text.ngrams import count_tokens  # per text the calibration is affine in the raw score(s)
+
+        slopes, shift = calibration.slope_shift(count_tokens([text]))
+        return self._explain_calibrated(text, k, slopes[0], float(shift[0]))
+
+    def _explain_calibrated(self, text: str, k: int, slopes: np.ndarray, shift: float) -> Explanation:
+        """The explanation of the calibrated logit, given this text's slope(s) and shift."""
+        calibration = self.length_calibration
+        assert calibration is not None and calibration.scores == 1
+        slope = float(slopes[0])
+        return self._explain(text, k).affine(slope, calibration.prior - slope * float(calibration.empty[0]) + shift)
 
     def _explain(self, text: str, k: int) -> Explanation:
         """The explanation of the raw logit (before the length calibration)."""

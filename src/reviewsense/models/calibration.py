@@ -50,35 +50,54 @@ def ramps(lengths: np.ndarray, knots: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LengthCalibration:
+    """``logit = prior + Σ_j slope_j(n) · (raw_j − empty_j) + shift(n)`` for one raw score
+    (most families) or several (an ensemble's members: then the members' weights depend on
+    the text's length too)."""
+
     prior: float  # logit of the training data's positive rate
-    empty: float  # the raw logit of a text with no tokens
-    slope: np.ndarray  # len(knots) + 1: the slope at n = 0, then its change along each ramp
+    empty: np.ndarray  # (scores,): the raw score(s) of a text with no tokens
+    slope: np.ndarray  # (scores, len(knots) + 1): each slope at n = 0, then its change along each ramp
     shift: np.ndarray  # len(knots): the shift's change along each ramp
     knots: tuple[int, ...] = KNOTS
 
+    def __post_init__(self) -> None:
+        self.empty = np.atleast_1d(np.asarray(self.empty, dtype=np.float64))
+        self.slope = np.atleast_2d(np.asarray(self.slope, dtype=np.float64))
+        self.shift = np.asarray(self.shift, dtype=np.float64)
+
+    @property
+    def scores(self) -> int:
+        """How many raw scores a text has (1, or an ensemble's members)."""
+        return len(self.empty)
+
     def slope_shift(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per text: the slope of each raw score, ``(texts, scores)``, and the shift."""
         basis = ramps(lengths, np.asarray(self.knots))
-        return self.slope[0] + basis @ self.slope[1:], basis @ self.shift
+        return self.slope[:, 0] + basis @ self.slope[:, 1:].T, basis @ self.shift
 
     def __call__(self, raw: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Calibrated logits of texts with raw logits ``raw`` and ``lengths`` tokens."""
+        """Calibrated logits of texts with raw score(s) ``raw`` and ``lengths`` tokens."""
         slope, shift = self.slope_shift(lengths)
-        return (self.prior + slope * (np.asarray(raw, dtype=np.float64) - self.empty) + shift).astype(np.float32)
+        centred = np.asarray(raw, dtype=np.float64).reshape(len(shift), self.scores) - self.empty
+        return (self.prior + (slope * centred).sum(axis=1) + shift).astype(np.float32)
 
     @classmethod
-    def fit(cls, raw: np.ndarray, lengths: np.ndarray, labels: np.ndarray, prior: float, empty: float,
+    def fit(cls, raw: np.ndarray, lengths: np.ndarray, labels: np.ndarray, prior: float, empty,
             l2: float = 1e-3, knots: tuple[int, ...] = KNOTS, weights: np.ndarray | None = None) -> LengthCalibration:
-        """Maximum-likelihood fit on held-out (raw logit, length, label) triples, each weighing
-        ``weights`` (default 1)."""
+        """Maximum-likelihood fit on held-out (raw score(s), length, label) triples, each
+        weighing ``weights`` (default 1)."""
         from scipy.optimize import minimize
 
         y = np.asarray(labels, dtype=np.float64)
         w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
         basis = ramps(lengths, np.asarray(knots))
-        centred = np.asarray(raw, dtype=np.float64) - empty
-        design = np.column_stack([centred, basis * centred[:, None], basis])
-        k = len(knots)
-        penalty = np.r_[0.0, np.full(2 * k, l2)]  # the slope at n = 0 is free, the bends are shrunk
+        empty = np.atleast_1d(np.asarray(empty, dtype=np.float64))
+        centred = np.asarray(raw, dtype=np.float64).reshape(len(y), len(empty)) - empty
+        k, scores = len(knots), len(empty)
+        design = np.column_stack([part for j in range(scores)
+                                  for part in (centred[:, j : j + 1], basis * centred[:, j : j + 1])] + [basis])
+        # each slope at n = 0 is free, the bends are shrunk
+        penalty = np.r_[np.tile(np.r_[0.0, np.full(k, l2)], scores), np.full(k, l2)]
         total = w.sum()
 
         def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -88,14 +107,18 @@ class LengthCalibration:
             return float(value + 0.5 * (penalty * theta**2).sum()), grad
 
         start = np.zeros(design.shape[1])
-        start[0] = 1.0
+        start[:: k + 1][:scores] = 1.0 / scores
         theta = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 2000}).x
-        return cls(float(prior), float(empty), theta[: k + 1].copy(), theta[k + 1 :].copy(), tuple(knots))
+        slope = theta[: scores * (k + 1)].reshape(scores, k + 1)
+        return cls(float(prior), empty, slope, theta[scores * (k + 1) :].copy(), tuple(knots))
 
     # -- saving (plain JSON numbers in the manifest) ------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "length", "knots": list(self.knots), "prior": self.prior, "empty": self.empty,
-                "slope": [float(x) for x in self.slope], "shift": [float(x) for x in self.shift]}
+        """One raw score: ``empty`` a number and ``slope`` a list; several: lists of them."""
+        single = self.scores == 1
+        return {"kind": "length", "knots": list(self.knots), "prior": self.prior,
+                "empty": float(self.empty[0]) if single else self.empty.tolist(),
+                "slope": self.slope[0].tolist() if single else self.slope.tolist(), "shift": self.shift.tolist()}
 
     @classmethod
     def from_dict(cls, data: Any) -> LengthCalibration:
@@ -103,18 +126,19 @@ class LengthCalibration:
             if data.get("kind") != "length":
                 raise ValueError(f"unknown kind {data.get('kind')!r}")
             knots = tuple(int(k) for k in data["knots"])
-            slope = np.asarray(data["slope"], dtype=np.float64)
+            slope = np.atleast_2d(np.asarray(data["slope"], dtype=np.float64))
             shift = np.asarray(data["shift"], dtype=np.float64)
-            prior, empty = float(data["prior"]), float(data["empty"])
+            empty = np.atleast_1d(np.asarray(data["empty"], dtype=np.float64))
+            prior = float(data["prior"])
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"invalid length calibration: {exc}") from None
         if not knots or list(knots) != sorted(set(knots)) or knots[0] < 1:
             raise ModelFileError("invalid length calibration: knots must be increasing token counts ≥ 1")
-        if slope.shape != (len(knots) + 1,) or shift.shape != (len(knots),):
+        if empty.ndim != 1 or slope.shape != (len(empty), len(knots) + 1) or shift.shape != (len(knots),):
             raise ModelFileError(f"invalid length calibration: {len(knots)} knots need {len(knots) + 1} slope "
-                                 f"and {len(knots)} shift terms")
+                                 f"terms per score and {len(knots)} shift terms")
         if not (np.isfinite(slope).all() and np.isfinite(shift).all() and math.isfinite(prior)
-                and math.isfinite(empty)):
+                and np.isfinite(empty).all()):
             raise ModelFileError("invalid length calibration: NaN or infinite values")
         return cls(prior, empty, slope, shift, knots)
 
@@ -141,7 +165,7 @@ def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int
 
     spans = cut_spans(validation, seed=seed, max_texts=max_texts)
     raw, lengths = held_out.raw_scores(spans.data.texts)
-    empty = float(held_out.raw_scores([""])[0][0])
+    empty = held_out.raw_scores([""])[0][0]
     y = spans.data.labels == 1
     rate, seen = float(np.mean(np.asarray(labelled) == 1)), float(y.mean())
     weights = np.where(y, rate / seen, (1 - rate) / (1 - seen)) if 0 < seen < 1 else None

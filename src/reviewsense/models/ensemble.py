@@ -46,7 +46,19 @@ class EnsemblePredictor(Predictor):
         return np.stack([m.predict_logits(texts) for m in self.members], axis=1)
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
+        """The stack: the members' logits weighted as fitted on whole validation texts."""
         return self.member_logits(texts) @ self.weights + self.bias
+
+    @property
+    def raw_score_count(self) -> int:
+        return len(self.members)
+
+    def _logits_and_lengths(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The members' logits, one column each: a length calibration weighs each member by
+        the text's length (on short texts the network adds less than on whole reviews)."""
+        from ..text.ngrams import count_tokens
+
+        return self.member_logits(texts), count_tokens(texts)
 
     @property
     def can_explain(self) -> bool:
@@ -56,6 +68,14 @@ class EnsemblePredictor(Predictor):
         """The members' explanations, weighted like their logits in the stack."""
         parts = [member.explain(text, k) for member in self.members]
         return combine(parts, self.weights.tolist(), self.bias, self.class_names, k)
+
+    def _explain_calibrated(self, text: str, k: int, slopes: np.ndarray, shift: float) -> Explanation:
+        """The members' explanations, weighted by the length calibration's slopes for this text."""
+        calibration = self.length_calibration
+        assert calibration is not None
+        parts = [member.explain(text, k) for member in self.members]
+        bias = calibration.prior - float(slopes @ calibration.empty) + shift
+        return combine(parts, slopes.tolist(), bias, self.class_names, k)
 
     def tensors(self) -> dict[str, np.ndarray]:
         out = {"stack.weights": self.weights, "stack.bias": np.array([self.bias], dtype=np.float32)}
@@ -78,6 +98,8 @@ class EnsemblePredictor(Predictor):
             member = predictor_class(spec["family"]).from_tensors(member_vectorizer, spec["config"], own, class_names)
             if spec.get("length_calibration") is not None:
                 member.length_calibration = LengthCalibration.from_dict(spec["length_calibration"])
+                if member.length_calibration.scores != 1:
+                    raise ModelFileError(f"member {i}'s length calibration must read one score")
             members.append(member)
         stack = {k: v for k, v in tensors.items() if k.startswith("stack.")}
         check_shapes(stack, {"stack.weights": (len(members),), "stack.bias": (1,)})
