@@ -61,7 +61,7 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
             "class_names": list(predictor.class_names),
             "output": "probability of class_names[1] = sigmoid(logit)",
             "config": predictor.config,
-            # logit = prior + slope(n)·(raw − empty) + shift(n), n = tokens (reviewsense.models.calibration)
+            # logit = prior + Σ slope_j(n)·(raw_j − empty_j) + shift(n), n = tokens (reviewsense.models.calibration)
             "length_calibration": predictor.length_calibration.to_dict() if predictor.length_calibration else None,
             "vocabulary_size": predictor.vectorizer.vocabulary_size if predictor.vectorizer else None,
             "metrics": metrics or {},

@@ -21,7 +21,8 @@ It is fitted by maximum likelihood (L-BFGS, a small L2 penalty on the knots' ter
 raw logits of a held-out set of *spans of every length* (:mod:`reviewsense.data.spans`)
 scored by a model that did not see their labels. Per text it is an affine map of the raw
 logit, so explanations keep their contract: contributions × slope(n), and the bias absorbs
-the rest.
+the rest. An ensemble's calibration reads each member's logit (``slope_j(n)`` per member),
+so the members' weights depend on the text's length too.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int
     groups (movies, products) can hold out more of one class by chance, and the calibration
     should not learn that chance as a bias of every short text. Larger validation sets give
     spans of ``max_texts`` of their texts (a seeded sample): 20,000 texts, ~150,000 spans, pin
-    the calibration's 21 numbers down well."""
+    the calibration's numbers (21 for one score) down well."""
     from ..data.spans import cut_spans
 
     spans = cut_spans(validation, seed=seed, max_texts=max_texts)
