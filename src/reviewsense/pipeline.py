@@ -232,7 +232,6 @@ class Fitted:
         from .models.calibration import fit_length_calibration
 
         held_out = self.held_out or self.predictor
-        held_out.length_calibration = None
         labelled = np.concatenate([splits.train.labels, splits.validation.labels])
         calibration = fit_length_calibration(held_out, splits.validation, labelled, seed=seed)
         held_out.length_calibration = calibration

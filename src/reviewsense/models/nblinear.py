@@ -66,10 +66,6 @@ class NBLinearPredictor(Predictor):
         self.weights = {k: np.array(v, dtype=np.float32) for k, v in weights.items()}
         self.weights["coef"][0] = 0.0  # the column of n-grams that cross texts: never a feature
 
-    def raw_logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Scores of the logistic regression, before calibration."""
-        return self.vectorizer.score(texts, self.weights["coef"]) + self.weights["intercept"][0]
-
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         return self._logits_and_lengths(texts)[0]
 
