@@ -9,10 +9,13 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import OutputError
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
@@ -35,19 +38,121 @@ def fingerprint(texts: Iterable[str], *parts: str) -> str:
     return digest.hexdigest()
 
 
+def umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_mode(target: Path, default: int) -> int:
+    """Mode for a file or folder about to replace ``target``: the existing one's, else ``default``
+    less the umask (0644 / 0755 under umask 022), as ordinary tools do."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return default & ~umask()
+
+
+def _fail(path: Path, exc: OSError, what: str = "cannot write") -> OutputError:
+    return OutputError(f"{path}: {what} ({exc.strerror or exc})")
+
+
+def resolve_output(final: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None] = ()) -> Path:
+    """Where writing ``final`` really goes: symlinks are followed (never replaced). Refuses a folder,
+    and an output that is one of ``inputs`` (the same file by any name: links included)."""
+    final = Path(final)
+    if is_stream(final):  # /dev/stdout, a FIFO, a device: written through, whatever links lead there
+        return final
+    real = Path(os.path.realpath(final))
+    if real.is_dir():
+        raise OutputError(f"{final}: is a folder; give a file name")
+    for source in inputs:
+        if source is None or str(source) == "-":
+            continue
+        try:
+            same = os.path.samefile(source, real)
+        except OSError:
+            same = os.path.realpath(source) == str(real)
+        if same:
+            raise OutputError(f"{final}: is the input file {source}; write the results to another file")
+    return real
+
+
+def check_writable(final: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None] = (),
+                   folder: bool = False) -> Path:
+    """Fail early, before any long work, if ``final`` cannot be written: see :func:`resolve_output`
+    (``folder``: ``final`` is a folder to create or replace), and the nearest existing parent must
+    be a writable folder."""
+    if folder:
+        real = Path(os.path.realpath(final))
+        if real.exists() and not real.is_dir():
+            raise OutputError(f"{final}: exists and is not a folder")
+    else:
+        real = resolve_output(final, inputs)
+        if is_stream(real):
+            return real
+    parent = real.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{final}: cannot be created ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{final}: cannot write in {parent} (read-only or no permission)")
+    return real
+
+
+def is_stream(path: Path) -> bool:
+    """A FIFO, device or socket: written through, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+@contextlib.contextmanager
+def _naming(final: Path) -> Iterator[None]:
+    """An OSError without a file name while writing (disk full, a broken device) names ``final``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and not isinstance(exc, BrokenPipeError):
+            raise _fail(final, exc) from exc
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it into place only on success."""
+    """Yield a temporary path beside ``final``; rename it into place only on success.
+
+    A symlink is followed (its target is replaced, the link stays); a FIFO or a device is
+    yielded as it is and written through (``/dev/stdout``, a named pipe); a folder is refused.
+    The new file gets the mode of the file it replaces, else 0666 less the umask.
+    """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    real = resolve_output(final)
+    if is_stream(real):
+        with _naming(final):
+            yield real
+        return
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _fail(real.parent, exc, "cannot create the folder") from exc
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+    except OSError as exc:
+        raise _fail(final, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        os.chmod(tmp_path, _new_mode(real, 0o666))
+        with _naming(final):
+            yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp_path, final)
+        os.replace(tmp_path, real)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -87,15 +192,26 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     A crash at any point leaves either the previous ``final`` (intact) or the new one,
     never a half-written directory under the final name.
     """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    given = Path(final)
+    final = Path(os.path.realpath(given))  # a symlink to a folder: the folder is replaced, the link stays
+    if final.exists() and not final.is_dir():
+        raise OutputError(f"{given}: exists and is not a folder")
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    except OSError as exc:
+        raise _fail(given, exc) from exc
+    try:
+        os.chmod(tmp, _new_mode(final, 0o777))
         yield tmp
-        for child in tmp.rglob("*"):
-            if child.is_file():
+        file_mode, dir_mode = 0o666 & ~umask(), 0o777 & ~umask()
+        for child in tmp.rglob("*"):  # whatever wrote them (safetensors: 0600), modes follow the umask
+            if child.is_file() and not child.is_symlink():
+                os.chmod(child, file_mode)
                 with open(child, "rb") as fh:
                     os.fsync(fh.fileno())
+            elif child.is_dir() and not child.is_symlink():
+                os.chmod(child, dir_mode)
         if final.exists() and _exchange(tmp, final):
             shutil.rmtree(tmp)  # tmp now holds the previous version
         else:

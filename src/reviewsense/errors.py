@@ -18,6 +18,10 @@ class DataError(ReviewsenseError, ValueError):
     """A data file or data source is missing or malformed."""
 
 
+class TextTypeError(ReviewsenseError, TypeError):
+    """Something given as a text is not a string (``predict_proba([None])``)."""
+
+
 class ModelFileError(ReviewsenseError, ValueError):
     """A saved model folder is missing, tampered with or of an unknown format."""
 
@@ -26,10 +30,19 @@ class ConfigError(ReviewsenseError, ValueError):
     """A setting is out of range or of the wrong kind."""
 
 
+class OutputError(ReviewsenseError, ValueError):
+    """A result cannot be written where asked (a folder, the input itself, a read-only place)."""
+
+
 class Interrupted(ReviewsenseError):
     """Training stopped on SIGINT/SIGTERM after writing a checkpoint (exit code 130)."""
 
     exit_code = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that it unwinds like Ctrl+C: temporary files are
+    removed, nothing half-written is left (the CLI exits with 143)."""
 
 
 class MissingDependencyError(ReviewsenseError, ImportError):

@@ -277,3 +277,258 @@ def test_group_column_is_read_and_required_on_every_row(tmp_path):
     _frame(movie=["m0", None] + ["m1"] * (len(TEXTS) - 2)).to_csv(path, index=False)
     with pytest.raises(DataError, match=r"r\.csv: row 2: 'movie' is missing"):
         load_table(path, group_column="movie")
+
+
+# -- class folders: nested files, extra folders, broken entries -------------------------------
+
+
+def _class_tree(root, per_leaf=2):
+    """neg/ and pos/, each with files at the top and in two levels of sub-folders."""
+    for label in ("neg", "pos"):
+        for sub in ("", "2019", "2020/late"):
+            folder = root / label / sub
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_leaf):
+                (folder / f"{i}.txt").write_text(f"{label} {sub or 'top'} {i}", encoding="utf-8")
+    return root
+
+
+def test_folder_reads_nested_sub_folders_and_logs_the_counts(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REVIEWSENSE_QUIET", "0")
+    root = _class_tree(tmp_path / "data")
+    (root / "pos" / "2019" / ".hidden").mkdir()
+    (root / "pos" / "2019" / ".hidden" / "x.txt").write_text("never read")
+    data = load_table(root)
+    assert len(data) == 12
+    assert data.labels.tolist() == [0] * 6 + [1] * 6
+    assert "pos 2020/late 1" in data.texts and "never read" not in data.texts
+    assert "read 12 files: neg 6, pos 6" in capsys.readouterr().err
+
+
+def test_folder_with_an_extra_class_folder_is_refused(tmp_path):
+    root = _class_tree(tmp_path / "data", per_leaf=1)
+    (root / "neutral").mkdir()
+    (root / "neutral" / "1.txt").write_text("so so")
+    with pytest.raises(DataError, match=r"sub-folder\(s\) neutral/ .*not one of the declared classes \['neg', 'pos'\]"):
+        load_table(root, classes=["neg", "pos"])
+    with pytest.raises(DataError, match=r"3 sub-folders \(neg/, neutral/, pos/\).*exactly two"):
+        load_table(root)
+
+
+@pytest.mark.parametrize("kind", ["dangling", "loop", "fifo"])
+def test_folder_with_a_broken_entry_names_it(tmp_path, kind):
+    import os
+
+    root = _class_tree(tmp_path / "data", per_leaf=1)
+    bad = root / "pos" / "2019" / "bad.txt"
+    if kind == "dangling":
+        bad.symlink_to(tmp_path / "gone.txt")
+    elif kind == "loop":
+        bad.symlink_to(root / "pos" / "2019" / "other.txt")
+        (root / "pos" / "2019" / "other.txt").symlink_to(bad)
+    else:
+        os.mkfifo(bad)
+    with pytest.raises(DataError, match=r"bad\.txt: ") as info:
+        load_table(root)
+    assert "\n" not in str(info.value)
+
+
+def test_folder_with_an_unreadable_entry_names_it(tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads files whatever their permissions")
+    root = _class_tree(tmp_path / "data", per_leaf=1)
+    (root / "neg" / "0.txt").chmod(0)
+    (root / "pos" / "2019").chmod(0)
+    try:
+        with pytest.raises(DataError, match=r"cannot read"):
+            load_table(root)
+    finally:
+        (root / "neg" / "0.txt").chmod(0o644)
+        (root / "pos" / "2019").chmod(0o755)
+
+
+# -- columns: duplicates, one column used twice --------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "parquet"])
+def test_duplicate_column_names_are_refused(tmp_path, fmt):
+    path = tmp_path / f"d.{fmt}"
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table([["a", "b"], ["c", "d"], [1, 0]], names=["text", "text", "label"]), path)
+    else:
+        sep = "\t" if fmt == "tsv" else ","
+        path.write_text(sep.join(["text", "label", "text"]) + "\n" + sep.join(["good", "1", "x"]) + "\n"
+                        + sep.join(["bad", "0", "y"]) + "\n")
+    with pytest.raises(DataError, match=r"d\.\w+: duplicate column name\(s\) 'text'"):
+        load_table(path)
+
+
+def test_duplicate_key_in_a_jsonl_record_is_refused(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": 1}\n{"text": "b", "label": 0, "text": "c"}\n')
+    with pytest.raises(DataError, match=r"d\.jsonl:2: key 'text' appears more than once"):
+        load_table(path)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"text_column": "label", "label_column": "label"}, r"text column and label column are both 'label'"),
+    ({"group_column": "text"}, r"group column 'text' is also the text column"),
+    ({"group_column": "label"}, r"group column 'label' is also the label column"),
+])
+def test_one_column_in_two_roles_is_refused(tmp_path, kwargs, message):
+    path = tmp_path / "d.csv"
+    _frame().to_csv(path, index=False)
+    with pytest.raises(DataError, match=message):
+        load_table(path, **kwargs)
+
+
+# -- texts that are not text ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "kind"), [(b"I was moved", "bytes"), (["a", "b"], "list"), (7, "int"),
+                                             ({"a": 1}, "dict")])
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_text_values_that_are_not_text_are_refused(tmp_path, fmt, value, kind):
+    path = tmp_path / f"d.{fmt}"
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        column = pa.array([value, value, value]) if kind != "int" else pa.array([value] * 3)
+        pq.write_table(pa.table({"text": column, "label": [1, 0, 1]}), path)
+    elif kind == "bytes":
+        pytest.skip("JSON has no bytes")
+    else:
+        path.write_text("".join(json.dumps({"text": v, "label": y}) + "\n" for v, y in [("ok", 0), (value, 1)]))
+    unit, row = ("row", 1) if fmt == "parquet" else ("line", 2)
+    with pytest.raises(DataError, match=fr"{unit} {row}: 'text' is {kind}, not text"):
+        load_table(path)
+    with pytest.raises(DataError, match=fr"{unit} {row}: 'text' is {kind}, not text"):
+        read_texts(path)
+
+
+# -- compression, encodings, separators ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl.bz2", ".jsonl.xz", ".tsv.bz2", ".csv.xz", ".parquet.gz"])
+def test_compressed_files_load(tmp_path, suffix):
+    import bz2
+    import gzip
+    import lzma
+
+    plain = tmp_path / ("plain" + suffix.rsplit(".", 1)[0])
+    frame = _frame()
+    if ".jsonl" in suffix:
+        frame.to_json(plain, orient="records", lines=True)
+    elif ".parquet" in suffix:
+        frame.to_parquet(plain)
+    else:
+        frame.to_csv(plain, sep="\t" if ".tsv" in suffix else ",", index=False)
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}["." + suffix.rsplit(".", 1)[1]]
+    path = tmp_path / f"d{suffix}"
+    with opener(path, "wb") as fh:
+        fh.write(plain.read_bytes())
+    data = load_table(path)
+    assert data.texts == TEXTS and data.labels.tolist() == LABELS
+
+
+def test_compressed_texts_to_score(tmp_path):
+    import gzip
+
+    path = tmp_path / "in.txt.gz"
+    path.write_bytes(gzip.compress("first\nsecond é\n".encode()))
+    assert read_texts(path) == ["first", "second é"]
+    path = tmp_path / "in.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"text": "a"}\n{"text": "b"}\n'))
+    assert read_texts(path) == ["a", "b"]
+
+
+def test_corrupted_compressed_file_is_one_line(tmp_path):
+    path = tmp_path / "d.jsonl.gz"
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match=r"d\.jsonl\.gz: cannot read"):
+        load_table(path)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-16-be"])
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".csv.gz"])
+def test_byte_order_marks_select_the_encoding(tmp_path, encoding, suffix):
+    import gzip
+
+    texts = ["déjà vu, great", "awful ☹", "loved it", "hated it"]
+    if suffix == ".jsonl":
+        content = "".join(json.dumps({"text": t, "label": y}, ensure_ascii=False) + "\n"
+                          for t, y in zip(texts, LABELS, strict=True))
+    else:
+        content = _frame(texts=texts).to_csv(index=False)
+    raw = content.encode(encoding)
+    if encoding == "utf-16-be":
+        raw = b"\xfe\xff" + raw
+    path = tmp_path / f"d{suffix}"
+    path.write_bytes(gzip.compress(raw) if suffix.endswith(".gz") else raw)
+    assert load_table(path).texts == texts
+
+
+def test_explicit_encoding_and_separator(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text;label\ncaf\xe9, nice;1\nbad;0\n".encode("cp1252"))
+    data = load_table(path, sep=";", encoding="cp1252")
+    assert data.texts == ["caf\xe9, nice", "bad"]
+    with pytest.raises(DataError, match="unknown encoding 'klingon'"):
+        load_table(path, sep=";", encoding="klingon")
+    with pytest.raises(DataError, match="--sep must be one character"):
+        load_table(path, sep=";;")
+    tsv = tmp_path / "d.txt.csv"
+    tsv.write_text("text\tlabel\ngood\t1\nbad\t0\n")
+    assert load_table(tsv, sep="\\t").texts == ["good", "bad"]
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_separator_is_detected_from_the_header(tmp_path, monkeypatch, capsys, sep):
+    monkeypatch.setenv("REVIEWSENSE_QUIET", "0")
+    path = tmp_path / "d.csv"
+    path.write_text(f"text{sep}label\ngreat, really{sep}1\nbad{sep}0\nok, fine{sep}1\n")
+    data = load_table(path)
+    assert data.texts == ["great, really", "bad", "ok, fine"]
+    assert "separator" in capsys.readouterr().err
+    assert read_texts(path) == ["great, really", "bad", "ok, fine"]
+
+
+def test_separator_that_cannot_be_detected_is_a_hint(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("review;sentiment\ngreat;1\nbad;0\n")
+    with pytest.raises(DataError, match=r"no 'text' column .*--sep ';'"):
+        load_table(path)
+
+
+def test_utf16_without_byte_order_mark_is_a_hint(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\ngood,1\nbad,0\n".encode("utf-16-le"))
+    with pytest.raises(DataError, match=r"--encoding utf-16-le"):
+        load_table(path)
+    assert load_table(path, encoding="utf-16-le").texts == ["good", "bad"]
+
+
+def test_parse_error_is_one_line_with_a_hint(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('text,label\n"unclosed quote,1\n')
+    with pytest.raises(DataError, match=r"d\.csv: cannot read as csv .*--sep.*--encoding") as info:
+        load_table(path)
+    assert "\n" not in str(info.value)
+
+
+def test_run_configs_without_sep_and_encoding_still_load():
+    from dataclasses import asdict
+
+    from reviewsense.pipeline import DataSpec, TrainConfig
+
+    saved = asdict(TrainConfig(data=DataSpec(path="avis.csv", sep=";", encoding="cp1252")))
+    assert TrainConfig.from_dict(saved).data.sep == ";"
+    del saved["data"]["sep"], saved["data"]["encoding"]  # a config.json written before these fields
+    spec = TrainConfig.from_dict(saved).data
+    assert spec.sep is None and spec.encoding is None and spec.path == "avis.csv"

@@ -143,3 +143,57 @@ def test_missing_file(tmp_path):
 def test_stdin_lines():
     chunks, total = read_chunks("-", stdin=io.StringIO("a\nb\r\nc"), chunk_rows=2)
     assert total is None and list(chunks) == [["a", "b"], ["c"]]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl.bz2", ".jsonl.xz", ".txt.gz", ".csv.gz"])
+def test_compressed_files_stream(tmp_path, suffix):
+    import bz2
+    import gzip
+    import lzma
+
+    texts = _texts(25) + ["é ünïcode loved"]
+    plain = _write(tmp_path / ("plain." + suffix.split(".")[1]), texts, suffix.split(".")[1])
+    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[suffix.rsplit(".", 1)[1]]
+    path = tmp_path / f"in{suffix}"
+    with opener(path, "wb") as fh:
+        fh.write(plain.read_bytes())
+    chunks, _ = read_chunks(path, "text" if suffix.startswith(".txt") else "review", chunk_rows=10)
+    assert [t for c in chunks for t in c] == texts
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".txt"])
+def test_utf16_with_a_byte_order_mark_streams(tmp_path, suffix):
+    texts = ["déjà vu", "awful ☹", "fine"]
+    path = tmp_path / f"in{suffix}"
+    if suffix == ".txt":
+        content = "".join(t + "\n" for t in texts)
+    elif suffix == ".csv":
+        content = "text\n" + "".join(t + "\n" for t in texts)
+    else:
+        content = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
+    path.write_bytes(content.encode("utf-16"))
+    assert [t for c in read_chunks(path)[0] for t in c] == texts
+
+
+def test_separator_and_encoding_stream(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes("id;text\n1;caf\xe9, nice\n2;bad\n".encode("cp1252"))
+    chunks, _ = read_chunks(path, sep=";", encoding="cp1252")
+    assert [t for c in chunks for t in c] == ["caf\xe9, nice", "bad"]
+    chunks, _ = read_chunks(path, encoding="cp1252")  # ';' found from the header
+    assert [t for c in chunks for t in c] == ["caf\xe9, nice", "bad"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id;review\n1;x\n")
+    with pytest.raises(DataError, match=r"no 'text' column.*--sep ';'"):
+        list(read_chunks(bad)[0])
+
+
+def test_duplicate_text_column_is_refused_when_streaming(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("text,id,text\na,1,b\n")
+    with pytest.raises(DataError, match=r"duplicate column name\(s\) 'text'"):
+        list(read_chunks(path)[0])
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"text": "a", "text": "b"}\n')
+    with pytest.raises(DataError, match=r"in\.jsonl:1: key 'text' appears more than once"):
+        list(read_chunks(jsonl)[0])

@@ -116,3 +116,31 @@ def _group_split(data: Dataset, n_val: int, rng: np.random.Generator, what: str)
                 raise DataError(f"{what}: the {side} groups hold only one class ({len(number)} groups in "
                                 f"{len(data)} rows); use more groups, another --seed, or --random-split")
     return train, val
+
+
+MIN_TEST_ROWS = 5  # a held-out test set smaller than this measures nothing (one row: accuracy 0 or 1)
+
+
+def check_split(train: Dataset, held: Dataset, what: str, size: int | float, held_both: bool = True,
+                min_held: int = 1) -> None:
+    """Refuse a split of labelled data that leaves nothing to learn from or to measure with:
+    a training side of one class, a held-out side under ``min_held`` rows or, with
+    ``held_both``, of one class (a held-out test set of one class is only warned about:
+    its metrics say what they cannot define). ``what`` and ``size`` name the option."""
+    if not (train.labelled and held.labelled):
+        return
+    if len(held) < min_held:
+        raise DataError(f"{what} of {size} holds out {len(held)} row(s) of {len(train) + len(held)}: too few to "
+                        f"measure anything (at least {min_held}); hold out more, or give a test file")
+    for part, side in ((train, "training"), (held, "held-out")):
+        present = sorted(set(part.labels.tolist()))
+        if len(present) > 1:
+            continue
+        only = part.class_names[present[0]]
+        if side == "held-out" and not held_both:
+            log(f"warning: the {what} split holds one class only ('{only}', {len(part)} rows): "
+                "ROC-AUC and the metrics of the other class are undefined")
+            continue
+        advice = "hold out fewer rows" if side == "training" else "hold out more rows"
+        raise DataError(f"{what} of {size} leaves the {side} split {len(part)} row(s) of one class only "
+                        f"('{only}'); {advice}, or use more data")

@@ -8,17 +8,37 @@ Policies (also in the README):
   is an error naming the row: such a "review" is almost always a broken file (a missing
   quote that swallowed the rest of a CSV), and scoring it silently would hide that;
 - labels are mapped explicitly: 0/1, true/false, neg/pos and negative/positive are understood;
-  any other pair of classes is declared with ``classes=("NEG", "POS")``.
+  any other pair of classes is declared with ``classes=("NEG", "POS")``;
+- a text that is not a string (bytes, a number, a list, an object: Parquet or JSON types) is an
+  error naming the row and the type, never its Python repr;
+- duplicate column names (a CSV/TSV header, a Parquet schema, a key twice in a JSON line) are an
+  error naming them, and one column cannot be both text and label (or group and text/label);
+- ``.gz``, ``.bz2`` and ``.xz`` files (``.csv.gz``, ``.jsonl.xz``, ``.txt.bz2``…) are decompressed
+  on the fly;
+- text is UTF-8 unless a UTF-16/UTF-32 byte-order mark says otherwise or ``encoding`` is given;
+  a CSV's separator is ``sep`` (``,`` for .csv, tab for .tsv), or, when the needed columns are
+  not found with the default one, ``;``, tab or ``|`` if the header splits into them (logged);
+- a folder per class is read recursively (hidden entries skipped, the count per class logged);
+  a class folder that is not one of the two classes, a dangling link or an unreadable entry is
+  an error naming it.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
+import functools
+import io
+import itertools
 import json
+import lzma
 import math
 import os
-from collections.abc import Sequence
+import stat
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 
@@ -88,51 +108,302 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def as_text(value: Any, where: str, column: str, limit: int) -> str:
+    """A present text value, checked: a string within the length limit; anything else (bytes,
+    numbers, lists, objects from Parquet or JSON) is an error naming the row and the type, so
+    that no model ever learns from a Python repr like ``b'I was…'``."""
+    if isinstance(value, str):
+        return check_length(value, where, limit)
+    raise DataError(f"{where}: '{column}' is {type(value).__name__}, not text")
+
+
+# -- bytes: compression and encodings -------------------------------------------------------------
+T = TypeVar("T")
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
+# what a damaged compressed file raises while it is read (gzip, bz2, lzma, zlib; OSError for I/O)
+_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, lzma.LZMAError, zlib.error)
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_error(path: Path | str, exc: BaseException) -> DataError:
+    return DataError(f"{path}: cannot read ({_reason(exc)})")
+
+
+def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
+    """The file's bytes, decompressed on the fly for ``.gz``, ``.bz2``, ``.xz`` (``.zst`` with the
+    ``zstandard`` package)."""
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind == ".gz":
+        import gzip
+
+        return gzip.open(path, "rb")
+    if kind == ".bz2":
+        import bz2
+
+        return bz2.open(path, "rb")
+    if kind == ".xz":
+        return lzma.open(path, "rb")
+    if kind == ".zst":
+        try:
+            import zstandard
+        except ImportError as exc:
+            raise DataError(f"{path}: reading .zst files needs the zstandard package "
+                            "(pip install zstandard), or decompress the file first") from exc
+        return zstandard.open(path, "rb")
+    return open(path, "rb")
+
+
+def resolve_encoding(path: str | os.PathLike[str], encoding: str | None = None) -> str:
+    """The encoding to read ``path`` with: ``encoding`` if given (checked), else UTF-16/UTF-32
+    when the file starts with their byte-order mark, else UTF-8 (a UTF-8 mark is dropped)."""
+    if encoding:
+        try:
+            name = codecs.lookup(encoding).name
+        except LookupError:
+            raise DataError(f"unknown encoding '{encoding}' (for example utf-8, utf-16, cp1252, latin-1)") from None
+        return "utf-8-sig" if name == "utf-8" else encoding
+    try:
+        with open_binary(path) as fh:
+            head = fh.read(4)
+    except _READ_ERRORS as exc:
+        raise read_error(path, exc) from exc
+    return next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8-sig")
+
+
+def open_text(path: str | os.PathLike[str], encoding: str | None = None) -> IO[str]:
+    """The file as text (decompressed, decoded per :func:`resolve_encoding`, bad bytes → U+FFFD)."""
+    resolved = resolve_encoding(path, encoding)
+    try:
+        return io.TextIOWrapper(open_binary(path), encoding=resolved, errors="replace")
+    except _READ_ERRORS as exc:
+        raise read_error(path, exc) from exc
+
+
+def _decode(raw: bytes, encoding: str | None) -> str:
+    if encoding is None:
+        encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), "utf-8-sig")
+    return raw.decode(encoding, errors="replace")
+
+
+# -- tables: separators, headers, JSON lines --------------------------------------------------------
+def _shown(sep: str) -> str:
+    return "'\\t'" if sep == "\t" else repr(sep)
+
+
+def separator(sep: str | None) -> str | None:
+    """``sep`` checked: one character; ``\\t`` (typed as two characters) and ``tab`` mean a tab."""
+    if sep is None:
+        return None
+    sep = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(sep, sep)
+    if len(sep) != 1 or sep in "\"\r\n":
+        raise DataError(f"--sep must be one character (such as ';', '|' or '\\t' for a tab), got {sep!r}")
+    return sep
+
+
+def check_unique(path: Path | str, names: Iterable[Any]) -> None:
+    """Refuse a header that names two columns alike: pandas would rename one (``text.1``) and
+    the other would be used without a word."""
+    named = [str(n) for n in names if str(n).strip()]
+    repeated = sorted({n for n in named if named.count(n) > 1})
+    if repeated:
+        raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, repeated))} in the header; "
+                        "give each column its own name")
+
+
+def _peek_header(path: Path, sep: str, encoding: str) -> tuple[str, list[str]]:
+    """The first non-blank line of a delimited file, and the header fields read with ``sep``."""
+    try:
+        with open_text(path, encoding) as fh:
+            first = next((line for line in fh if line.strip()), "")
+            if not first:
+                return "", []
+            fields = next(csv.reader(itertools.chain([first], fh), delimiter=sep), [])
+    except (csv.Error, *_READ_ERRORS) as exc:
+        raise read_error(path, exc) from exc
+    return first.rstrip("\r\n"), fields
+
+
+def _sniff(first: str, needed: Sequence[str], sep: str) -> str | None:
+    for other in (";", "\t", "|", ","):
+        if other != sep and other in first and all(c in next(csv.reader([first], delimiter=other)) for c in needed):
+            return other
+    return None
+
+
+def _header_hint(first: str, sep: str) -> str:
+    if "\x00" in first:
+        return ("; the file looks like UTF-16 without a byte-order mark: give --encoding utf-16-le "
+                "(or utf-16-be)")
+    for other in (";", "\t", "|", ","):
+        if other != sep and other in first:
+            return f"; the header holds {_shown(other)}: if it separates the columns, give --sep {_shown(other)}"
+    return ""
+
+
+def prepare_delimited(path: Path, fmt: str, sep: str | None, encoding: str | None,
+                      needed: Sequence[str] = (), choose: str | None = None) -> tuple[str, str] | None:
+    """The separator and encoding to read a CSV/TSV file with, once its header is checked (no
+    duplicate names; the ``needed`` columns present, trying ``;``, tab, ``|`` when the default
+    separator does not find them). ``None`` for a file without a single line."""
+    given = separator(sep)
+    sep = given or ("\t" if fmt == "tsv" else ",")
+    encoding = resolve_encoding(path, encoding)
+    first, fields = _peek_header(path, sep, encoding)
+    if not first:
+        return None
+    needed = [c for c in needed if c]
+    if not all(c in fields for c in needed):
+        other = None if given else _sniff(first, needed, sep)
+        if other is None:
+            missing = next(c for c in needed if c not in fields)
+            choose = choose or ("choose it with --text-column" if len(needed) == 1 else
+                                "choose them with --text-column/--label-column/--group-column")
+            shown = ", ".join(f.replace("\x00", "") for f in fields)  # no NULs of UTF-16 read as UTF-8
+            raise DataError(f"{path}: no '{missing}' column (columns: {shown}); {choose}"
+                            f"{_header_hint(first, sep)}")
+        log(f"{path}: columns separated by {_shown(other)}, not {_shown(sep)} (set it with --sep)")
+        sep = other
+        fields = _peek_header(path, sep, encoding)[1]
+    check_unique(path, fields)
+    return sep, encoding
+
+
+def guarded(path: Path | str, items: Iterable[T]) -> Iterator[T]:
+    """``items``, with a damaged compressed file (cut short, bad bytes) found while reading
+    them turned into a one-line :class:`DataError` naming ``path``."""
+    try:
+        yield from items
+    except _READ_ERRORS as exc:
+        raise read_error(path, exc) from exc
+
+
+def delimited_error(path: Path, fmt: str, exc: BaseException) -> DataError:
+    return DataError(f"{path}: cannot read as {fmt} ({_reason(exc)}); check the separator (--sep) "
+                     "and the encoding (--encoding)")
+
+
+@functools.lru_cache(maxsize=64)
+def _quoted(key: str) -> str:
+    return json.dumps(key, ensure_ascii=False)
+
+
+def _repeated_keys(line: str) -> set[str]:
+    top: list[tuple[str, Any]] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        top[:] = items  # objects close inside out: the last one is the line's own object
+        return dict(items)
+
+    json.loads(line, object_pairs_hook=pairs)
+    keys = [k for k, _ in top]
+    return {k for k in keys if keys.count(k) > 1}
+
+
+def parse_json_line(line: str, path: Path | str, lineno: int, keys: Sequence[str] = ()) -> dict[str, Any]:
+    """One JSON object; a key of ``keys`` given twice (``json`` would keep the last) is an error."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}")
+    for key in keys:
+        if key and line.count(_quoted(key)) > 1 and key in _repeated_keys(line):
+            raise DataError(f"{path}:{lineno}: key '{key}' appears more than once in the object")
+    return obj
+
+
+def _read_jsonl(path: Path, encoding: str | None = None, keys: Sequence[str] = ()) -> list[dict[str, Any]]:
     rows = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue  # blank lines (often a trailing one) hold no record
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}")
-            rows.append(obj)
+    try:
+        with open_text(path, encoding) as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue  # blank lines (often a trailing one) hold no record
+                rows.append(parse_json_line(line, path, lineno, keys))
+    except _READ_ERRORS as exc:
+        raise read_error(path, exc) from exc
     return rows
 
 
-def read_records(path: str | os.PathLike[str], fmt: str | None = None) -> tuple[list[dict[str, Any]], str]:
+def parquet_source(path: Path) -> Any:
+    """A Parquet file as pyarrow reads it: the path, or the decompressed bytes of a ``.parquet.gz``."""
+    if path.suffix.lower() not in _COMPRESSED:
+        return path
+    try:
+        with open_binary(path) as fh:
+            return io.BytesIO(fh.read())
+    except _READ_ERRORS as exc:
+        raise read_error(path, exc) from exc
+
+
+def _read_parquet(path: Path, columns: Sequence[str]) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(parquet_source(path))
+        names = file.schema_arrow.names
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for files that are not Parquet
+        raise DataError(f"{path}: cannot read as parquet ({_reason(exc)})") from exc
+    check_unique(path, names)
+    wanted = list(dict.fromkeys(c for c in columns if c))
+    try:  # only the columns in use, when they are all there (else all, for the error's column list)
+        table = file.read(columns=wanted if wanted and all(c in names for c in wanted) else None)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read as parquet ({_reason(exc)})") from exc
+    # Python values, not pandas': bytes stay bytes and lists stay lists, so that they are refused
+    return table.to_pylist()
+
+
+def read_records(path: str | os.PathLike[str], fmt: str | None = None, *, sep: str | None = None,
+                 encoding: str | None = None, columns: Sequence[str] = ()) -> tuple[list[dict[str, Any]], str]:
     """Read a table into a list of row dicts, and the word for its unit ('line' or 'row',
-    counted from 1 without the header) used in error messages."""
+    counted from 1 without the header) used in error messages.
+
+    ``columns`` are the ones the caller needs: a CSV/TSV without them is an error naming the
+    columns found (after trying other separators when ``sep`` is not given), a JSON line that
+    repeats one of them is an error, and Parquet reads only them."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
     fmt = detect_format(path, fmt)
+    if fmt == "folder":
+        raise DataError(f"{path}: is a folder; give a file (.txt, .csv, .tsv, .jsonl or .parquet)")
     if fmt == "jsonl":
-        return _read_jsonl(path), "line"
+        return _read_jsonl(path, encoding, columns), "line"
     if fmt == "txt":
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return [{"text": line.rstrip("\r\n")} for line in fh], "line"
+        try:
+            with open_text(path, encoding) as fh:
+                return [{"text": line.rstrip("\r\n")} for line in fh], "line"
+        except _READ_ERRORS as exc:
+            raise read_error(path, exc) from exc
+    if fmt == "parquet":
+        return _read_parquet(path, columns), "row"
     import pandas as pd
 
+    setup = prepare_delimited(path, fmt, sep, encoding, columns)
+    if setup is None:
+        return [], "row"
     try:
-        if fmt == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(
-                path,
-                sep="\t" if fmt == "tsv" else ",",
-                dtype=str,
-                keep_default_na=False,  # an empty cell is an empty string: skipped like any empty text
-                encoding="utf-8",
-                encoding_errors="replace",
-            )
-    except Exception as exc:  # pandas/pyarrow raise many types for malformed files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: cannot read as {fmt} ({reason})") from exc
+        frame = pd.read_csv(
+            path,
+            sep=setup[0],
+            dtype=str,
+            keep_default_na=False,  # an empty cell is an empty string: skipped like any empty text
+            encoding=setup[1],
+            encoding_errors="replace",
+        )
+    except Exception as exc:  # pandas raises many types for malformed files
+        raise delimited_error(path, fmt, exc) from exc
     return frame.to_dict(orient="records"), "row"
 
 
@@ -154,6 +425,18 @@ def _label_mapper(values: Sequence[Any], classes: Sequence[str] | None, where: s
     )
 
 
+def _check_roles(path: Path, text_column: str, label_column: str, group_column: str | None) -> None:
+    """One column cannot play two parts: a text column that is also the label trains a model
+    that reads the answer (a "perfect" score that means nothing)."""
+    if text_column == label_column:
+        raise DataError(f"{path}: the text column and label column are both '{text_column}'; "
+                        "choose another --text-column or --label-column")
+    for role, name in (("text", text_column), ("label", label_column)):
+        if group_column == name:
+            raise DataError(f"{path}: the group column '{group_column}' is also the {role} column; "
+                            "choose another --group-column")
+
+
 def load_table(
     path: str | os.PathLike[str],
     text_column: str = "text",
@@ -161,31 +444,50 @@ def load_table(
     classes: Sequence[str] | None = None,
     fmt: str | None = None,
     group_column: str | None = None,
+    *,
+    sep: str | None = None,
+    encoding: str | None = None,
+    model_classes: Sequence[str] | None = None,
+    allow_one_class: bool = False,
 ) -> Dataset:
-    """Load labelled data from CSV/TSV/JSONL/Parquet or a folder-per-class directory.
+    """Load labelled data from CSV/TSV/JSONL/Parquet (optionally .gz/.bz2/.xz) or a
+    folder-per-class directory.
+
+    For evaluation: ``model_classes``, the class names of the model that scores the data,
+    map labels (or class folders) that are all among them by them, negative first, whatever
+    their names (``classes``, when given, wins); ``allow_one_class`` accepts data of one
+    class (training needs both).
 
     ``group_column`` names a column whose rows belong together (e.g. the product or movie
-    reviewed): splits keep each group on one side.
+    reviewed): splits keep each group on one side. ``sep`` is a CSV's separator (default ``,``
+    for .csv and tab for .tsv, with ``;``, tab or ``|`` tried when the columns are not found);
+    ``encoding`` the text encoding (default UTF-8, or UTF-16/32 when the file starts with a
+    byte-order mark).
 
     Examples
     --------
     >>> ds = load_table("reviews.csv", text_column="review", label_column="sentiment",
     ...                 classes=["bad", "good"])      # doctest: +SKIP
+    >>> ds = load_table("avis.csv", sep=";", encoding="cp1252")      # doctest: +SKIP
     """
     path = Path(path)
     if path.is_dir() and detect_format(path, fmt) == "folder":
         if group_column:
             raise DataError(f"{path}: --group-column needs a table (CSV/TSV/JSONL/Parquet), not class folders")
-        return load_folder(path, classes)
-    rows, unit = read_records(path, fmt)
+        return load_folder(path, classes, encoding=encoding, model_classes=model_classes,
+                           allow_one_class=allow_one_class)
+    _check_roles(path, text_column, label_column, group_column)
+    columns = [text_column, label_column, *([group_column] if group_column else [])]
+    rows, unit = read_records(path, fmt, sep=sep, encoding=encoding, columns=columns)
     if not rows:
         raise DataError(f"{path}: no rows")
-    for column in (text_column, label_column, *([group_column] if group_column else [])):
+    for column in columns:
         if column not in rows[0]:
             raise DataError(
                 f"{path}: no '{column}' column (columns: {', '.join(map(str, rows[0].keys()))}); "
                 "choose them with --text-column/--label-column/--group-column"
             )
+    classes = _model_classes([r.get(label_column) for r in rows], classes, model_classes)
     table, names = _label_mapper([r.get(label_column) for r in rows], classes, str(path))
     texts, labels, groups, skipped, limit = [], [], [], 0, max_chars()
     for i, row in enumerate(rows):
@@ -202,7 +504,7 @@ def load_table(
         key = key if classes is not None else key.lower()
         if key not in table:
             raise DataError(f"{where}: label '{label}' is not one of the classes {list(names)}")
-        text = check_length(str(text), where, limit)
+        text = as_text(text, where, text_column, limit)
         if not text.strip():
             skipped += 1
             continue
@@ -210,57 +512,131 @@ def load_table(
         labels.append(table[key])
         if group_column:
             groups.append(str(group))
-    data = _finish(path, texts, labels, names, skipped)
+    data = _finish(path, texts, labels, names, skipped, allow_one_class)
     data.groups = groups if group_column else None
     return data
 
 
-def _finish(path: Path, texts: list[str], labels: list[int], names: tuple[str, str], skipped: int) -> Dataset:
+def _model_classes(values: Sequence[Any], classes: Sequence[str] | None,
+                   model_classes: Sequence[str] | None) -> Sequence[str] | None:
+    """``classes``, else the model's class names where every label is one of them exactly."""
+    if classes is not None or model_classes is None:
+        return classes
+    seen = {str(v).strip() for v in values if not _missing(v)} - {""}
+    return list(model_classes) if seen and seen <= set(map(str, model_classes)) else None
+
+
+def _finish(path: Path, texts: list[str], labels: list[int], names: tuple[str, str], skipped: int,
+            allow_one_class: bool = False) -> Dataset:
     if skipped:
         log(f"{path}: skipped {skipped} empty text(s)")
     if not texts:
         raise DataError(f"{path}: no non-empty texts")
     present = set(labels)
-    if len(present) < 2:
+    if len(present) < 2 and not allow_one_class:
         only = names[next(iter(present))]
         raise DataError(f"{path}: only one class ('{only}') is present; binary training needs both")
     labels_array = np.array(labels, dtype=np.int8)
     return Dataset(texts=texts, labels=labels_array, name=path.name, class_names=names, skipped=skipped)
 
 
-def load_folder(path: str | os.PathLike[str], classes: Sequence[str] | None = None) -> Dataset:
-    """One sub-folder per class (like ``aclImdb/train/{neg,pos}``), one ``.txt`` file per text."""
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot read the folder ({_reason(exc)})") from exc
+
+
+def _class_files(folder: Path) -> list[Path]:
+    """The ``.txt`` files under a class folder, at any depth, in path order. Hidden entries are
+    skipped and a link back up the tree is followed once; a dangling link, an entry that cannot
+    be read or a ``.txt`` that is not a regular file (a pipe would block) is an error naming it."""
+    files: list[Path] = []
+    seen = {(st.st_dev, st.st_ino) for st in [folder.stat()]}
+
+    def walk(directory: Path) -> None:
+        for entry in _entries(directory):
+            where = Path(entry.path)
+            try:
+                info = os.stat(where)  # follows links
+            except OSError as exc:
+                if entry.is_symlink():
+                    raise DataError(f"{where}: broken symbolic link to '{os.readlink(where)}' ({_reason(exc)}); "
+                                    "remove it or restore what it points to") from exc
+                raise DataError(f"{where}: cannot read ({_reason(exc)})") from exc
+            if stat.S_ISDIR(info.st_mode):
+                if (info.st_dev, info.st_ino) not in seen:
+                    seen.add((info.st_dev, info.st_ino))
+                    walk(where)
+            elif entry.name.lower().endswith(".txt"):
+                if not stat.S_ISREG(info.st_mode):
+                    raise DataError(f"{where}: not a regular file (a pipe, socket or device); "
+                                    "remove it from the class folder")
+                files.append(where)
+
+    walk(folder)
+    return files
+
+
+def load_folder(path: str | os.PathLike[str], classes: Sequence[str] | None = None,
+                encoding: str | None = None, model_classes: Sequence[str] | None = None,
+                allow_one_class: bool = False) -> Dataset:
+    """One sub-folder per class (like ``aclImdb/train/{neg,pos}``), one ``.txt`` file per text,
+    at any depth below the class folder (``pos/2019/x.txt`` is positive)."""
     path = Path(path)
-    subdirs = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if encoding:
+        encoding = resolve_encoding(path, encoding)
+    subdirs = [e.name for e in _entries(path) if e.is_dir()]
+    classes = _model_classes(subdirs, classes, model_classes)
+    listed = ", ".join(f"{d}/" for d in subdirs)
     if classes is None:
+        if len(subdirs) > 2:
+            raise DataError(f"{path}: {len(subdirs)} sub-folders ({listed}) where exactly two class folders are "
+                            "expected (e.g. neg/ and pos/); move the others out, or point --data at a folder "
+                            "that holds only the two class folders")
         table, names = _label_mapper(subdirs, None, str(path))
-        chosen = [d for d in subdirs if d.lower() in table]
+        chosen = {d: table[d.lower()] for d in subdirs if d.lower() in table}
     else:
         table, names = _label_mapper([], classes, str(path))
-        chosen = [d for d in subdirs if d in table]
-        table = {k.lower(): v for k, v in table.items()}
-    if len(chosen) != 2:
+        extra = [d for d in subdirs if d not in table]
+        if extra:
+            raise DataError(
+                f"{path}: sub-folder(s) {', '.join(f'{d}/' for d in extra)} {'is' if len(extra) == 1 else 'are'} "
+                f"not one of the declared classes {list(names)}; move {'it' if len(extra) == 1 else 'them'} out, "
+                "or point --data at a folder that holds only the two class folders")
+        chosen = {d: table[d] for d in subdirs if d in table}
+    if len(chosen) != 2 and not (allow_one_class and len(chosen) == 1):
         raise DataError(f"{path}: expected two class sub-folders (e.g. neg/ and pos/), found {subdirs}")
-    texts, labels, skipped, limit = [], [], 0, max_chars()
-    for sub in chosen:
-        for file in sorted((path / sub).glob("*.txt")):
-            text = check_length(file.read_bytes().decode("utf-8", errors="replace"), str(file), limit)
+    texts, labels, skipped, limit, counts = [], [], 0, max_chars(), {}
+    for sub, label in chosen.items():
+        files = _class_files(path / sub)
+        counts[sub] = len(files)
+        for file in files:
+            try:
+                raw = file.read_bytes()
+            except OSError as exc:
+                raise DataError(f"{file}: cannot read ({_reason(exc)})") from exc
+            text = check_length(_decode(raw, encoding), str(file), limit)
             if not text.strip():
                 skipped += 1
                 continue
             texts.append(text)
-            labels.append(table[sub.lower()])
-    return _finish(path, texts, labels, names, skipped)
+            labels.append(label)
+    log(f"{path}: read {sum(counts.values()):,} files: " + ", ".join(f"{d} {n:,}" for d, n in counts.items()))
+    return _finish(path, texts, labels, names, skipped, allow_one_class)
 
 
-def read_texts(path: str | os.PathLike[str], text_column: str = "text", fmt: str | None = None) -> list[str]:
-    """Texts to score, from a .txt (one per line), CSV, TSV, JSONL or Parquet file."""
+def read_texts(path: str | os.PathLike[str], text_column: str = "text", fmt: str | None = None, *,
+               sep: str | None = None, encoding: str | None = None) -> list[str]:
+    """Texts to score, from a .txt (one per line), CSV, TSV, JSONL or Parquet file (optionally
+    compressed); a missing value is the empty text, a value that is not a string an error."""
     path = Path(path)
-    rows, unit = read_records(path, fmt)
+    rows, unit = read_records(path, fmt, sep=sep, encoding=encoding, columns=[text_column])
     texts, limit = [], max_chars()
     for i, row in enumerate(rows):
         if text_column not in row:
             raise DataError(f"{path}: {unit} {i + 1} has no '{text_column}' field (choose it with --text-column)")
         value = row[text_column]
-        texts.append("" if _missing(value) else check_length(str(value), f"{path}: {unit} {i + 1}", limit))
+        texts.append("" if _missing(value) else as_text(value, f"{path}: {unit} {i + 1}", text_column, limit))
     return texts

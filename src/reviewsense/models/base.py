@@ -7,6 +7,7 @@ inference, so exported models load without torch) and a ``fit`` function used by
 from __future__ import annotations
 
 import importlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -14,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import expit
 
-from ..errors import ConfigError, ModelFileError
+from ..errors import ConfigError, ModelFileError, TextTypeError
 from ..text.vectorizer import TextVectorizer
 from .calibration import LengthCalibration
 from .explanation import Attribution, Explanation, explain
@@ -94,9 +95,7 @@ class Predictor(ABC):
         """Rebuild a predictor from what :meth:`tensors` returned; validate shapes."""
 
     def predict_logits(self, texts: Sequence[str] | str) -> np.ndarray:
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
+        texts = as_texts(texts)
         if not texts:
             return np.zeros(0, dtype=np.float32)
         step = self.batch_size
@@ -119,7 +118,8 @@ class Predictor(ABC):
         (``.top()``), every feature's contribution to the logit, and per-word contributions
         with character spans (``.tokens``). Contributions plus bias add up to the logit."""
         if not isinstance(text, str):
-            raise TypeError(f"explain takes one string, got {type(text).__name__}")
+            raise TextTypeError(f"explain takes one string, got {type(text).__name__}")
+        text = as_texts([text])[0]
         calibration = self.length_calibration
         if calibration is None:
             return self._explain(text, k)
@@ -145,6 +145,42 @@ class Predictor(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(config={self.config})"
+
+
+def as_texts(texts: Sequence[str] | str) -> list[str]:
+    """The texts to score as a list of valid Unicode strings (one string is one text).
+
+    An item that is not a string is refused, naming its position; characters that cannot be
+    UTF-8 (lone surrogates, e.g. undecodable bytes in a command-line argument) become U+FFFD,
+    the same policy as for bytes read from files."""
+    if isinstance(texts, str):
+        texts = [texts]
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise TextTypeError(f"texts must be a list of strings, got {type(texts).__name__}") from None
+    for i, text in enumerate(texts):
+        if type(text) is not str:
+            if not isinstance(text, str):
+                raise TextTypeError(f"texts[{i}] is {type(text).__name__}, not a string"
+                                    + (" (a missing value? give '' for an empty text)" if text is None else ""))
+            texts[i] = text = str.__str__(text)  # a str subclass: plain str
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                texts[i] = fix_surrogates(text)
+    return texts
+
+
+def fix_surrogates(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD; undecodable bytes that Python smuggled in
+    as surrogates (``surrogateescape``: argv, file names) are decoded like file contents."""
+    text = _LONE_SURROGATE.sub("\ufffd", text)  # not a smuggled byte: one U+FFFD each
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
 def predictor_class(family: str) -> type[Predictor]:

@@ -12,16 +12,18 @@ from typing import TextIO
 
 import numpy as np
 
-from .._fs import atomic_path
+from .._fs import atomic_path, is_stream
 from ..data.files import read_texts
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models.base import Predictor
 
-OUTPUT_FORMATS = ("jsonl", "csv")
+# output file extensions and the format each one means
+OUTPUT_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
+                   ".pq": "parquet"}
 
 
 def gather_texts(
-    args: Sequence[str], input_path: str | None, text_column: str, stdin: TextIO | None = None
+    args: Sequence[str], input_path: str | None, text_column: str, stdin: TextIO | None = None, **read_options
 ) -> list[str]:
     """Texts given as arguments, else from ``--input`` (``-`` = stdin), else stdin lines."""
     if args and input_path:
@@ -30,7 +32,7 @@ def gather_texts(
         return list(args)
     stream = stdin if stdin is not None else sys.stdin
     if input_path and input_path != "-":
-        return read_texts(input_path, text_column=text_column)
+        return read_texts(input_path, text_column=text_column, **read_options)  # sep, encoding
     if input_path is None and stream.isatty():
         raise DataError("no texts to score: pass them as arguments, with --input FILE, or on stdin")
     return [line.rstrip("\r\n") for line in stream]
@@ -46,11 +48,21 @@ def result_rows(predictor: Predictor, texts: Sequence[str], threshold: float = 0
 
 
 def output_format(path: str | None, fmt: str | None) -> str:
+    """The format asked for, else the one ``path``'s extension names (JSONL for stdout, a pipe or
+    a device); an unknown extension is refused rather than written as JSONL under a wrong name."""
     if fmt:
         return fmt
-    if path and Path(path).suffix.lower() == ".csv":
-        return "csv"
-    return "jsonl"
+    if path is None or path == "-":
+        return "jsonl"
+    suffix = Path(path).suffix.lower()
+    if suffix in OUTPUT_SUFFIXES:
+        return OUTPUT_SUFFIXES[suffix]
+    if is_stream(Path(path)):
+        return "jsonl"
+    raise ConfigError(f"{path}: unknown output extension {suffix!r} (use .jsonl, .csv or .parquet, "
+                      "or choose with --format)" if suffix else
+                      f"{path}: no extension to tell the output format (use .jsonl, .csv or .parquet, "
+                      "or choose with --format)")
 
 
 def render(rows: Sequence[dict], fmt: str) -> str:

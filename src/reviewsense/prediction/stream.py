@@ -10,25 +10,46 @@ temporary file renamed into place at the end.
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import json
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
 from .._fs import atomic_path
-from ..data.files import _missing, check_length, detect_format, max_chars
-from ..errors import DataError
+from ..data.files import (
+    _missing,
+    check_length,
+    check_unique,
+    delimited_error,
+    detect_format,
+    guarded,
+    max_chars,
+    open_text,
+    parquet_source,
+    parse_json_line,
+    prepare_delimited,
+)
+from ..errors import ConfigError, DataError
 from ..progress import bar
 
 CHUNK_ROWS = 32_768
 FIELDS = ["probability", "label", "label_name"]
+OUTPUT_FORMATS = ("jsonl", "csv", "parquet")
+
+
+@dataclass
+class Chunk:
+    """Texts read together, with the input columns carried through to the output."""
+
+    texts: list[str]
+    columns: dict[str, list] = field(default_factory=dict)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -57,84 +78,127 @@ def _lines(stream: TextIO, chunk_rows: int) -> Iterator[list[str]]:
     return _chunked(texts, chunk_rows)
 
 
-def _jsonl_texts(path: Path, column: str) -> Iterator[str]:
-    with open(path, encoding="utf-8", errors="replace") as fh:
+def _with_columns(texts: Iterator[list[str]], keep: Sequence[str], text_column: str, path) -> Iterator:
+    """Chunks of a source whose only column is the text (lines): ``keep`` may name just that."""
+    other = [c for c in keep if c != text_column]
+    if other:
+        raise DataError(f"{path}: --keep-columns {','.join(other)}: lines of text have no column but "
+                        f"'{text_column}'")
+    return (Chunk(chunk, {text_column: chunk}) for chunk in texts) if keep else texts
+
+
+def _jsonl_texts(path: Path, column: str, keep: Sequence[str] = (),
+                 encoding: str | None = None) -> Iterator[tuple[str, list]]:
+    with open_text(path, encoding) as fh:  # .gz/.bz2/.xz decompressed, UTF-16/32 found by their BOM
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or column not in record:
+            record = parse_json_line(line, path, lineno, (column, *keep))  # a key given twice is refused
+            if column not in record:
                 raise DataError(f"{path}:{lineno}: no '{column}' field (choose it with --text-column)")
-            yield from _texts([record[column]], path, column, lineno, "line")
+            missing = [c for c in keep if c not in record]
+            if missing:
+                raise DataError(f"{path}:{lineno}: no '{missing[0]}' field to keep (--keep-columns)")
+            text = _texts([record[column]], path, column, lineno, "line")[0]
+            yield text, [record[c] for c in keep]
 
 
-def _open_parquet(path: Path, column: str):
+def _jsonl_chunks(path: Path, column: str, chunk_rows: int, keep: Sequence[str],
+                  encoding: str | None = None) -> Iterator:
+    for rows in _chunked(_jsonl_texts(path, column, keep, encoding), chunk_rows):
+        texts = [text for text, _ in rows]
+        yield Chunk(texts, {c: [kept[j] for _, kept in rows] for j, c in enumerate(keep)}) if keep else texts
+
+
+def _open_parquet(path: Path, column: str, keep: Sequence[str] = ()):
     import pyarrow.parquet as pq
 
     try:  # no pre-buffering: with it, pyarrow's memory grows with the file instead of staying flat
-        file = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        file = pq.ParquetFile(parquet_source(path), pre_buffer=False, buffer_size=1 << 20)
+    except DataError:
+        raise
     except Exception as exc:  # pyarrow raises several types for files that are not Parquet
         raise DataError(f"{path}: cannot read as parquet ({str(exc).splitlines()[0] if str(exc) else exc!r})") from exc
+    check_unique(path, file.schema_arrow.names)  # pyarrow allows two columns of one name
     if column not in file.schema_arrow.names:
         raise DataError(f"{path}: no '{column}' column (columns: {', '.join(file.schema_arrow.names)}; "
                         "choose one with --text-column)")
+    missing = [c for c in keep if c not in file.schema_arrow.names]
+    if missing:
+        raise DataError(f"{path}: no '{missing[0]}' column to keep (columns: {', '.join(file.schema_arrow.names)})")
     return file
 
 
-def _parquet(file, path: Path, column: str, chunk_rows: int) -> Iterator[list[str]]:
+def _parquet(file, path: Path, column: str, chunk_rows: int, keep: Sequence[str] = ()) -> Iterator:
     row = 1
-    for batch in file.iter_batches(batch_size=chunk_rows, columns=[column]):
-        values = batch.column(0).to_pylist()
-        yield _texts(values, path, column, row, "row")
+    names = list(dict.fromkeys([column, *keep]))
+    for batch in file.iter_batches(batch_size=chunk_rows, columns=names):
+        values = batch.column(column).to_pylist()
+        texts = _texts(values, path, column, row, "row")
+        yield Chunk(texts, {c: batch.column(c).to_pylist() for c in keep}) if keep else texts
         row += len(values)
 
 
-def _delimited(path: Path, column: str, chunk_rows: int, sep: str) -> Iterator[list[str]]:
+def _delimited(path: Path, column: str, chunk_rows: int, sep: str | None, keep: Sequence[str] = (),
+               fmt: str = "csv", encoding: str | None = None) -> Iterator:
     import pandas as pd
 
+    # the header checked first: no duplicate names, the columns there (a ';' or '|' separator is
+    # found from it when ``sep`` is not given), the encoding from a byte-order mark
+    setup = prepare_delimited(path, fmt, sep, encoding, [column, *keep], choose="choose the text with "
+                              "--text-column" + (", the columns to keep with --keep-columns" if keep else ""))
+    if setup is None:
+        return
+    sep, encoding = setup
     try:
-        reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8",
-                             encoding_errors="replace", usecols=[column], chunksize=chunk_rows)
+        reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding,
+                             encoding_errors="replace", usecols=list(dict.fromkeys([column, *keep])),
+                             chunksize=chunk_rows)
         row = 1
         for frame in reader:
-            texts = frame[column].tolist()
-            yield _texts(texts, path, column, row, "row")
+            texts = _texts(frame[column].tolist(), path, column, row, "row")
+            yield Chunk(texts, {c: frame[c].tolist() for c in keep}) if keep else texts
             row += len(texts)
     except DataError:
         raise
     except ValueError as exc:
         if "usecols" in str(exc).lower() or "not in list" in str(exc):
-            raise DataError(f"{path}: no '{column}' column (choose it with --text-column)") from exc
-        raise DataError(f"{path}: cannot read as csv ({str(exc).splitlines()[0]})") from exc
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: cannot read as csv ({str(exc).splitlines()[0]})") from exc
+            wanted = ", ".join(f"'{c}'" for c in dict.fromkeys([column, *keep]))
+            raise DataError(f"{path}: no such column among {wanted} (choose the text with --text-column, "
+                            "the columns to keep with --keep-columns)") from exc
+        raise delimited_error(path, fmt, exc) from exc
+    except Exception as exc:  # pandas' ParserError, a damaged .gz/.bz2/.xz
+        raise delimited_error(path, fmt, exc) from exc
 
 
 def read_chunks(path: str | os.PathLike[str] | None, text_column: str = "text", chunk_rows: int = CHUNK_ROWS,
-                stdin: TextIO | None = None) -> tuple[Iterator[list[str]], int | None]:
+                stdin: TextIO | None = None, keep_columns: Sequence[str] = (), *, sep: str | None = None,
+                encoding: str | None = None) -> tuple[Iterator, int | None]:
     """Chunks of texts from a file (``None`` or ``-``: lines of stdin), and the row count when
-    the format tells it up front (Parquet) for the progress bar."""
+    the format tells it up front (Parquet) for the progress bar.
+
+    A chunk is a list of texts, or with ``keep_columns`` a :class:`Chunk` that also holds those
+    columns of the same rows (ids, the text…) to copy into the results. Files may be compressed
+    (.gz, .bz2, .xz); ``sep`` and ``encoding`` are as for :func:`reviewsense.data.files.load_table`."""
+    keep = list(keep_columns)
     if path is None or str(path) == "-":
-        return _lines(stdin or sys.stdin, chunk_rows), None
+        return _with_columns(_lines(stdin or sys.stdin, chunk_rows), keep, text_column, "stdin"), None
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
     fmt = detect_format(path)
     if fmt == "parquet":
-        file = _open_parquet(path, text_column)
-        return _parquet(file, path, text_column, chunk_rows), file.metadata.num_rows
+        file = _open_parquet(path, text_column, keep)
+        return _parquet(file, path, text_column, chunk_rows, keep), file.metadata.num_rows
     if fmt in ("csv", "tsv"):
-        return _delimited(path, text_column, chunk_rows, "\t" if fmt == "tsv" else ","), None
+        return _delimited(path, text_column, chunk_rows, sep, keep, fmt=fmt, encoding=encoding), None
     if fmt == "jsonl":
-        return _chunked(_jsonl_texts(path, text_column), chunk_rows), None
+        return guarded(path, _jsonl_chunks(path, text_column, chunk_rows, keep, encoding)), None
     if fmt == "txt":
         def lines() -> Iterator[list[str]]:
-            with open(path, encoding="utf-8", errors="replace") as fh:
+            with open_text(path, encoding) as fh:
                 yield from _lines(fh, chunk_rows)
-        return lines(), None
+        return guarded(path, _with_columns(lines(), keep, text_column, path)), None
     raise DataError(f"{path}: cannot score a {fmt}; give a file (.txt, .csv, .tsv, .jsonl, .parquet)")
 
 
@@ -181,33 +245,99 @@ def _ordered(fn: Callable[[list[str]], np.ndarray], chunks: Iterator[list[str]],
 
 
 # -- writing ---------------------------------------------------------------------------------
-def format_rows(proba: np.ndarray, class_names, threshold: float, fmt: str) -> str:
-    labels = (proba >= threshold).astype(np.int8)
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerows((round(float(p), 6), int(k), class_names[int(k)]) for p, k in zip(proba, labels, strict=True))
-        return buffer.getvalue()
-    names = [json.dumps(n, ensure_ascii=False) for n in class_names]
-    return "".join(f'{{"probability": {round(float(p), 6)}, "label": {int(k)}, "label_name": {names[int(k)]}}}\n'
-                   for p, k in zip(proba, labels, strict=True))
+class ResultWriter:
+    """Result rows, chunk by chunk, as JSONL or CSV (to a text stream) or Parquet (to a binary one).
+
+    Columns carried through from the input (``--keep-columns``) come first, then
+    ``probability``, ``label`` and ``label_name``.
+    """
+
+    def __init__(self, out, fmt: str, class_names, threshold: float = 0.5, keep: Sequence[str] = ()):
+        if fmt not in OUTPUT_FORMATS:
+            raise ConfigError(f"unknown output format '{fmt}' (choose {', '.join(OUTPUT_FORMATS)})")
+        self.out, self.fmt, self.threshold, self.keep = out, fmt, threshold, list(keep)
+        self.class_names = list(class_names)
+        self._parquet = None
+        if fmt == "csv":
+            csv.writer(out, lineterminator="\n").writerow([*self.keep, *FIELDS])
+
+    def write(self, proba: np.ndarray, extra: dict[str, list] | None = None) -> None:
+        extra = extra or {}
+        labels = (proba >= self.threshold).astype(np.int8)
+        rounded = [round(float(p), 6) for p in proba]
+        names = [self.class_names[int(k)] for k in labels]
+        if self.fmt == "parquet":
+            self._write_parquet(rounded, labels, names, extra)
+        elif self.fmt == "csv":
+            kept = [extra[c] for c in self.keep]
+            csv.writer(self.out, lineterminator="\n").writerows(
+                (*(col[i] for col in kept), rounded[i], int(labels[i]), names[i]) for i in range(len(rounded)))
+        else:
+            quoted = {n: json.dumps(n, ensure_ascii=False) for n in self.class_names}
+            kept = [(json.dumps(c, ensure_ascii=False), extra[c]) for c in self.keep]
+            self.out.write("".join(
+                "{" + "".join(f"{key}: {json.dumps(col[i], ensure_ascii=False, default=str)}, " for key, col in kept)
+                + f'"probability": {rounded[i]}, "label": {int(labels[i])}, "label_name": {quoted[names[i]]}}}\n'
+                for i in range(len(rounded))))
+
+    def _write_parquet(self, rounded, labels, names, extra) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {**{c: extra[c] for c in self.keep}, "probability": pa.array(rounded, pa.float64()),
+                   "label": pa.array(labels, pa.int8()), "label_name": pa.array(names, pa.string())}
+        table = pa.table(columns)
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.out, table.schema)
+        self._parquet.write_table(table.cast(self._parquet.schema))
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        elif self.fmt == "parquet":  # no rows: still a valid, empty file with the columns
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            schema = pa.schema([*((c, pa.string()) for c in self.keep), ("probability", pa.float64()),
+                                ("label", pa.int8()), ("label_name", pa.string())])
+            pq.ParquetWriter(self.out, schema).close()
 
 
-def score_file(predictor, chunks: Iterator[list[str]], out: TextIO, fmt: str = "jsonl", threshold: float = 0.5,
-               workers: int = 1, model_dir: str | None = None, total: int | None = None) -> int:
-    """Score every chunk and write its rows to ``out`` in input order; returns the row count."""
-    if fmt == "csv":
-        out.write(",".join(FIELDS) + "\n")
+def _parts(chunk) -> tuple[list[str], dict[str, list]]:
+    return (chunk.texts, chunk.columns) if isinstance(chunk, Chunk) else (chunk, {})
+
+
+def score_file(predictor, chunks: Iterator, out, fmt: str = "jsonl", threshold: float = 0.5,
+               workers: int = 1, model_dir: str | None = None, total: int | None = None,
+               keep: Sequence[str] = ()) -> int:
+    """Score every chunk and write its rows to ``out`` in input order; returns the row count.
+
+    ``out`` is a text stream for JSONL and CSV, a binary one for Parquet; ``chunks`` are lists
+    of texts, or :class:`Chunk` s that carry the ``keep`` columns through."""
+    writer = ResultWriter(out, fmt, predictor.class_names, threshold, keep)
+    pending: deque = deque()
+
+    def texts_of(items: Iterator) -> Iterator[list[str]]:
+        for chunk in items:
+            texts, extra = _parts(chunk)
+            pending.append(extra)
+            yield texts
+
     rows = 0
     with bar(total=total, unit=" rows", desc="scoring") as progress:
-        for chunk, proba in _ordered(predictor.predict_proba, chunks, workers, model_dir):
-            out.write(format_rows(proba, predictor.class_names, threshold, fmt))
+        for chunk, proba in _ordered(predictor.predict_proba, texts_of(chunks), workers, model_dir):
+            writer.write(proba, pending.popleft())
             rows += len(chunk)
             progress.update(len(chunk))
+    writer.close()
     return rows
 
 
 def score_to_path(predictor, chunks, path: str, **kwargs) -> int:
-    """:func:`score_file` into ``path`` via a temporary file: no half-written output on a crash."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+    """:func:`score_file` into ``path`` via a temporary file: no half-written output on a crash.
+
+    A FIFO or a device (``/dev/stdout``) is written through; a symlink's target is replaced."""
+    binary = kwargs.get("fmt") == "parquet"
+    with atomic_path(path) as tmp, (open(tmp, "wb") if binary else
+                                    open(tmp, "w", encoding="utf-8", newline="")) as fh:
         return score_file(predictor, chunks, fh, **kwargs)

@@ -1,0 +1,312 @@
+"""What the commands write, and where: never over the input, never replacing a pipe, a device or a
+symlink, no temporary file left on SIGTERM, modes that follow the umask, runs that are not
+overwritten by accident, the output format the file name says, and one clean line for texts
+and places that cannot be used."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reviewsense.cli import main
+
+FAST = ["--hash-bits", "12", "--span-weight", "0"]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, toy_csv_writer) -> Path:
+    root = tmp_path_factory.mktemp("outputs")
+    data = toy_csv_writer(root / "toy.csv", n=300, seed=3)
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()):
+        mp.setenv("REVIEWSENSE_QUIET", "1")
+        assert main(["train", "--data", str(data), "--run-dir", str(root / "run"), *FAST]) == 0
+    return root / "run" / "model"
+
+
+@pytest.fixture
+def reviews(tmp_path) -> Path:
+    path = tmp_path / "reviews.jsonl"
+    rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(["great superb film", "awful dull plot", "",
+                                                                "loved it, wonderful"])]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _one_error_line(capsys, rc: int) -> str:
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("reviewsense: error: ")
+    return lines[0]
+
+
+def _predict(model: Path, *args: str) -> int:
+    return main(["predict", "--model", str(model), *args])
+
+
+# -- 1. the output is never the input ----------------------------------------------------------
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink"])
+def test_output_that_is_the_input_is_refused(model, reviews, tmp_path, capsys, how):
+    before = reviews.read_bytes()
+    target = reviews
+    if how == "symlink":
+        target = tmp_path / "link.jsonl"
+        target.symlink_to(reviews)
+    elif how == "hardlink":
+        target = tmp_path / "hard.jsonl"
+        os.link(reviews, target)
+    line = _one_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(target)))
+    assert "is the input file" in line
+    assert reviews.read_bytes() == before
+
+
+def test_evaluate_output_that_is_the_data_is_refused(model, tmp_path, capsys, toy_csv_writer):
+    data = toy_csv_writer(tmp_path / "test.csv", n=40, seed=9)
+    before = data.read_bytes()
+    rc = main(["evaluate", "--model", str(model), "--data", str(data), "--output", str(data)])
+    assert "is the input file" in _one_error_line(capsys, rc)
+    assert data.read_bytes() == before
+
+
+# -- 2. pipes, devices and symlinks are written through, never replaced ------------------------
+def test_fifo_output_is_written_through(model, reviews, tmp_path):
+    fifo = tmp_path / "scores.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert _predict(model, "--input", str(reviews), "--output", str(fifo)) == 0
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still a FIFO
+    rows = [json.loads(line) for line in received[0].decode().splitlines()]
+    assert len(rows) == 4 and rows[0]["label"] == 1 and rows[1]["label"] == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_symlink_output_is_followed_not_replaced(model, reviews, tmp_path):
+    target = tmp_path / "elsewhere" / "real.jsonl"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "scores.jsonl"
+    link.symlink_to(target)
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert _predict(model, "--input", str(reviews), "--output", str(link)) == 0
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert len(target.read_text().splitlines()) == 4
+
+
+def test_dev_stdout_and_dash_write_to_stdout(model, reviews):
+    for output in ("/dev/stdout", "-"):
+        proc = subprocess.run([sys.executable, "-m", "reviewsense", "predict", "--model", str(model), "--input",
+                               str(reviews), "--output", output], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        labels = [json.loads(line)["label"] for line in proc.stdout.splitlines()]
+        assert len(labels) == 4 and labels[:2] == [1, 0]
+
+
+def test_a_device_is_never_replaced_and_a_full_one_is_one_line(model, reviews, capsys):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    before = os.stat("/dev/full")
+    line = _one_error_line(capsys, _predict(model, "--input", str(reviews), "--output", "/dev/full"))
+    assert line == "reviewsense: error: /dev/full: cannot write (No space left on device)"
+    after = os.stat("/dev/full")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+
+
+# -- 3. SIGTERM leaves no temporary file -------------------------------------------------------
+def test_sigterm_during_predict_leaves_no_temporary_file(model, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("the plot was great and the acting awful\n" * 400_000)
+    out = tmp_path / "scores.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "reviewsense", "predict", "--model", str(model), "--input",
+                             str(big), "--output", str(out), "--chunk-size", "500"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not [p for p in tmp_path.iterdir() if p.name.startswith(".scores")] and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait until it is writing its temporary file
+    assert proc.poll() is None, "finished before it could be stopped: make the input bigger"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in err and "terminated" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt"]
+
+
+# -- 4. modes follow the umask -----------------------------------------------------------------
+@pytest.mark.parametrize(("mask", "file_mode", "dir_mode"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_everything_written_follows_the_umask(tmp_path, reviews, toy_csv_writer, mask, file_mode, dir_mode):
+    data = toy_csv_writer(tmp_path / "toy.csv", n=200, seed=4)
+    old = os.umask(mask)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert main(["train", "--data", str(data), "--run-dir", str(tmp_path / "run"), *FAST]) == 0
+            assert _predict(tmp_path / "run" / "model", "--input", str(reviews), "--output",
+                            str(tmp_path / "scores.csv")) == 0
+    finally:
+        os.umask(old)
+    written = [tmp_path / "run", *(tmp_path / "run").rglob("*"), tmp_path / "scores.csv"]
+    assert any(p.name == "model.safetensors" for p in written)
+    for path in written:
+        expected = dir_mode if path.is_dir() else file_mode
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+def test_a_replaced_output_keeps_its_mode(model, reviews, tmp_path):
+    out = tmp_path / "scores.jsonl"
+    out.write_text("old\n")
+    out.chmod(0o640)
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert _predict(model, "--input", str(reviews), "--output", str(out)) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    assert len(out.read_text().splitlines()) == 4
+
+
+# -- 5. a run folder is not overwritten by accident --------------------------------------------
+def test_train_into_an_existing_run_is_refused_unless_overwrite(tmp_path, toy_csv_writer, capsys):
+    data = toy_csv_writer(tmp_path / "toy.csv", n=200, seed=6)
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--run-dir", str(run), *FAST]
+    assert main(args) == 0
+    (run / "loss.png").write_bytes(b"a plot of an earlier seed run")  # not written by an nblinear run
+    weights = (run / "model" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    line = _one_error_line(capsys, main(args))
+    assert "holds a previous run" in line and "--overwrite" in line
+    assert (run / "model" / "model.safetensors").read_bytes() == weights
+    assert main([*args, "--overwrite", "--seed", "1"]) == 0
+    assert not (run / "loss.png").exists()  # the previous run's leftovers are gone
+    assert (run / "model" / "manifest.json").is_file()
+
+
+def test_train_into_a_folder_of_other_files_or_a_file_is_refused(tmp_path, toy_csv_writer, capsys):
+    data = toy_csv_writer(tmp_path / "toy.csv", n=200, seed=6)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.md").write_text("my notes")
+    line = _one_error_line(capsys, main(["train", "--data", str(data), "--run-dir", str(notes), *FAST]))
+    assert "not empty (README.md)" in line
+    assert (notes / "README.md").read_text() == "my notes"
+    line = _one_error_line(capsys, main(["train", "--data", str(data), "--run-dir", str(data), *FAST]))
+    assert "exists and is not a folder" in line
+
+
+# -- 6. the output format is the one the name says ---------------------------------------------
+@pytest.mark.parametrize("name", ["scores.parquet", "scores.csv", "scores.jsonl", "scores.ndjson"])
+def test_output_format_follows_the_extension(model, reviews, tmp_path, name):
+    import pandas as pd
+
+    out = tmp_path / name
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert _predict(model, "--input", str(reviews), "--output", str(out), "--keep-columns", "id") == 0
+    if name.endswith(".parquet"):
+        frame = pd.read_parquet(out)
+    elif name.endswith(".csv"):
+        frame = pd.read_csv(out)
+    else:
+        frame = pd.read_json(out, lines=True)
+    assert list(frame.columns) == ["id", "probability", "label", "label_name"]
+    assert frame["id"].tolist() == ["r0", "r1", "r2", "r3"]
+    assert frame["label"].tolist()[:2] == [1, 0]
+
+
+def test_format_overrides_the_extension_and_unknown_extensions_are_refused(model, reviews, tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "scores.dat"
+    line = _one_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(out)))
+    assert "unknown output extension '.dat'" in line and "--format" in line
+    assert not out.exists()
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert _predict(model, "--input", str(reviews), "--output", str(out), "--format", "parquet") == 0
+    assert len(pd.read_parquet(out)) == 4
+
+
+def test_keep_columns_carries_the_text_and_ids_through(model, reviews, tmp_path, capsys):
+    assert _predict(model, "--input", str(reviews), "--keep-columns", "id,text") == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in rows] == ["r0", "r1", "r2", "r3"]
+    assert rows[0]["text"] == "great superb film" and list(rows[0])[:3] == ["id", "text", "probability"]
+    line = _one_error_line(capsys, _predict(model, "--input", str(reviews), "--keep-columns", "movie"))
+    assert "movie" in line
+    assert _predict(model, "--format", "csv", "--keep-columns", "text", "fine, film") == 0
+    assert capsys.readouterr().out.splitlines()[:2][0] == "text,probability,label,label_name"
+
+
+# -- 12. text that is not UTF-8 ----------------------------------------------------------------
+def test_non_utf8_on_stdin_and_in_arguments_is_replaced_like_in_files(model, tmp_path):
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": ""}
+    cmd = [sys.executable, "-m", "reviewsense"]
+    piped = subprocess.run([*cmd, "predict", "--model", str(model)], input=b"caf\xe9 great\n",
+                           capture_output=True, env=env, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    from_stdin = json.loads(piped.stdout)
+
+    file = tmp_path / "bytes.txt"
+    file.write_bytes(b"caf\xe9 great\n")
+    read = subprocess.run([*cmd, "predict", "--model", str(model), "--input", str(file)],
+                          capture_output=True, env=env, timeout=120)
+    assert json.loads(read.stdout) == from_stdin
+
+    for sub in (["predict", "--format", "jsonl"], ["explain", "--json"]):
+        proc = subprocess.run([*cmd, sub[0], "--model", str(model), *sub[1:], os.fsdecode(b"caf\xe9 great")],
+                              capture_output=True, env=env, timeout=120)
+        assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr
+        row = json.loads(proc.stdout)
+        if sub[0] == "explain":
+            assert row["text"] == "caf\ufffd great"
+        else:
+            assert row == from_stdin
+
+
+def test_predict_proba_names_the_item_that_is_not_a_string(model):
+    from reviewsense import load
+    from reviewsense.errors import TextTypeError
+
+    predictor = load(model)
+    with pytest.raises(TextTypeError, match=r"texts\[1\] is NoneType"):
+        predictor.predict_proba(["fine", None])
+    with pytest.raises(TypeError, match=r"texts\[0\] is int"):
+        predictor.predict_proba([3])
+    lone = predictor.predict_proba(["caf\udce9 great", "\ud800 great"])  # lone surrogates: U+FFFD
+    assert np.allclose(lone, predictor.predict_proba(["caf\ufffd great", "\ufffd great"]))
+
+
+# -- 13. places that cannot be written ---------------------------------------------------------
+def test_outputs_that_cannot_be_written_are_one_line(model, reviews, tmp_path, capsys):
+    cases = [
+        (["predict", "--input", str(reviews), "--output", str(tmp_path)], "is a folder"),
+        (["predict", "--input", str(reviews), "--output", "/proc/reviewsense/scores.jsonl"], "/proc/reviewsense"),
+        (["evaluate", "--data", str(tmp_path / "x.csv"), "--reliability-plot", "/proc/x/r.png"], "/proc/x"),
+    ]
+    (tmp_path / "x.csv").write_text("text,label\ngreat film,1\nawful film,0\n")
+    for args, expected in cases:
+        rc = main([args[0], "--model", str(model), *args[1:]])
+        assert expected in _one_error_line(capsys, rc), args
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_is_refused_before_any_work(model, reviews, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        line = _one_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(ro / "s.jsonl")))
+    finally:
+        ro.chmod(0o755)
+    assert "read-only or no permission" in line
