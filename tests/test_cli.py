@@ -162,7 +162,7 @@ def test_predict_reads_stdin(run, monkeypatch, capsys):
 
 def test_predict_threshold(run, capsys):
     run_dir, _, _ = run
-    assert main(["predict", "--model", str(run_dir / "model"), "--format", "jsonl", "--threshold", "1.01",
+    assert main(["predict", "--model", str(run_dir / "model"), "--format", "jsonl", "--threshold", "1",
                  PROBE[0]]) == 0
     assert json.loads(capsys.readouterr().out)["label"] == 0
 
@@ -525,3 +525,81 @@ def test_test_rows_found_in_training_data_are_warned_about(tmp_path, capsys, mon
 def test_group_column_with_imdb_is_refused(imdb_archive, tmp_path, capsys):
     rc = main(["train", "--data", str(imdb_archive), "--group-column", "movie", "--run-dir", str(tmp_path / "r")])
     assert "IMDB is split by movie already" in _error_line(capsys, rc)
+
+
+# -- data files: separators, encodings, columns, folders, types --------------------------------
+
+
+def test_sep_and_encoding_flags_reach_training_and_prediction(toy_csv, tmp_path, capsys):
+    import pandas as pd
+
+    frame = pd.read_csv(toy_csv)
+    frame["text"] = frame["text"] + ", café"
+    data = tmp_path / "avis.csv"
+    data.write_bytes(frame.to_csv(index=False, sep=";").encode("cp1252"))
+    run = tmp_path / "run"
+    rc = main(["train", "--data", str(data), "--sep", ";", "--encoding", "cp1252", "--run-dir", str(run),
+               "--hash-bits", "16"])
+    assert rc == 0, capsys.readouterr().err
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["sep"] == ";" and config["data"]["encoding"] == "cp1252"
+    utf8 = tmp_path / "utf8.csv"
+    frame[["text"]].head(20).to_csv(utf8, index=False)
+    cp1252 = tmp_path / "cp1252.csv"
+    cp1252.write_bytes(frame[["label", "text"]].head(20).to_csv(index=False, sep="|").encode("cp1252"))
+    out_utf8, out_cp = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert main(["predict", "--model", str(run / "model"), "--input", str(utf8), "--output", str(out_utf8)]) == 0
+    assert main(["predict", "--model", str(run / "model"), "--input", str(cp1252), "--output", str(out_cp),
+                 "--sep", "|", "--encoding", "cp1252"]) == 0
+    assert out_cp.read_text() == out_utf8.read_text()
+    capsys.readouterr()
+    rc = main(["predict", "--model", str(run / "model"), "--input", str(cp1252), "--output", str(out_cp),
+               "--sep", ";"])
+    assert "no 'text' column" in _error_line(capsys, rc)
+
+
+def test_data_describe_refuses_texts_that_are_not_text(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"text": [b"I was moved", b"dull"], "label": [1, 0]}), path)
+    rc = main(["data", "describe", "--data", str(path)])
+    assert "d.parquet: row 1: 'text' is bytes, not text" in _error_line(capsys, rc)
+
+
+@pytest.mark.parametrize(("content", "flags", "message"), [
+    ("text,label,text\na,1,b\nc,0,d\n", [], "duplicate column name(s) 'text'"),
+    ("text,label\na,1\nc,0\n", ["--text-column", "label"], "text column and label column are both 'label'"),
+    ("avis;note\nbien;1\nmal;0\n", [], "give --sep ';'"),
+    ('text,label\n"open quote,1\n', [], "check the separator (--sep) and the encoding (--encoding)"),
+    ("text,label\na,1\nc,0\n", ["--encoding", "klingon"], "unknown encoding 'klingon'"),
+])
+def test_data_file_problems_are_one_line(tmp_path, capsys, content, flags, message):
+    path = tmp_path / "d.csv"
+    path.write_text(content)
+    rc = main(["data", "describe", "--data", str(path), *flags])
+    assert message in _error_line(capsys, rc)
+
+
+def test_data_describe_utf16_and_semicolons_without_flags(tmp_path, capsys):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("text;label\ndéjà vu, great;1\nawful;0\n".encode("utf-16"))
+    assert main(["data", "head", "--data", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["[1] déjà vu, great", "[0] awful"]
+
+
+def test_class_folders_extra_folder_and_nested_files(tmp_path, capsys):
+    for label in ("neg", "pos"):
+        (tmp_path / label / "2019").mkdir(parents=True)
+        (tmp_path / label / "top.txt").write_text(f"{label} top")
+        (tmp_path / label / "2019" / "deep.txt").write_text(f"{label} deep")
+    assert main(["data", "describe", "--data", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 4
+    (tmp_path / "neutral").mkdir()
+    rc = main(["data", "describe", "--data", str(tmp_path), "--classes", "neg,pos"])
+    assert "neutral/ is not one of the declared classes" in _error_line(capsys, rc)
+    (tmp_path / "neutral").rmdir()
+    (tmp_path / "pos" / "2019" / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    rc = main(["data", "describe", "--data", str(tmp_path)])
+    assert "gone.txt: broken symbolic link" in _error_line(capsys, rc)

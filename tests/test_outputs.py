@@ -310,3 +310,19 @@ def test_a_read_only_folder_is_refused_before_any_work(model, reviews, tmp_path,
     finally:
         ro.chmod(0o755)
     assert "read-only or no permission" in line
+
+
+# -- 13. serve on an address that cannot be listened on ----------------------------------------
+def test_serve_on_a_port_in_use_or_an_address_not_here_is_one_line(model, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _one_error_line(capsys, main(["serve", "--model", str(model), "--port", str(port)]))
+        assert line == f"reviewsense: error: cannot listen on 127.0.0.1:{port} (Address already in use); " \
+                       "choose another --port or --host"
+    line = _one_error_line(capsys, main(["serve", "--model", str(model), "--host", "192.0.2.1",
+                                         "--api-key", "k"]))  # TEST-NET-1: an address this machine has not
+    assert "cannot listen on 192.0.2.1:8000" in line

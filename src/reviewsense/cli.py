@@ -1,4 +1,4 @@
-"""The ``reviewsense`` command: train | evaluate | predict | explain | serve | pretrain | data.
+"""The ``reviewsense`` command: train | evaluate | predict | explain | serve | pretrain | data | info.
 
 Results go to stdout, progress and logs to stderr. A bad input prints one line
 ``reviewsense: error: ...`` and exits with code 2.
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import ConfigError, Interrupted, ReviewsenseError
+from .errors import ConfigError, Interrupted, ReviewsenseError, Terminated
 
 EXAMPLES = {
     "train": """examples:
@@ -29,7 +30,7 @@ EXAMPLES = {
     "evaluate": """examples:
   reviewsense evaluate --model runs/imdb/model               # IMDB test split
   reviewsense evaluate --model runs/imdb/model --by-length   # per length: 1 word … the whole review
-  reviewsense evaluate --model runs/mine/model --data test.csv --classes bad,good""",
+  reviewsense evaluate --model runs/mine/model --data test.csv   # labels named as the model's classes (bad/good)""",
     "explain": """examples:
   reviewsense explain --model runs/imdb/model "Great acting, but the plot was boring."
   reviewsense explain --model runs/imdb/model -k 5 --json 'Not bad at all, really.'""",
@@ -45,6 +46,9 @@ EXAMPLES = {
   reviewsense data describe                                   # IMDB train split
   reviewsense data head -n 5 --split test
   reviewsense data describe --data reviews.csv --classes bad,good""",
+    "info": """examples:
+  reviewsense info --model runs/imdb/model                   # family, classes, test metrics, data, size
+  reviewsense info --model runs/imdb/model --json | jq .metrics.test.accuracy""",
 }
 
 
@@ -79,8 +83,43 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _probability(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability, got {value!r}") from None
+    if not 0 <= number <= 1:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, got {value}")
+    return number
+
+
+SEED_MAX = 2**32 - 2  # numpy seeds are 0 … 2**32 - 1, and a split takes --seed + 1
+
+
+def _seed(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not 0 <= number <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {SEED_MAX}, got {number}")
+    return number
+
+
 def _port(value: str) -> int:
     return _positive(value, most=65535)
+
+
+def _columns(value: str) -> list[str]:
+    parts = [p.strip() for p in value.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"expected column names separated by commas, got {value!r}")
+    if len(set(parts)) != len(parts):
+        raise argparse.ArgumentTypeError(f"a column is named twice in {value!r}")
+    clash = {"probability", "label", "label_name"} & set(parts)
+    if clash:
+        raise argparse.ArgumentTypeError(f"{', '.join(sorted(clash))}: the result has a column of that name")
+    return parts
 
 
 def _classes(value: str) -> list[str]:
@@ -97,11 +136,17 @@ def _add_data_args(p: argparse.ArgumentParser, test: bool = False) -> None:
     if test:
         g.add_argument("--test-data", metavar="PATH",
                        help="labelled test file (own data; default: hold out --test-size)")
-        g.add_argument("--test-size", type=float, default=0.2, help="share held out as test for own data (default 0.2)")
+        g.add_argument("--test-size", type=_size, default=0.2,
+                       help="rows (or fraction) held out as test for own data (default 0.2)")
     g.add_argument("--text-column", default="text", help="text column/field (default: text)")
     g.add_argument("--label-column", default="label", help="label column/field (default: label)")
     g.add_argument("--classes", type=_classes, metavar="NEG,POS",
-                   help="the two label values, negative first (0/1, true/false, neg/pos are understood)")
+                   help="the two label values, negative first (0/1, true/false, neg/pos are understood; "
+                        "evaluate: the model's classes by default, and refuses others)")
+    g.add_argument("--sep", metavar="CHAR", help="CSV separator (default: ',' for .csv, tab for .tsv; ';', tab or "
+                   "'|' are found from the header when the columns are not; '\\t' = tab)")
+    g.add_argument("--encoding", metavar="NAME", help="text encoding, e.g. cp1252 or latin-1 (default: utf-8, or "
+                   "utf-16/utf-32 from a byte-order mark)")
     g.add_argument("--no-download", action="store_true", help="never download IMDB; fail if no local copy")
 
 
@@ -114,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train, evaluate, plot and export a model into a run folder",
                        epilog=EXAMPLES["train"], formatter_class=fmt)
     p.add_argument("--run-dir", default="runs/imdb", help="where everything is written (default: runs/imdb)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train into a --run-dir that already holds a run (or other files), replacing it")
     p.add_argument("--resume", metavar="RUN", help="finish a run stopped by Ctrl+C/SIGTERM from its checkpoint "
                    "(every setting comes from RUN/config.json)")
     _add_data_args(p, test=True)
@@ -123,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="own data: column of groups (product, movie, author…) kept whole on one side of every split")
     p.add_argument("--random-split", action="store_true",
                    help="hold out random rows, not whole groups (IMDB is split by movie, like its test set)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (split, init, shuffling)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (split, init, shuffling)")
     m = p.add_argument_group("model")
     m.add_argument("--model", default="nblinear", choices=["nblinear", "seed"],
                    help="nblinear (default): NB-weighted n-gram logistic regression; seed: the tutorial's network")
@@ -174,18 +221,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "most 25,000 texts, a seeded sample of larger sets) and print accuracy, ROC-AUC, ECE and "
                         "positive rates per length")
     p.add_argument("--by-length-plot", metavar="PNG", help="with --by-length: draw accuracy and ECE against length")
-    p.add_argument("--seed", type=int, default=0, help="with --by-length: which spans are cut (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="with --by-length: which spans are cut (default 0)")
 
     p = sub.add_parser("predict", help="probabilities for texts (arguments, --input file, or stdin)",
                        epilog=EXAMPLES["predict"], formatter_class=fmt)
     p.add_argument("--model", required=True, metavar="DIR")
     p.add_argument("texts", nargs="*", help="texts to score")
     p.add_argument("--input", metavar="FILE", help=".txt (one per line), .csv, .tsv, .jsonl or .parquet; - = stdin")
-    p.add_argument("--output", metavar="FILE", help="write results here (.jsonl or .csv) instead of stdout")
-    p.add_argument("--format", choices=["jsonl", "csv", "table"], help="output format (default: from --output, "
-                   "a table for texts given as arguments, else jsonl)")
+    p.add_argument("--output", metavar="FILE", help="write results here (.jsonl, .csv or .parquet; a pipe or "
+                   "device is written through; - = stdout) instead of stdout")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet", "table"], help="output format (default: from "
+                   "--output's extension, a table for texts given as arguments, else jsonl)")
+    p.add_argument("--keep-columns", type=_columns, metavar="COL[,COL…]",
+                   help="input columns to copy into each result row (an id, the text…), to join results back "
+                        "without relying on row order")
     p.add_argument("--text-column", default="text")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability at which label = 1 (default 0.5)")
+    p.add_argument("--sep", metavar="CHAR", help="CSV separator of --input (default: ',' for .csv, tab for .tsv; "
+                   "';', tab or '|' are found from the header when the text column is not; '\\t' = tab)")
+    p.add_argument("--encoding", metavar="NAME", help="text encoding of --input, e.g. cp1252 (default: utf-8, or "
+                   "utf-16/utf-32 from a byte-order mark)")
+    p.add_argument("--threshold", type=_probability, default=0.5,
+                   help="probability at which label = 1, from 0 to 1 (default 0.5)")
     p.add_argument("--workers", type=_positive, default=1,
                    help="processes scoring chunks of --input in parallel (default 1); output keeps input order")
     p.add_argument("--chunk-size", type=_positive, default=32_768,
@@ -210,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=_positive_float, default=10.0, help="request body size (default 10 MB)")
     p.add_argument("--body-timeout", type=_positive_float, default=30.0,
                    help="seconds for a request body to arrive before 408 (default 30)")
+    p.add_argument("--header-timeout", type=_positive_float, default=10.0,
+                   help="seconds for a connection to send a request's headers (from its opening or its last "
+                        "response) before it is closed (default 10)")
+    p.add_argument("--max-connections", type=_positive, default=1_000,
+                   help="open connections per server process; past it a new one closes the one that has waited "
+                        "longest for its request headers (default 1000)")
     p.add_argument("--workers", type=_positive, default=1,
                    help="server processes, each with its own copy of the model (default 1; one per core is "
                         "the fastest)")
@@ -224,7 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=_positive, default=100)
     p.add_argument("--epochs", type=_positive, default=5)
     p.add_argument("--min-count", type=_positive, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
+
+    p = sub.add_parser("info", help="what a model folder holds: family, classes, recorded metrics, training "
+                       "data, size, format", epilog=EXAMPLES["info"], formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("data", help="look at a dataset: describe | head", epilog=EXAMPLES["data"],
                        formatter_class=fmt)
@@ -241,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_labelled(args) -> object:
+def _load_labelled(args, **options) -> object:
     from .data.files import load_table
     from .data.imdb import is_imdb_source, read_imdb, resolve_source
 
@@ -249,7 +316,8 @@ def _load_labelled(args) -> object:
         split = getattr(args, "split", "test" if args.command == "evaluate" else "train")
         source = resolve_source(args.data, allow_download=not args.no_download)
         return read_imdb(source, [split])[split]
-    return load_table(args.data, args.text_column, args.label_column, args.classes)
+    return load_table(args.data, args.text_column, args.label_column, args.classes, sep=args.sep,
+                      encoding=args.encoding, **options)
 
 
 def cmd_train(args) -> int:
@@ -284,7 +352,8 @@ def cmd_train(args) -> int:
         data=DataSpec(path=args.data, test_path=args.test_data, text_column=args.text_column,
                       label_column=args.label_column, classes=args.classes, validation_size=args.validation_size,
                       test_size=args.test_size, allow_download=not args.no_download,
-                      group_column=args.group_column, random_split=args.random_split),
+                      group_column=args.group_column, random_split=args.random_split, sep=args.sep,
+                      encoding=args.encoding),
         model=args.model,
         embedding=args.embedding or defaults.embedding,
         params=params,
@@ -305,28 +374,35 @@ def cmd_train(args) -> int:
         cnn={k: v for k, v in {**schedule, "embedding_dim": args.embedding_dim, "max_tokens": args.max_tokens,
                                "max_length": args.sequence_length}.items() if v is not None} if args.preset else {},
     )
-    return _report(train(config), args.run_dir)
+    return _report(train(config, overwrite=args.overwrite), args.run_dir)
 
 
 def _report(metrics: dict, run_dir: str) -> int:
     test = metrics["test"]
     auc = "n/a" if test["roc_auc"] is None else f"{test['roc_auc']:.4f}"
-    print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  f1 {test['f1']:.4f}  "
+    f1 = "n/a" if test["f1"] is None else f"{test['f1']:.4f}"
+    print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  f1 {f1}  "
           f"roc_auc {auc}  (train {metrics['timing']['train_seconds']:.1f}s)")
     print(f"run folder: {run_dir}  (model: {run_dir}/model)")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from ._fs import write_json
-    from .evaluation.metrics import evaluate
+    from ._fs import check_writable, write_json
+    from .evaluation.metrics import check_classes, evaluate
     from .export import load_model
 
     if args.by_length_plot and not args.by_length:
         raise ConfigError("--by-length-plot needs --by-length")
+    for path in (args.output, args.reliability_plot, args.by_length_plot):
+        if path:
+            check_writable(path, inputs=[args.data])
     model = load_model(args.model)
-    data = _load_labelled(args)
+    check_classes(args.classes, model.class_names)  # labels named like the model's classes need no --classes
+    data = _load_labelled(args, model_classes=model.class_names, allow_one_class=True)
     metrics = evaluate(model, data, reliability_plot=args.reliability_plot)
+    if metrics.get("note"):
+        print(f"reviewsense: warning: {metrics['note']}", file=sys.stderr)
     if args.by_length:
         from .evaluation.by_length import by_length, format_table, plot_by_length
 
@@ -343,43 +419,58 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from ._fs import check_writable, write_text
     from .export import load_model
-    from .prediction.io import (
-        gather_texts,
-        output_format,
-        render,
-        render_table,
-        result_rows,
-        write_output,
-    )
+    from .prediction.io import gather_texts, output_format, render_table, result_rows
 
+    if args.texts and args.input:
+        raise ConfigError("give texts as arguments or with --input, not both")
+    output = None if args.output in (None, "-") else args.output
+    if output:
+        check_writable(output, inputs=[args.input])  # before reading: never the input, never a folder
+    fmt = args.format or ("table" if args.texts and not output else output_format(output, None))
+    if fmt == "table" and args.keep_columns:
+        raise ConfigError("--keep-columns needs --format jsonl, csv or parquet (a table shows the text already)")
     model = load_model(args.model)
-    if not args.texts and args.format != "table":
-        return _predict_stream(model, args, output_format(args.output, args.format))
-    texts = gather_texts(args.texts, args.input, args.text_column)
-    rows = result_rows(model, texts, args.threshold)
-    fmt = args.format or ("table" if args.texts and not args.output else output_format(args.output, None))
-    out = render_table(texts, rows) + "\n" if fmt == "table" else render(rows, fmt)
-    if args.output:
-        write_output(out, args.output)
-        print(f"wrote {len(rows):,} predictions to {args.output}", file=sys.stderr)
+    if fmt == "table":
+        texts = gather_texts(args.texts, args.input, args.text_column, sep=args.sep, encoding=args.encoding)
+        rows = result_rows(model, texts, args.threshold)
+        table = render_table(texts, rows) + "\n"
+        if output:
+            write_text(output, table)
+        else:
+            sys.stdout.write(table)
+        return 0
+    return _predict_stream(model, args, fmt, output)
+
+
+def _predict_stream(model, args, fmt: str, output: str | None) -> int:
+    """Files, stdin and arguments: chunk by chunk, in constant memory, optionally on several processes."""
+    from .prediction.stream import Chunk, read_chunks, score_file, score_to_path
+
+    keep = args.keep_columns or []
+    if args.texts:
+        texts = list(args.texts)
+        chunks, total = iter([Chunk(texts, {"text": texts})]), len(texts)
+        unknown = [c for c in keep if c != "text"]
+        if unknown:
+            raise ConfigError(f"--keep-columns {','.join(unknown)}: texts given as arguments have only 'text'")
     else:
-        sys.stdout.write(out)
-    return 0
-
-
-def _predict_stream(model, args, fmt: str) -> int:
-    """Files and stdin: chunk by chunk, in constant memory, optionally on several processes."""
-    from .prediction.stream import read_chunks, score_file, score_to_path
-
-    if args.input is None and sys.stdin.isatty():
-        raise ConfigError("no texts to score: pass them as arguments, with --input FILE, or on stdin")
-    chunks, total = read_chunks(args.input, args.text_column, args.chunk_size)
+        if args.input is None and sys.stdin.isatty():
+            raise ConfigError("no texts to score: pass them as arguments, with --input FILE, or on stdin")
+        chunks, total = read_chunks(args.input, args.text_column, args.chunk_size, keep_columns=keep,
+                                    sep=args.sep, encoding=args.encoding)
     options = {"fmt": fmt, "threshold": args.threshold, "workers": args.workers, "model_dir": args.model,
-               "total": total}
-    if args.output:
-        rows = score_to_path(model, chunks, args.output, **options)
-        print(f"wrote {rows:,} predictions to {args.output}", file=sys.stderr)
+               "total": total, "keep": keep}
+    if output:
+        rows = score_to_path(model, chunks, output, **options)
+        print(f"wrote {rows:,} predictions to {output}", file=sys.stderr)
+    elif fmt == "parquet":
+        if sys.stdout.isatty():
+            raise ConfigError("Parquet is binary: give --output FILE.parquet, or pipe stdout into a file")
+        sys.stdout.flush()
+        score_file(model, chunks, sys.stdout.buffer, **options)
+        sys.stdout.buffer.flush()
     else:
         score_file(model, chunks, sys.stdout, **options)
     return 0
@@ -409,6 +500,25 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """Refuse, before saying "serving at …", an address that cannot be listened on (port in use, an
+    interface this machine does not have, a privileged port)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: cannot be resolved ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or "
+                              "--host") from None
+
+
 def cmd_serve(args) -> int:
     import os
 
@@ -425,6 +535,7 @@ def cmd_serve(args) -> int:
     family = model.family
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars,
                     max_body_bytes=int(args.max_body_mb * 1024 * 1024), body_timeout=args.body_timeout)
+    _check_bindable(args.host, args.port)  # a port in use is one line, not "serving at …" then a uvicorn error
     loopback = args.host in ("127.0.0.1", "localhost", "::1")
     if not loopback and not api_key:
         print(f"reviewsense: warning: serving on {args.host} without an API key: anyone who can reach this "
@@ -432,8 +543,11 @@ def cmd_serve(args) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving the {family} model from {args.model} at http://{host}:{args.port}/ "
           f"(API docs at /docs{', API key required' if api_key else ''}); Ctrl+C stops", file=sys.stderr)
+    from .serving.connections import serve_options
+
+    # header timeout and connection cap, in every worker (keep-alive timeout 5 s, no WebSockets)
     options = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": args.access_log,
-               "timeout_keep_alive": 5}
+               **serve_options(args.header_timeout, args.max_connections, args.workers)}
     if args.workers == 1:
         uvicorn.run(create_app(model, limits, api_key), **options)
         return 0
@@ -442,16 +556,20 @@ def cmd_serve(args) -> int:
     from .serving.app import ENV_CONFIG
 
     del model  # each worker process loads its own; the supervisor keeps no copy
-    os.environ[ENV_CONFIG] = json.dumps({"model": str(args.model), "limits": asdict(limits), "api_key": api_key})
+    os.environ[ENV_CONFIG] = json.dumps({"model": str(args.model), "limits": asdict(limits), "api_key": api_key,
+                                         "connections": {"header_timeout": args.header_timeout,
+                                                         "max_connections": args.max_connections}})
     uvicorn.run("reviewsense.serving.app:app_from_env", factory=True, workers=args.workers, **options)
     return 0
 
 
 def cmd_pretrain(args) -> int:
+    from ._fs import check_writable
     from .data.files import read_texts
     from .data.imdb import is_imdb_source, read_imdb, resolve_source
     from .text.word_vectors import pretrain
 
+    check_writable(args.output, folder=True)
     if args.data is None or is_imdb_source(args.data):
         data = read_imdb(resolve_source(args.data), ["train", "unsup"])
         texts = data["train"].texts + data["unsup"].texts
@@ -476,12 +594,37 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_info(args) -> int:
+    from .info import format_info, model_info
+
+    info = model_info(args.model)
+    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_info(info))
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "explain": cmd_explain,
-            "serve": cmd_serve, "pretrain": cmd_pretrain, "data": cmd_data}
+            "serve": cmd_serve, "pretrain": cmd_pretrain, "data": cmd_data, "info": cmd_info}
+
+
+def _terminate(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
+def _utf8_stdio() -> None:
+    """Read and write UTF-8 whatever the locale; bytes that are not UTF-8 become U+FFFD (as in files)."""
+    for stream, errors in ((sys.stdin, "replace"), (sys.stdout, "replace"), (sys.stderr, "backslashreplace")):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8", errors=errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _utf8_stdio()
+    if getattr(args, "texts", None):  # undecodable bytes in an argument: U+FFFD, like the same bytes in a file
+        from .models.base import fix_surrogates
+
+        args.texts = [fix_surrogates(t) for t in args.texts]
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM unwinds like Ctrl+C: temporary files go
     try:
         return COMMANDS[args.command](args)
     except Interrupted as exc:
@@ -490,11 +633,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReviewsenseError as exc:
         print(f"reviewsense: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("reviewsense: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("reviewsense: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the system refused (disk full, permissions, read-only, /proc): one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"reviewsense: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

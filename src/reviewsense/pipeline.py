@@ -14,6 +14,7 @@ export, everything written into one run folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -23,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from ._fs import fingerprint, write_json, write_text
-from .data.dataset import Dataset, train_validation_split
+from ._fs import check_writable, fingerprint, write_json, write_text
+from .data.dataset import MIN_TEST_ROWS, Dataset, check_split, train_validation_split
 from .data.download import cache_dir
 from .errors import ConfigError, DataError
 from .models.base import Predictor
@@ -47,10 +48,12 @@ class DataSpec:
     label_column: str = "label"
     classes: list[str] | None = None
     validation_size: float | int | None = None  # None: IMDB → 10,000; own data → 20 %
-    test_size: float = 0.2  # own data without --test-data: held out before anything else
+    test_size: float | int = 0.2  # own data without --test-data: rows (or share) held out before anything else
     allow_download: bool = True
     group_column: str | None = None  # own data: rows that belong together (one product, one movie…)
     random_split: bool = False  # hold out random rows even where rows have groups (IMDB: movies)
+    sep: str | None = None  # own CSV files: the separator (None: by extension, or found from the header)
+    encoding: str | None = None  # own files: the text encoding (None: UTF-8, or UTF-16/32 by byte-order mark)
 
 
 @dataclass
@@ -116,25 +119,29 @@ def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Spli
         data = read_imdb(source, splits)
         train_full, test, unsup = data["train"], data["test"], data.get("unsup")
         if spec.test_path:
-            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes)
+            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes, sep=spec.sep,
+                              encoding=spec.encoding)
         default_val: float | int = 10_000
     else:
         source = spec.path
         train_full = load_table(spec.path, spec.text_column, spec.label_column, spec.classes,
-                                group_column=spec.group_column)
+                                group_column=spec.group_column, sep=spec.sep, encoding=spec.encoding)
         unsup = None
         if spec.test_path:
-            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes)
+            test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes, sep=spec.sep,
+                              encoding=spec.encoding)
         else:
             train_full, test = train_validation_split(train_full, spec.test_size, seed=seed + 1,
                                                      by_group=not spec.random_split, what="--test-size")
             test.name = f"{Path(spec.path).name}:test"
+            check_split(train_full, test, "--test-size", spec.test_size, held_both=False, min_held=MIN_TEST_ROWS)
         default_val = 0.2
     validation_size = spec.validation_size if spec.validation_size is not None else default_val
     if isinstance(validation_size, int) and validation_size >= len(train_full) and spec.validation_size is None:
         validation_size = 0.2
     train, validation = train_validation_split(train_full, validation_size, seed=seed,
                                                by_group=not spec.random_split)
+    check_split(train, validation, "--validation-size", validation_size)
     _warn_overlap(train_full, test)
     return Splits(train, validation, test, unsup, str(source))
 
@@ -190,7 +197,8 @@ def _model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], hi
 {f", embedding: `{config.embedding}`" if config.uses_seed else ""}, {stop}
 - data: `{splits.source}` — train {len(splits.train):,}, validation {len(splits.validation):,}, \
 test {len(splits.test):,}
-- **test accuracy {test['accuracy']:.2%}**, loss {test['loss']:.4f}, F1 {test['f1']:.4f}, ROC-AUC {test['roc_auc']}
+- **test accuracy {test['accuracy']:.2%}**, loss {test['loss']:.4f}, \
+F1 {'n/a' if test['f1'] is None else format(test['f1'], '.4f')}, ROC-AUC {test['roc_auc']}
 - validation accuracy {val['accuracy']:.2%}, loss {val['loss']:.4f}
 {_length_line(metrics)}- trained in {metrics['timing']['train_seconds']:.1f} s with reviewsense {__version__}
 
@@ -295,9 +303,63 @@ def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions)
     return Fitted(model, history, held_out)
 
 
-def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
+# what a run writes into its folder; --overwrite removes those a new run does not write again
+RUN_FILES = ("config.json", "metrics.json", "history.json", "history.csv", "loss.png", "accuracy.png",
+             "reliability.png", "by_length.png", "README.md", "model", "checkpoint")
+
+
+def check_run_dir(run_dir: Path, overwrite: bool = False) -> None:
+    """Refuse a run folder that is a file, or that holds anything (a previous run, the user's
+    files) unless ``overwrite``: training never replaces a model without being asked to."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: exists and is not a folder; give --run-dir a folder name")
+    check_writable(run_dir, folder=True)
+    if overwrite or not run_dir.is_dir():
+        return
+    found = sorted(p.name for p in run_dir.iterdir())
+    if not found:
+        return
+    if "config.json" in found or "model" in found:
+        unfinished = (run_dir / "checkpoint").exists() and not (run_dir / "metrics.json").exists()
+        how = (f"finish it with --resume {run_dir}, " if unfinished else "") + "add --overwrite to replace it"
+        raise ConfigError(f"{run_dir}: holds a {'stopped' if unfinished else 'previous'} run; {how}, "
+                          "or choose another --run-dir")
+    shown = ", ".join(found[:3]) + (", …" if len(found) > 3 else "")
+    raise ConfigError(f"{run_dir}: folder is not empty ({shown}); choose a new --run-dir, or add --overwrite to "
+                      "write the run into it (files of the same names are replaced)")
+
+
+def _run_files(run_dir: Path) -> dict[str, tuple[int, int]]:
+    """The run files in ``run_dir`` and their identity (inode, modification time)."""
+    found = {}
+    for name in RUN_FILES:
+        with contextlib.suppress(OSError):
+            info = (run_dir / name).lstat()
+            found[name] = (info.st_ino, info.st_mtime_ns)
+    return found
+
+
+def _remove_stale(run_dir: Path, before: dict[str, tuple[int, int]]) -> None:
+    """After an --overwrite run: remove the previous run's files that this run did not write again
+    (a seed run's loss.png beside an nblinear model would describe another model). Everything a run
+    writes is a new file (written under a temporary name, then renamed), so an unchanged identity
+    means a leftover."""
+    import shutil
+
+    now = _run_files(run_dir)
+    for name, identity in before.items():
+        if now.get(name) == identity:
+            path = run_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Run the whole job and return ``metrics.json``'s content.
 
+    A run folder that already holds something is refused unless ``overwrite`` (or ``resume``).
     SIGINT/SIGTERM during training write ``RUN/checkpoint`` and raise :class:`Interrupted`;
     ``train(config, resume=True)`` (``reviewsense train --resume RUN``) continues from it and
     ends with the same model and metrics as an uninterrupted run with the same seed."""
@@ -311,7 +373,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if config.preset == "best":
         _cnn_params(config)
     run_dir = Path(config.run_dir)
+    check_run_dir(run_dir, overwrite=overwrite or resume)
     started = time.perf_counter()
+    previous = _run_files(run_dir) if overwrite else {}
     want_unsup = config.uses_seed and config.embedding in ("word2vec", "fasttext")
     splits = load_splits(config.data, seed=config.seed, want_unsup=want_unsup)
     log(f"data: train {len(splits.train):,}, validation {len(splits.validation):,}, test {len(splits.test):,}"
@@ -359,12 +423,16 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         plot_history(history, run_dir, title=predictor.family)
     save_model(predictor, run_dir / "model", metrics={"test": metrics["test"], "validation": metrics["validation"]},
                training={"config": config_dict, "data": splits.source,
+                         "rows": {"train": len(splits.train), "validation": len(splits.validation),
+                                  "test": len(splits.test)},
                          "history": history.to_dict() if history else None})
     metrics["timing"]["total_seconds"] = round(time.perf_counter() - started, 2)
     metrics["peak_rss_mb"] = _peak_rss_mb()
     write_json(run_dir / "metrics.json", metrics)
     write_text(run_dir / "README.md", _model_card(config, splits, metrics, history))
     checkpoint.clear()
+    if overwrite:
+        _remove_stale(run_dir, previous)
     return metrics
 
 

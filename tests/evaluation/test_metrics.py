@@ -8,7 +8,8 @@ from scipy.special import expit
 from sklearn.metrics import log_loss
 
 from reviewsense.data.dataset import Dataset
-from reviewsense.evaluation.metrics import binary_metrics, evaluate, probabilities
+from reviewsense.errors import ConfigError
+from reviewsense.evaluation.metrics import binary_metrics, check_classes, evaluate, probabilities
 from reviewsense.evaluation.plots import plot_history
 from reviewsense.training.history import History
 
@@ -103,3 +104,79 @@ def test_binary_metrics_reports_ece_and_evaluate_draws_reliability(tmp_path):
     assert 0 <= metrics["ece"] <= 1
     path = plot_reliability(np.array([1, 0, 1, 0]), np.array([2.0, -2.0, 0.5, 0.1]), tmp_path / "r.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- one class, and the classes of a model ------------------------------------------------------
+
+
+def test_one_class_negative_only_reports_what_is_defined():
+    m = binary_metrics(np.array([0, 0, 0, 0]), np.array([-2.0, -1.0, 0.5, -3.0]), ("bad", "good"))
+    assert m["accuracy"] == pytest.approx(0.75)  # the recall of 'bad'
+    assert m["confusion_matrix"] == [[3, 1], [0, 0]]
+    assert m["predicted_positive"] == pytest.approx(0.25)
+    assert m["precision"] == 0.0  # the one positive prediction is wrong: defined
+    assert m["recall"] is None and m["f1"] is None and m["roc_auc"] is None
+    assert m["undefined"] == ["roc_auc", "recall", "f1"]
+    assert m["note"] == ("only one class ('bad') in the data: roc_auc and the recall, f1 of 'good' are undefined "
+                         "(null); accuracy is the recall of 'bad'")
+    assert m["loss"] > 0 and 0 <= m["ece"] <= 1 and m["count"] == 4
+
+
+def test_one_class_positive_only_keeps_recall_and_f1():
+    m = binary_metrics(np.array([1, 1, 1, 1]), np.array([2.0, 1.0, -0.5, 3.0]))
+    assert m["recall"] == pytest.approx(0.75) and m["precision"] == 1.0
+    assert m["f1"] == pytest.approx(round(2 * 0.75 / 1.75, 6))
+    assert m["undefined"] == ["roc_auc"] and "roc_auc is undefined" in m["note"]
+
+
+def test_one_class_without_positive_predictions_has_no_precision():
+    m = binary_metrics(np.array([0, 0]), np.array([-1.0, -2.0]))
+    assert m["accuracy"] == 1.0 and m["predicted_positive"] == 0.0
+    assert m["precision"] is None and set(m["undefined"]) == {"roc_auc", "recall", "f1", "precision"}
+
+
+def test_two_classes_have_no_note():
+    m = binary_metrics(LABELS, LOGITS)
+    assert "note" not in m and "undefined" not in m
+    assert m["predicted_positive"] == pytest.approx(4 / 8)
+
+
+def test_evaluate_uses_the_predictors_class_names():
+    class Constant:
+        family = "constant"
+        class_names = ("bad", "good")
+
+        def predict_logits(self, texts):
+            return np.full(len(texts), -1.0)
+
+    m = evaluate(Constant(), Dataset(["a", "b"], np.array([0, 0])))
+    assert "'bad'" in m["note"] and "'good'" in m["note"]
+
+
+@pytest.mark.parametrize("given, model", [
+    (None, ("bad", "good")),
+    (["bad", "good"], ("bad", "good")),
+    (["bad", "good"], ("negative", "positive")),  # the data's own names for a generic model's classes
+    (["neg", "pos"], ("negative", "positive")),
+    (["0", "1"], ("negative", "positive")),
+    (["terrible", "great"], ("0", "1")),
+])
+def test_classes_that_agree_with_the_model(given, model):
+    check_classes(given, model)
+
+
+@pytest.mark.parametrize("given, model", [
+    (["good", "bad"], ("bad", "good")),  # inverted
+    (["terrible", "great"], ("bad", "good")),  # other names than the model's
+    (["bad", "fine"], ("bad", "good")),
+    (["positive", "negative"], ("negative", "positive")),
+    (["pos", "neg"], ("negative", "positive")),  # generic names of the other sides
+    (["1", "0"], ("negative", "positive")),
+    (["good", "negative"], ("negative", "positive")),
+])
+def test_classes_that_contradict_the_model_are_refused(given, model):
+    with pytest.raises(ConfigError) as info:
+        check_classes(given, model)
+    message = str(info.value)
+    assert f"--classes {','.join(given)}" in message and f"model's classes {','.join(model)}" in message
+    assert "\n" not in message

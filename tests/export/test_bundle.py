@@ -258,3 +258,22 @@ def test_version_1_exports_still_load(trained, export):
     loaded = load_model(export)
     assert loaded.length_calibration is None
     np.testing.assert_array_equal(loaded.predict_proba(PROBE), trained[0].predict_proba(PROBE))
+
+
+@pytest.mark.parametrize("names", [[], ["negative"], ["a", "b", "c"], ["same", "same"], ["bad", 1], ["", "good"],
+                                   "ab", None, {"0": "bad", "1": "good"}])
+def test_class_names_that_are_not_two_different_strings_are_refused(export, names):
+    manifest = _manifest(export)
+    manifest["class_names"] = names
+    _write_manifest(export, manifest)
+    with pytest.raises(ModelFileError, match="'class_names' must be two different names, negative first") as info:
+        load_model(export)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_class_names_are_refused(export):
+    manifest = _manifest(export)
+    del manifest["class_names"]
+    _write_manifest(export, manifest)
+    with pytest.raises(ModelFileError, match="'class_names' must be two different names"):
+        load_model(export)

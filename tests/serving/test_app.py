@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -135,6 +137,37 @@ def test_explanations_add_up_to_the_logit_and_point_into_the_text(client, predic
     assert {"great", "loved"} <= {c["feature"] for c in first["positive"]}
     # every word of the first text is found, so the token shares add up to the logit as well
     assert first["bias"] + sum(t["contribution"] for t in first["tokens"]) == pytest.approx(first["logit"], abs=1e-4)
+
+
+# letters whose lowercase is longer (İ), or differs by context (Σ), combining marks, ß/ẞ,
+# emoji (one code point, two UTF-16 units), joiners, tags and entities, cased symbols (Ⓐ)
+UNICODE = st.lists(st.sampled_from(["İ", "i", "I", "ı", "\u0307", "\u0301", "e", "é", "ß", "ẞ", "Σ", "σ", "ς",
+                                    "Ⓐ", "🎬", "👍🏽", "\u200d", "👩", "𝔊", "ǅ", "ﬁ", " ", "\n", ",", "'", "<", ">",
+                                    "&", "amp;", "great", "film", "awful", "A"]), max_size=30).map("".join) \
+    | st.text(max_size=40)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=UNICODE)
+def test_token_spans_slice_any_unicode_text_to_its_token(client, text):
+    """Token spans are code-point offsets into the original text: for any Unicode (İ, whose
+    lowercase is two code points, emoji, combining marks, ß, Σ…) ``text[start:end]``
+    lowercases to the token, the spans are in order without overlap, and every word of a text
+    without tags or entities is found (so the token shares add up to the logit)."""
+    from reviewsense.text.ngrams import tokenize
+
+    response = _predict(client, {"texts": [text], "explain": True, "top_k": 1})
+    assert response.status_code == 200, response.text[:300]
+    e = response.json()["predictions"][0]["explanation"]
+    at = 0
+    for token in e["tokens"]:
+        assert at <= token["start"] < token["end"] <= len(text), (token, text)
+        # Σ lowercases to σ or ς by what follows it: the same letter
+        assert text[token["start"]:token["end"]].lower().replace("ς", "σ") == token["token"].replace("ς", "σ")
+        at = token["end"]
+    if "<" not in text and "&" not in text:
+        assert len(e["tokens"]) == len(tokenize(text))
+        assert e["bias"] + sum(t["contribution"] for t in e["tokens"]) == pytest.approx(e["logit"], abs=1e-3)
 
 
 @pytest.mark.parametrize("top_k", [1, 2, LIMITS.max_top_k])
@@ -288,6 +321,108 @@ def test_unknown_routes_and_methods_are_4xx(client):
     _assert_problem(client.get("/nope"), 404)
     _assert_problem(client.get("/v1/predict"), 405)
     _assert_problem(client.delete("/v1/model"), 405)
+
+
+# -- compressed bodies ---------------------------------------------------------------------
+def _gzip(data: bytes, members: int = 1) -> bytes:
+    import gzip
+
+    cut = len(data) // members
+    return b"".join(gzip.compress(data[i * cut:(i + 1) * cut if i < members - 1 else None]) for i in range(members))
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "GZip", "deflate", "identity", "gzip-2-members"])
+def test_gzip_and_deflate_bodies_are_decompressed(client, encoding):
+    """``Content-Encoding: gzip`` (several members too) or ``deflate`` (zlib): the body is
+    decompressed and answered like the same body sent plain."""
+    import zlib
+
+    body = json.dumps({"texts": TEXTS, "explain": True}).encode()
+    content = {"deflate": zlib.compress(body), "identity": body,
+               "gzip-2-members": _gzip(body, members=2)}.get(encoding) or _gzip(body)
+    name = "gzip" if encoding == "gzip-2-members" else encoding
+    response = client.post("/v1/predict", content=content, headers={"content-type": "application/json",
+                                                                     "content-encoding": name})
+    assert response.status_code == 200, response.text[:300]
+    assert response.json() == _predict(client, {"texts": TEXTS, "explain": True}).json()
+
+
+def test_compressed_bodies_are_limited_after_decompression(client):
+    """A zip bomb (100 MB of JSON in ~100 kB of gzip, under the body limit) gets 413 as soon as
+    the decompressed size passes the limit, declared or chunked; a compressed body that
+    inflates to just under the limit is accepted."""
+    import zlib
+
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = squeeze.compress(b'{"texts": ["great film"]' + b" " * 100)
+    for _ in range(100):
+        bomb += squeeze.compress(b" " * 1024 * 1024)
+    bomb += squeeze.compress(b"}") + squeeze.flush()
+    assert len(bomb) < LIMITS.max_body_bytes // 10
+    headers = {"content-type": "application/json", "content-encoding": "gzip"}
+    for content in (bomb, iter([bomb[i:i + 8192] for i in range(0, len(bomb), 8192)])):
+        started = time.monotonic()
+        response = client.post("/v1/predict", content=content, headers=headers)
+        _assert_problem(response, 413)
+        assert "decompressed" in response.json()["detail"] and time.monotonic() - started < 2.0
+    payload = json.dumps({"texts": ["great film"]}).encode()
+    fits = payload[:-1] + b" " * (LIMITS.max_body_bytes - len(payload)) + b"}"
+    assert len(fits) == LIMITS.max_body_bytes
+    assert client.post("/v1/predict", content=_gzip(fits), headers=headers).status_code == 200
+    _assert_problem(client.post("/v1/predict", content=_gzip(fits + b" "), headers=headers), 413)
+
+
+@pytest.mark.parametrize("encoding", ["br", "compress", "zstd", "gzip, br", "x" * 5_000])
+def test_unknown_content_encodings_are_415(client, encoding):
+    """An encoding the server does not decode: 415 naming the ones it does, before the body."""
+    response = client.post("/v1/predict", content=b'{"texts": ["great"]}', headers={"content-encoding": encoding})
+    _assert_problem(response, 415)
+    assert "gzip, deflate or identity" in response.json()["detail"] and len(response.content) < 300
+
+
+@pytest.mark.parametrize("content", [b'{"texts": ["great"]}', b"\x1f\x8b garbage", b"", "truncated", "trailing"])
+def test_gzip_bodies_that_do_not_decompress_are_400(client, content):
+    """Not gzip, cut short, or followed by garbage: 400 with a message."""
+    body = _gzip(b'{"texts": ["great film"]}')
+    content = {"truncated": body[:-6], "trailing": body + b"garbage"}.get(content, content)
+    response = client.post("/v1/predict", content=content, headers={"content-encoding": "gzip"})
+    _assert_problem(response, 400)
+    assert "gzip" in response.json()["detail"] or "truncated" in response.json()["detail"]
+
+
+# -- per-request threshold -------------------------------------------------------------------
+def test_threshold_sets_where_the_label_turns(client, predictor):
+    """``threshold`` (default 0.5): label = probability >= threshold; probabilities do not change."""
+    texts = ["great wonderful film", "a film", "awful boring film", "great film but a dull plot"]
+    probabilities = [float(p) for p in predictor.predict_proba(texts)]
+    default = _predict(client, {"texts": texts}).json()["predictions"]
+    assert default == _predict(client, {"texts": texts, "threshold": 0.5}).json()["predictions"]
+    for threshold in (0, 1, 0.0, 1.0, *sorted(probabilities), 0.25, 0.75, 0.999):
+        rows = _predict(client, {"texts": texts, "threshold": threshold}).json()["predictions"]
+        assert [r["probability"] for r in rows] == [r["probability"] for r in default]
+        assert [r["label"] for r in rows] == [int(p >= threshold) for p in probabilities], threshold
+        assert [r["label_name"] for r in rows] == [predictor.class_names[r["label"]] for r in rows]
+    assert {r["label"] for r in _predict(client, {"texts": texts, "threshold": 0}).json()["predictions"]} == {1}
+    assert {r["label"] for r in _predict(client, {"texts": texts, "threshold": 1}).json()["predictions"]} == {0}
+
+
+@pytest.mark.parametrize("threshold", [b"-0.001", b"1.0001", b"2", b"-1", b"NaN", b"Infinity", b"-Infinity",
+                                       b"1e400", b'"0.5"', b"null", b"true", b"[0.5]"])
+def test_threshold_out_of_range_or_not_a_number_is_422(client, threshold):
+    """Outside [0, 1], NaN, infinite, or not a JSON number: 422 naming the field."""
+    response = client.post("/v1/predict", content=b'{"texts": ["great"], "threshold": ' + threshold + b"}",
+                           headers={"content-type": "application/json"})
+    _assert_problem(response, 422)
+    errors = [error for error in response.json()["detail"] if error["loc"] == ["body", "threshold"]]
+    assert errors and all(error["type"] != "extra_forbidden" for error in errors)  # a known field, a wrong value
+
+
+def test_threshold_is_in_the_schema(client):
+    schema = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]
+    threshold = schema["requestBody"]["content"]["application/json"]["schema"]["properties"]["threshold"]
+    assert threshold["type"] == "number" and threshold["minimum"] == 0 and threshold["maximum"] == 1
+    assert threshold["default"] == 0.5
+    assert {"400", "413", "415", "422"} <= set(schema["responses"])
 
 
 # -- the API key ---------------------------------------------------------------------------
@@ -505,6 +640,54 @@ def test_cli_serve_answers_and_stops_cleanly(model_dir, tmp_path, workers):
         code = _stop(proc)
     assert code == 0, log.read_text()
     assert f"serving the nblinear model from {model_dir}" in log.read_text()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cli_serve_closes_stalled_connections_in_every_worker(model_dir, tmp_path, workers):
+    """``reviewsense serve --header-timeout 1 --max-connections 20 [--workers 2]``: in every
+    worker process, connections that send nothing or half a request's headers are closed after
+    a second (408 for the half-sent), at most 20 per process stay open, and real clients are
+    served meanwhile."""
+    import selectors
+
+    port, log = _free_port(), tmp_path / "serve.log"
+    proc = _serve(["--model", str(model_dir), "--port", str(port), "--workers", str(workers),
+                   "--header-timeout", "1", "--max-connections", "20"], log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(proc, base, log)
+        time.sleep(1.5)  # the health checks' own connections are gone
+        started = time.monotonic()
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(60)]
+        with httpx.Client(base_url=base, timeout=5) as http:
+            response = http.post("/v1/predict", json={"texts": ["a great film"]})
+            assert response.status_code == 200 and time.monotonic() - started < 1.0
+        time.sleep(0.3)
+        with selectors.DefaultSelector() as selector:
+            for conn in idle:
+                selector.register(conn, selectors.EVENT_READ)
+            evicted = len(selector.select(0))
+        assert 60 - evicted <= 20 * workers  # the cap, per process
+        half = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
+        for conn in half:
+            conn.sendall(_post_head(10))  # the headers, without the blank line that ends them
+        pending, answers = set(idle + half), {}
+        while pending and time.monotonic() - started < 4.0:
+            with selectors.DefaultSelector() as selector:
+                for conn in pending:
+                    selector.register(conn, selectors.EVENT_READ)
+                for key, _ in selector.select(0.2):
+                    conn = key.fileobj
+                    pending.discard(conn)
+                    answers[conn] = b"".join(iter(lambda c=conn: c.recv(65536), b""))
+        assert not pending, f"{len(pending)} stalled connections still open"
+        assert all(answers[conn] == b"" for conn in idle)
+        assert all(answers[conn].startswith(b"HTTP/1.1 408 ") for conn in half)
+        for conn in idle + half:
+            conn.close()
+    finally:
+        code = _stop(proc)
+    assert code == 0, log.read_text()
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "tampered"])

@@ -135,6 +135,29 @@ def test_one_word_gets_a_sensible_bar_and_shade(page):
     _screenshot(page, "one-word.png")
 
 
+@pytest.mark.parametrize("text", [
+    "🎬🎬 A great film, 👍🏽 I loved it! 👩\u200d👩\u200d👧 great 𝔊 acting",
+    "İstanbul was great. İİ the plot, DİYARBAKIR: awful; Straße ẞ e\u0301 great",
+], ids=["emoji", "dotted-capital-I"])
+def test_highlighting_slices_any_unicode_text_at_the_apis_spans(page, server, text):
+    """The API's spans count code points; the page's highlighted words are exactly the text's
+    code points at those spans (emoji are two UTF-16 units in JS; İ lowercases to two code
+    points), and the highlighted text is the review itself."""
+    import httpx
+
+    tokens = httpx.post(f"{server}v1/predict", json={"texts": [text], "explain": True, "top_k": 8},
+                        timeout=10).json()["predictions"][0]["explanation"]["tokens"]
+    expected = [text[t["start"]:t["end"]] for t in tokens]
+    assert "great" in expected and all(word.lower() == t["token"] for word, t in zip(expected, tokens, strict=True))
+    if "İ" in text:
+        assert "İstanbul" in expected and "DİYARBAKIR" in expected
+    box = page.locator("#review")
+    box.fill(text)  # an input event: the page scores it after its debounce
+    sync_api.expect(page.locator("#highlighted span.w")).to_have_text(expected)
+    assert page.locator("#highlighted").inner_text() == text
+    assert page.locator("#highlighted span.pos").first.inner_text() in {"great", "loved"}
+
+
 def test_clearing_the_box_resets_the_page(page):
     page.locator("#review").fill("")
     page.locator("#review").dispatch_event("input")

@@ -116,13 +116,14 @@ JSON = st.recursive(
 WORDS = st.sampled_from(["great film", "awful plot", "", "<br />&amp;", "Loved it!", "dull, DULL, dull"])
 VALID = st.fixed_dictionaries(
     {"texts": st.lists(st.text(max_size=200) | WORDS, max_size=LIMITS.max_texts)},
-    optional={"explain": st.booleans(), "top_k": st.integers(1, LIMITS.max_top_k)},
+    optional={"explain": st.booleans(), "top_k": st.integers(1, LIMITS.max_top_k),
+              "threshold": st.floats(0, 1) | st.sampled_from([0, 1])},
 )
 NEAR_VALID = st.fixed_dictionaries(
     {"texts": st.lists(st.text(max_size=LIMITS.max_chars + 20) | WORDS, max_size=LIMITS.max_texts + 2)
      | st.lists(WORDS | JSON, max_size=4) | JSON},
     optional={"explain": st.booleans() | JSON, "top_k": st.integers(-2, LIMITS.max_top_k + 2) | JSON,
-              "extra": JSON},
+              "threshold": st.floats(-0.5, 1.5) | st.floats() | JSON, "extra": JSON},
 )
 BODIES = st.one_of(
     VALID.map(json.dumps),
@@ -140,26 +141,41 @@ def fuzz_clients(predictor):
             True: TestClient(Census(create_app(predictor, LIMITS, api_key=KEY), "hypothesis"))}
 
 
+def _encode(body: str | bytes, encoding: str | None) -> bytes:
+    import gzip
+    import zlib
+
+    data = body.encode() if isinstance(body, str) else body
+    return {None: data, "gzip": gzip.compress(data) if encoding == "gzip" else b"",
+            "deflate": zlib.compress(data) if encoding == "deflate" else b""}[encoding]
+
+
 @pytest.mark.parametrize("keyed", [False, True], ids=["no-key", "api-key"])
 @settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(body=BODIES)
-def test_any_body_gets_200_413_or_422(fuzz_clients, keyed, body):
-    """Whatever the body: 200 with one well-formed prediction per text, or 413/422 with a
-    detail; never a 5xx. With an API key and no header: 401."""
+@given(body=BODIES, encoding=st.sampled_from([None, None, "gzip", "deflate"]))
+def test_any_body_gets_200_413_or_422(fuzz_clients, keyed, body, encoding):
+    """Whatever the body, sent plain or gzip/deflate-compressed: 200 with one well-formed
+    prediction per text (label = probability >= threshold), or 413/422 with a detail; never a
+    5xx. With an API key and no header: 401."""
     client = fuzz_clients[keyed]
-    response = client.post("/v1/predict", content=body, headers=AUTH if keyed else {})
+    headers = {**(AUTH if keyed else {}), **({"content-encoding": encoding} if encoding else {})}
+    response = client.post("/v1/predict", content=_encode(body, encoding), headers=headers)
     assert response.status_code in (200, 413, 422), (response.status_code, response.text[:500])
     payload = response.json()
     if response.status_code == 200:
-        texts = json.loads(body)["texts"]
+        request = json.loads(body)
+        texts, threshold = request["texts"], request.get("threshold", 0.5)
         assert len(payload["predictions"]) == len(texts)
         for row in payload["predictions"]:
             assert 0.0 <= row["probability"] <= 1.0
             assert row["label"] in (0, 1) and row["label_name"] == ("negative", "positive")[row["label"]]
+            if abs(row["probability"] - threshold) > 1e-6:  # probabilities are rounded to 6 decimals
+                assert row["label"] == int(row["probability"] >= threshold)
     else:
         assert payload["detail"]
     if keyed:
-        assert client.post("/v1/predict", content=body).status_code == 401
+        assert client.post("/v1/predict", content=_encode(body, encoding),
+                           headers={"content-encoding": encoding} if encoding else {}).status_code == 401
 
 
 # -- the totals ----------------------------------------------------------------------------

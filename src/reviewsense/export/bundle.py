@@ -93,6 +93,12 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{file}: format version {manifest.get('format_version')!r} is not supported by reviewsense "
             f"{__version__} (supports {', '.join(map(str, READABLE_VERSIONS))})"
         )
+    names = manifest.get("class_names")
+    if not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) and n.strip() for n in names)
+            and names[0] != names[1]):
+        shown = json.dumps(names, ensure_ascii=False)
+        raise ModelFileError(f"{file}: 'class_names' must be two different names, negative first (got "
+                             f"{shown[:60] + '…' if len(shown) > 60 else shown})")
     return manifest
 
 

@@ -83,20 +83,33 @@ class Explanation:
 
 def align(text: str, words: Sequence[str]) -> list[tuple[int, int] | None]:
     """Character span of each (lowercased) model word in the original text, searched in order;
-    None where a word cannot be found (e.g. an HTML entity the vectorizer decoded)."""
+    None where a word cannot be found (e.g. an HTML entity the vectorizer decoded).
+
+    Spans are code-point offsets into ``text``. A letter whose lowercase is longer (``İ``,
+    U+0130, becomes ``i`` + a combining dot) shifts the lowercased text against the original:
+    offsets are mapped back, and a word that would begin or end inside such a letter's
+    lowercase is searched further on (else None)."""
     lowered = text.lower()
-    if len(lowered) != len(text):  # rare letters whose lowercase is longer: spans would shift
-        return [None] * len(words)
+    origin = None  # offset in the lowercased text -> offset in the original (when they differ)
+    if len(lowered) != len(text):
+        origin = [i for i, c in enumerate(text) for _ in range(len(c.lower()))] + [len(text)]
+        boundary = [True] * (len(lowered) + 1)  # offsets where an original character's lowercase begins
+        for j in range(1, len(lowered)):
+            boundary[j] = origin[j] != origin[j - 1]
     lowered = _TAG.sub(lambda m: " " * len(m.group()), lowered)
     spans: list[tuple[int, int] | None] = []
     cursor = 0
     for word in words:
         at = lowered.find(word, cursor) if word else -1
+        if origin is not None:
+            while at >= 0 and not (boundary[at] and boundary[at + len(word)]):
+                at = lowered.find(word, at + 1)
         if at < 0:
             spans.append(None)
             continue
-        spans.append((at, at + len(word)))
-        cursor = at + len(word)
+        end = at + len(word)
+        spans.append((at, end) if origin is None else (origin[at], origin[end]))
+        cursor = end
     return spans
 
 

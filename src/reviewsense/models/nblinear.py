@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from ..data.dataset import Dataset
 from ..data.spans import cut_spans
-from ..errors import ModelFileError
+from ..errors import ConfigError, ModelFileError
 from ..progress import log
 from ..text.ngrams import NgramVectorizer, tokenize
 from ..training.checkpoint import check_stop
@@ -155,7 +155,13 @@ def _fit_weights(features, labels: np.ndarray, params: NBLinearParams,
     present = features.sign()
     keep = None
     if params.min_df > 1:
-        keep = (np.asarray(present.sum(axis=0)).ravel() >= params.min_df).astype(np.float32)
+        df = np.asarray(present.sum(axis=0)).ravel()
+        keep = (df >= params.min_df).astype(np.float32)
+        if not keep.any():  # every weight would be 0: a constant model
+            most = int(df.max(initial=0))
+            raise ConfigError(f"--min-df {params.min_df}: no n-gram occurs in at least {params.min_df:,} of the "
+                              f"{features.shape[0]:,} training texts (the most common is in {most:,}); "
+                              f"use --min-df {max(most, 1)} or less")
     ratio = nb_ratio(present, labels, params.alpha, keep)
     weights = None
     if spans is not None and spans[0].shape[0]:

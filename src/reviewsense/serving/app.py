@@ -9,7 +9,10 @@ Guarantees (each one tested in ``tests/serving``):
   configurable limits;
 - a request body that does not arrive within ``body_timeout`` seconds gets 408, so a slow
   client holds nothing but its own connection;
-- with an API key, every route but ``/health`` wants ``Authorization: Bearer <key>`` (401).
+- with an API key, every route but ``/health`` wants ``Authorization: Bearer <key>`` (401);
+- a ``gzip`` or ``deflate`` body (``Content-Encoding``) is decompressed as it arrives, the
+  size limit holding for the decompressed size too (413); other encodings get 415;
+- an optional ``threshold`` in [0, 1] per request (default 0.5) sets where the label turns.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import gc
 import hmac
 import json
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -32,6 +36,7 @@ from .. import __version__
 from ..models.base import Predictor
 
 INLINE_CHARS = 20_000  # requests up to this many characters are scored on the event loop
+DEFAULT_THRESHOLD = 0.5  # label = probability >= threshold, unless a request says otherwise
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class PredictRequest(BaseModel):
     texts: list[str] = Field(description="the texts to score, in order (limits: see GET /v1/model)")
     explain: bool = Field(False, description="also return the words/n-grams that pushed each score up and down")
     top_k: int = Field(10, ge=1, description="features per direction in explanations")
+    threshold: float = Field(DEFAULT_THRESHOLD, ge=0, le=1, allow_inf_nan=False,
+                             description="probability at which the label turns positive (label = probability "
+                                         ">= threshold)")
 
     @field_validator("top_k", mode="before")
     @classmethod
@@ -113,9 +121,11 @@ class Problem(BaseModel):
 
 
 ERRORS = {
+    400: {"model": Problem, "description": "invalid Content-Length, or a compressed body that does not decompress"},
     401: {"model": Problem, "description": "missing or wrong API key (when the server has one)"},
     408: {"model": Problem, "description": "the request body did not arrive in time"},
-    413: {"model": Problem, "description": "request body over the server's size limit"},
+    413: {"model": Problem, "description": "request body (compressed or decompressed) over the server's size limit"},
+    415: {"model": Problem, "description": "a Content-Encoding other than gzip, deflate or identity"},
     422: {"model": Problem, "description": "malformed JSON, wrong fields/types, or more texts / longer texts "
                                            "than the server's limits (see GET /v1/model)"},
 }
@@ -127,12 +137,47 @@ class _BodyError(Exception):
         self.status, self.detail = status, detail
 
 
+ENCODINGS = {b"": None, b"identity": None, b"gzip": 31, b"x-gzip": 31, b"deflate": 15}  # -> zlib wbits
+
+
+class _Inflater:
+    """A gzip or deflate (zlib, RFC 9110) body, decompressed as it arrives and never past
+    ``limit`` bytes (413): a small body that inflates to gigabytes is stopped at the limit."""
+
+    def __init__(self, wbits: int, limit: int):
+        self.wbits, self.limit, self.size, self.parts = wbits, limit, 0, []
+        self.stream = zlib.decompressobj(wbits)
+
+    def feed(self, data: bytes) -> None:
+        try:
+            while data:
+                part = self.stream.decompress(data, self.limit + 1 - self.size)  # room: at most 1 byte over
+                self.size += len(part)
+                if self.size > self.limit:
+                    raise _BodyError(413, f"decompressed request body is over the limit of {self.limit:,} bytes")
+                self.parts.append(part)
+                data = b""
+                if self.stream.eof and self.stream.unused_data:  # gzip: another member follows
+                    if self.wbits != 31:
+                        raise _BodyError(400, "data after the end of the compressed request body")
+                    data, self.stream = self.stream.unused_data, zlib.decompressobj(self.wbits)
+        except zlib.error:
+            raise _BodyError(400, "the request body does not decompress (invalid gzip/deflate data)") from None
+
+    def finish(self) -> bytes:
+        if not self.stream.eof:
+            raise _BodyError(400, "the compressed request body is truncated")
+        return b"".join(self.parts)
+
+
 class Gateway:
     """Pure ASGI layer in front of the FastAPI app (cheap per request).
 
     - With an API key, every path but ``/health`` needs ``Authorization: Bearer <key>`` (401).
     - Bodies are counted as they arrive: 413 past the limit (at once when Content-Length says
-      so), 408 when the body stalls past ``body_timeout``.
+      so), 408 when the body stalls past ``body_timeout``; a gzip/deflate body of
+      ``POST /v1/predict`` is decompressed under the same limit (:class:`_Inflater`), any other
+      ``Content-Encoding`` is 415.
     - ``POST /v1/predict`` is answered here directly with :func:`handle_predict`: FastAPI's
       routing, dependency and request machinery cost ~0.2 ms a request, a third of the total.
       The FastAPI route of the same name (same handler) declares it in the OpenAPI schema.
@@ -181,15 +226,25 @@ class Gateway:
 
         try:
             if scope["path"] == "/v1/predict" and scope["method"] == "POST":
+                encoding = headers.get(b"content-encoding", b"").strip().lower()
+                if encoding not in ENCODINGS:
+                    name = encoding[:40].decode("latin-1")
+                    return await _send_json(send, 415, {"detail": f"Content-Encoding '{name}' is not supported: "
+                                                                  "send gzip, deflate or identity"})
+                inflater = _Inflater(ENCODINGS[encoding], limit) if ENCODINGS[encoding] else None
                 chunks = []
                 while True:
                     message = await guarded_receive()
                     if message["type"] != "http.request":
                         return  # the client went away
-                    chunks.append(message.get("body", b""))
+                    if inflater is None:
+                        chunks.append(message.get("body", b""))
+                    else:
+                        inflater.feed(message.get("body", b""))
                     if not message.get("more_body", False):
                         break
-                status, payload = await handle_predict(self.predictor, self.limits, b"".join(chunks))
+                body = b"".join(chunks) if inflater is None else inflater.finish()
+                status, payload = await handle_predict(self.predictor, self.limits, body)
                 return await _send_json(send, status, payload)
             await self.app(scope, _translating(guarded_receive), send)
         except _BodyError as exc:
@@ -209,7 +264,7 @@ def _translating(receive):
 
 async def _send_json(send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:
     body = payload if isinstance(payload, bytes) else _dumps(payload)
-    if status in (400, 408, 413):  # the rest of that body is not worth reading: close the connection
+    if status in (400, 408, 413, 415):  # the rest of that body is not worth reading: close the connection
         headers = [*headers, (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -232,15 +287,15 @@ async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> t
     status, payload = _check_request(predictor, limits, body)
     if status != 200:
         return status, _dumps(payload)
-    texts, explain, top_k = payload
+    texts, explain, top_k, threshold = payload
     if sum(map(len, texts)) <= INLINE_CHARS and not (explain and len(texts) > 1):
-        return 200, score_json(predictor, texts, explain, top_k)  # cheaper than a thread hop
+        return 200, score_json(predictor, texts, explain, top_k, threshold)  # cheaper than a thread hop
     # big work goes to a thread (numpy/polars release the GIL): the event loop keeps serving
-    return 200, await run_in_threadpool(score_json, predictor, texts, explain, top_k)
+    return 200, await run_in_threadpool(score_json, predictor, texts, explain, top_k, threshold)
 
 
 def _check_request(predictor: Predictor, limits: Limits, body: bytes) -> tuple[int, Any]:
-    """(200, (texts, explain, top_k)) for a valid request, else (4xx, problem)."""
+    """(200, (texts, explain, top_k, threshold)) for a valid request, else (4xx, problem)."""
     try:
         request = PredictRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -261,7 +316,7 @@ def _check_request(predictor: Predictor, limits: Limits, body: bytes) -> tuple[i
         if total > limits.max_chars:  # an explanation lists every word: its answer is ~15x the text
             return 422, {"detail": f"with explain, the texts of one request may have {limits.max_chars:,} "
                                    f"characters together (these have {total:,}); split the request"}
-    return 200, (texts, request.explain, request.top_k)
+    return 200, (texts, request.explain, request.top_k, request.threshold)
 
 
 # -- the app --------------------------------------------------------------------------------
@@ -282,16 +337,18 @@ def _dumps(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
 
 
-def score_json(predictor: Predictor, texts: list[str], explain: bool, top_k: int) -> bytes:
-    return _dumps(score(predictor, texts, explain, top_k))
+def score_json(predictor: Predictor, texts: list[str], explain: bool, top_k: int,
+               threshold: float = DEFAULT_THRESHOLD) -> bytes:
+    return _dumps(score(predictor, texts, explain, top_k, threshold))
 
 
-def score(predictor: Predictor, texts: list[str], explain: bool, top_k: int) -> dict[str, Any]:
+def score(predictor: Predictor, texts: list[str], explain: bool, top_k: int,
+          threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
     probabilities = predictor.predict_proba(texts)
     names = predictor.class_names
     out = []
     for text, p in zip(texts, probabilities.tolist(), strict=True):
-        label = int(p >= 0.5)
+        label = int(p >= threshold)
         row: dict[str, Any] = {"probability": round(p, 6), "label": label, "label_name": names[label]}
         if explain:
             e = predictor.explain(text, top_k).to_dict()

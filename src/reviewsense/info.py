@@ -1,0 +1,139 @@
+"""What an exported model folder holds, read from its manifest (``reviewsense info``).
+
+Nothing is loaded or executed: the manifest is read and checked like :func:`load_model`
+reads it (format, version, class names), and every file's size and SHA-256 are verified.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .export.bundle import MANIFEST, _verify_files, read_manifest
+
+# recorded metrics shown, in this order (the manifest holds what evaluate() returned)
+METRIC_KEYS = ("accuracy", "loss", "f1", "roc_auc", "ece", "count")
+# the training settings worth a line, per kind of run (the whole configuration is in the manifest)
+SETTING_KEYS = {
+    "preset": ("preset", "seed", "linear", "cnn", "length_calibration"),
+    "seed": ("model", "embedding", "seed", "epochs", "batch_size", "learning_rate", "early_stopping",
+             "length_calibration"),
+    "nblinear": ("model", "seed", "linear", "length_calibration"),
+}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The family, classes, recorded metrics, training data and settings, size on disk,
+    format and creation date of the model folder ``path``.
+
+    Raises :class:`~reviewsense.errors.ModelFileError` for a folder that is not a readable,
+    intact export."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    _verify_files(path, manifest)
+    files = {name: int(entry["bytes"]) for name, entry in manifest["files"].items()}
+    files[MANIFEST] = (path / MANIFEST).stat().st_size
+    config = _dict(manifest.get("config"))
+    training = _dict(manifest.get("training"))
+    settings = _dict(training.get("config"))
+    data = _dict(settings.get("data"))
+    history = _dict(training.get("history"))
+    metrics = _dict(manifest.get("metrics"))
+    members = config.get("members")
+    return {
+        "path": str(path),
+        "family": manifest.get("family"),
+        "members": [_dict(m).get("family") for m in members] if isinstance(members, list) else None,
+        "class_names": list(manifest["class_names"]),
+        "created": manifest.get("created"),
+        "reviewsense_version": manifest.get("reviewsense_version"),
+        "format": manifest["format"],
+        "format_version": manifest["format_version"],
+        "size_bytes": sum(files.values()),
+        "files": files,
+        "vocabulary_size": manifest.get("vocabulary_size"),
+        "length_calibration": manifest.get("length_calibration") is not None,
+        "metrics": {split: {k: _dict(metrics[split]).get(k) for k in METRIC_KEYS if k in _dict(metrics[split])}
+                    for split in ("test", "validation") if split in metrics},
+        "training": {
+            "data": training.get("data"),
+            "test_data": data.get("test_path"),
+            "columns": {k: data[k] for k in ("text_column", "label_column", "group_column") if data.get(k)} or None,
+            "rows": _dict(training.get("rows")) or None,
+            "settings": {k: settings[k] for k in _setting_keys(settings) if k in settings} or None,
+            "epochs": {"run": history["epochs"], "best": history.get("best_epoch")} if "epochs" in history else None,
+        } if training else None,
+        "config": config,
+    }
+
+
+def _setting_keys(settings: dict[str, Any]) -> tuple[str, ...]:
+    kind = "preset" if settings.get("preset") else str(settings.get("model"))
+    return SETTING_KEYS.get(kind, ("model", "seed"))
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # unreachable
+
+
+def _metric_line(values: dict[str, Any]) -> str:
+    parts = []
+    for key in METRIC_KEYS[:-1]:
+        if key in values:
+            value = values[key]
+            parts.append(f"{key} {format(value, '.4f') if isinstance(value, int | float) else 'n/a'}")
+    if isinstance(values.get("count"), int):
+        parts.append(f"({values['count']:,} texts)")
+    return "  ".join(parts) or "none recorded"
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """The :func:`model_info` result as aligned lines for a terminal."""
+    negative, positive = info["class_names"]
+    family = info["family"] + (f" ({' + '.join(map(str, info['members']))})" if info["members"] else "")
+    lines = [
+        ("model folder", info["path"]),
+        ("family", family),
+        ("classes", f"{negative} (0, negative), {positive} (1, positive)"),
+        ("created", f"{info['created'] or 'not recorded'} with reviewsense {info['reviewsense_version'] or '?'}"),
+        ("format", f"{info['format']} v{info['format_version']}"),
+        ("size on disk", f"{_size(info['size_bytes'])} in {len(info['files'])} files (checksums verified)"),
+    ]
+    if info["vocabulary_size"] is not None:
+        lines.append(("vocabulary", f"{info['vocabulary_size']:,} words"))
+    lines.append(("length calibration", "yes" if info["length_calibration"] else "no"))
+    for split in ("test", "validation"):
+        if split in info["metrics"]:
+            lines.append((split, _metric_line(info["metrics"][split])))
+    if not info["metrics"]:
+        lines.append(("metrics", "none recorded"))
+    training = info["training"]
+    if training:
+        lines.append(("training data", str(training["data"] or "not recorded")))
+        if training["test_data"]:
+            lines.append(("test data", str(training["test_data"])))
+        if training["rows"]:
+            lines.append(("rows", ", ".join(f"{k} {v:,}" for k, v in training["rows"].items()
+                                            if isinstance(v, int))))
+        if training["columns"]:
+            lines.append(("columns", ", ".join(f"{k.removesuffix('_column')}: {v}"
+                                               for k, v in training["columns"].items())))
+        if training["epochs"]:
+            best = training["epochs"]["best"]
+            lines.append(("epochs", f"{training['epochs']['run']}" + (f" (best: {best})" if best else "")))
+        if training["settings"]:
+            lines.append(("settings", ", ".join(f"{k}={v}" for k, v in training["settings"].items()
+                                                if v not in (None, {}))))
+    else:
+        lines.append(("training", "not recorded"))
+    width = max(len(label) for label, _ in lines)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in lines)

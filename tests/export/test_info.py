@@ -1,0 +1,81 @@
+"""``reviewsense.info``: what a model folder holds, read from its manifest without loading it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from reviewsense.errors import ModelFileError
+from reviewsense.export import save_model
+from reviewsense.info import format_info, model_info
+
+
+@pytest.fixture
+def export(trained, tmp_path):
+    predictor, *_ = trained
+    training = {"data": "toy.csv", "rows": {"train": 192, "validation": 48, "test": 60},
+                "config": {"model": "seed", "seed": 3, "embedding": "scratch", "epochs": 12,
+                           "data": {"path": "toy.csv", "test_path": None, "text_column": "review",
+                                    "label_column": "stars"}},
+                "history": {"epochs": 12, "best_epoch": 9}}
+    metrics = {"test": {"accuracy": 0.97, "loss": 0.1, "f1": None, "roc_auc": 0.99, "count": 60,
+                        "confusion_matrix": [[1, 0], [0, 1]]}}
+    return save_model(predictor, tmp_path / "model", metrics=metrics, training=training)
+
+
+def test_model_info_reads_the_manifest(export, trained):
+    info = model_info(export)
+    assert info["family"] == "seed" and info["members"] is None
+    assert info["class_names"] == list(trained[0].class_names)
+    assert info["format"] == "reviewsense-model" and info["format_version"] == 2
+    assert info["created"] and info["reviewsense_version"]
+    files = {p.name: p.stat().st_size for p in export.iterdir()}
+    assert info["files"] == files and info["size_bytes"] == sum(files.values())
+    assert info["metrics"] == {"test": {"accuracy": 0.97, "loss": 0.1, "f1": None, "roc_auc": 0.99, "count": 60}}
+    training = info["training"]
+    assert training["data"] == "toy.csv" and training["rows"] == {"train": 192, "validation": 48, "test": 60}
+    assert training["columns"] == {"text_column": "review", "label_column": "stars"}
+    assert training["settings"] == {"model": "seed", "embedding": "scratch", "seed": 3, "epochs": 12}
+    assert training["epochs"] == {"run": 12, "best": 9}
+    json.dumps(info)  # all of it is JSON
+
+
+def _lines(text: str) -> dict[str, str]:
+    return dict(re.split(r"\s{2,}", line, maxsplit=1) for line in text.splitlines())
+
+
+def test_format_info_lines(export):
+    lines = _lines(format_info(model_info(export)))
+    assert lines["family"] == "seed"
+    assert "accuracy 0.9700" in lines["test"] and "f1 n/a" in lines["test"] and "(60 texts)" in lines["test"]
+    assert lines["rows"] == "train 192, validation 48, test 60"
+    assert lines["training data"] == "toy.csv" and lines["epochs"] == "12 (best: 9)"
+    assert lines["size on disk"].endswith("in 3 files (checksums verified)")
+    assert lines["format"] == "reviewsense-model v2"
+
+
+def test_an_export_without_a_training_record(trained, tmp_path):
+    path = save_model(trained[0], tmp_path / "bare")
+    info = model_info(path)
+    assert info["metrics"] == {} and info["training"] is None
+    lines = _lines(format_info(info))
+    assert lines["metrics"] == "none recorded" and lines["training"] == "not recorded"
+
+
+def test_model_info_refuses_what_load_model_refuses(export, tmp_path):
+    with pytest.raises(ModelFileError, match="not a model folder"):
+        model_info(tmp_path / "nothing")
+    with open(export / "model.safetensors", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelFileError, match="size does not match"):
+        model_info(export)
+
+
+def test_model_info_refuses_bad_class_names(export):
+    manifest = json.loads((export / "manifest.json").read_text())
+    manifest["class_names"] = []
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="class_names"):
+        model_info(export)
