@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import read_error_line
 
 from reviewsense.cli import main
 
@@ -36,14 +37,6 @@ def run(tmp_path_factory, toy_csv_writer):
     return run_dir, data, out.getvalue()
 
 
-def _error_line(capsys, rc):
-    captured = capsys.readouterr()
-    assert rc == 2
-    assert "Traceback" not in captured.err
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("reviewsense: error: ")
-    return lines[0]
 
 
 # -- train -----------------------------------------------------------------------------------
@@ -194,7 +187,7 @@ def test_predict_bad_input_file_is_one_line(run, tmp_path, capsys):
     src.write_text('{"text": "fine"}\n{oops}\n')
     dest = tmp_path / "out.jsonl"
     rc = main(["predict", "--model", str(run_dir / "model"), "--input", str(src), "--output", str(dest)])
-    assert "in.jsonl:2: invalid JSON" in _error_line(capsys, rc)
+    assert "in.jsonl:2: invalid JSON" in read_error_line(capsys, rc)
     assert not dest.exists() and [p.name for p in tmp_path.iterdir()] == ["in.jsonl"]
 
 
@@ -343,18 +336,18 @@ def test_pretrain_then_train_with_the_vectors(tmp_path, capsys, toy_corpus, toy_
 
 def test_missing_data_file(tmp_path, capsys):
     rc = main(["data", "describe", "--data", str(tmp_path / "missing.csv")])
-    assert "missing.csv: no such file or directory" in _error_line(capsys, rc)
+    assert "missing.csv: no such file or directory" in read_error_line(capsys, rc)
 
 
 def test_train_with_missing_data_writes_nothing(tmp_path, capsys):
     rc = main(["train", "--data", str(tmp_path / "missing.csv"), "--run-dir", str(tmp_path / "run")])
-    _error_line(capsys, rc)
+    read_error_line(capsys, rc)
     assert not (tmp_path / "run").exists()
 
 
 def test_bad_model_dir(tmp_path, capsys):
     rc = main(["predict", "--model", str(tmp_path / "no-model"), "some text"])
-    assert "not a model folder" in _error_line(capsys, rc)
+    assert "not a model folder" in read_error_line(capsys, rc)
 
 
 def test_tampered_model(run, tmp_path, capsys):
@@ -365,36 +358,36 @@ def test_tampered_model(run, tmp_path, capsys):
     with open(model / "model.safetensors", "ab") as fh:
         fh.write(b"\0")
     rc = main(["evaluate", "--model", str(model), "--data", str(run[1])])
-    assert "size does not match" in _error_line(capsys, rc)
+    assert "size does not match" in read_error_line(capsys, rc)
 
 
 def test_no_imdb_and_no_download(capsys):
     rc = main(["data", "describe", "--no-download"])
-    assert "REVIEWSENSE_IMDB" in _error_line(capsys, rc)
+    assert "REVIEWSENSE_IMDB" in read_error_line(capsys, rc)
 
 
 def test_arguments_and_input_together(run, tmp_path, capsys):
     run_dir, _, _ = run
     rc = main(["predict", "--model", str(run_dir / "model"), "--input", str(tmp_path / "x.txt"), "text"])
-    assert "not both" in _error_line(capsys, rc)
+    assert "not both" in read_error_line(capsys, rc)
 
 
 def test_label_outside_classes(tmp_path, capsys):
     path = tmp_path / "d.csv"
     path.write_text("text,label\na,good\nb,bad\nc,meh\n")
     rc = main(["data", "describe", "--data", str(path), "--classes", "bad,good"])
-    assert "row 3" in _error_line(capsys, rc)
+    assert "row 3" in read_error_line(capsys, rc)
 
 
 def test_validation_size_too_large(toy_csv, tmp_path, capsys):
     rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--validation-size", "5000"])
-    assert "--validation-size" in _error_line(capsys, rc)
+    assert "--validation-size" in read_error_line(capsys, rc)
 
 
 def test_out_of_range_ngrams_is_a_clean_error(toy_csv, tmp_path, capsys):
     rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--ngrams", "9",
                "--epochs", "1", "--threads", "1"])
-    assert "ngrams" in _error_line(capsys, rc)
+    assert "ngrams" in read_error_line(capsys, rc)
 
 
 def test_train_when_the_held_out_test_split_has_one_class(tmp_path, capsys):
@@ -467,12 +460,12 @@ def test_train_binary_features_and_group_column(toy_csv, tmp_path, capsys):
     assert vectorizer["config"]["binary"] is True
     assert json.loads((run / "metrics.json").read_text())["test"]["accuracy"] > 0.8
     rc = main(["train", "--data", str(data), "--group-column", "nope", "--run-dir", str(tmp_path / "x")])
-    assert "no 'nope' column" in _error_line(capsys, rc)
+    assert "no 'nope' column" in read_error_line(capsys, rc)
 
 
 def test_embedding_applies_to_the_seed_model_only(toy_csv, tmp_path, capsys):
     rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--embedding", "scratch"])
-    assert "--model seed" in _error_line(capsys, rc)
+    assert "--model seed" in read_error_line(capsys, rc)
 
 
 def test_preset_best_trains_a_stacked_ensemble(toy_csv, tmp_path, capsys):
@@ -494,7 +487,7 @@ def test_a_50_mb_review_is_refused_naming_its_row(tmp_path, capsys, toy_csv_writ
     with open(data, "a", encoding="utf-8") as fh:
         fh.write('"' + "great film " * (50 * 1024 * 1024 // 11) + '",1\n')
     rc = main(["train", "--data", str(data), "--run-dir", str(tmp_path / "run"), "--hash-bits", "12"])
-    line = _error_line(capsys, rc)
+    line = read_error_line(capsys, rc)
     assert "big.csv: row 61: text of 52,428," in line and "over the limit of 1,000,000" in line
     assert not (tmp_path / "run").exists()
 
@@ -505,7 +498,7 @@ def test_a_50_mb_line_to_score_is_refused_naming_its_line(run, tmp_path, capsys)
     src.write_text("fine\n" + "x" * (50 * 1024 * 1024) + "\n")
     dest = tmp_path / "out.jsonl"
     rc = main(["predict", "--model", str(run_dir / "model"), "--input", str(src), "--output", str(dest)])
-    assert "in.txt: line 2: text of 52,428,800 characters" in _error_line(capsys, rc)
+    assert "in.txt: line 2: text of 52,428,800 characters" in read_error_line(capsys, rc)
     assert not dest.exists()
 
 
@@ -524,7 +517,7 @@ def test_test_rows_found_in_training_data_are_warned_about(tmp_path, capsys, mon
 
 def test_group_column_with_imdb_is_refused(imdb_archive, tmp_path, capsys):
     rc = main(["train", "--data", str(imdb_archive), "--group-column", "movie", "--run-dir", str(tmp_path / "r")])
-    assert "IMDB is split by movie already" in _error_line(capsys, rc)
+    assert "IMDB is split by movie already" in read_error_line(capsys, rc)
 
 
 # -- data files: separators, encodings, columns, folders, types --------------------------------
@@ -555,7 +548,7 @@ def test_sep_and_encoding_flags_reach_training_and_prediction(toy_csv, tmp_path,
     capsys.readouterr()
     rc = main(["predict", "--model", str(run / "model"), "--input", str(cp1252), "--output", str(out_cp),
                "--sep", ";"])
-    assert "no 'text' column" in _error_line(capsys, rc)
+    assert "no 'text' column" in read_error_line(capsys, rc)
 
 
 def test_data_describe_refuses_texts_that_are_not_text(tmp_path, capsys):
@@ -565,7 +558,7 @@ def test_data_describe_refuses_texts_that_are_not_text(tmp_path, capsys):
     path = tmp_path / "d.parquet"
     pq.write_table(pa.table({"text": [b"I was moved", b"dull"], "label": [1, 0]}), path)
     rc = main(["data", "describe", "--data", str(path)])
-    assert "d.parquet: row 1: 'text' is bytes, not text" in _error_line(capsys, rc)
+    assert "d.parquet: row 1: 'text' is bytes, not text" in read_error_line(capsys, rc)
 
 
 @pytest.mark.parametrize(("content", "flags", "message"), [
@@ -579,7 +572,7 @@ def test_data_file_problems_are_one_line(tmp_path, capsys, content, flags, messa
     path = tmp_path / "d.csv"
     path.write_text(content)
     rc = main(["data", "describe", "--data", str(path), *flags])
-    assert message in _error_line(capsys, rc)
+    assert message in read_error_line(capsys, rc)
 
 
 def test_data_describe_utf16_and_semicolons_without_flags(tmp_path, capsys):
@@ -598,8 +591,8 @@ def test_class_folders_extra_folder_and_nested_files(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["rows"] == 4
     (tmp_path / "neutral").mkdir()
     rc = main(["data", "describe", "--data", str(tmp_path), "--classes", "neg,pos"])
-    assert "neutral/ is not one of the declared classes" in _error_line(capsys, rc)
+    assert "neutral/ is not one of the declared classes" in read_error_line(capsys, rc)
     (tmp_path / "neutral").rmdir()
     (tmp_path / "pos" / "2019" / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
     rc = main(["data", "describe", "--data", str(tmp_path)])
-    assert "gone.txt: broken symbolic link" in _error_line(capsys, rc)
+    assert "gone.txt: broken symbolic link" in read_error_line(capsys, rc)

@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import read_error_line
 
 from reviewsense.cli import main
 
@@ -38,14 +39,6 @@ def model(tmp_path_factory, sentiment_corpus):
     return root / "run" / "model", sentiment_corpus(200, seed=2)
 
 
-def _error_line(capsys, rc):
-    captured = capsys.readouterr()
-    assert rc == 2
-    assert "Traceback" not in captured.err
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("reviewsense: error: ")
-    return lines[0]
 
 
 def _usage_error(capsys, argv) -> str:
@@ -82,7 +75,7 @@ def test_evaluate_refuses_classes_that_contradict_the_model(model, tmp_path, cap
     data = _write(tmp_path / "fresh.csv", fresh, names=classes.split(","))
     out = tmp_path / "m.json"
     rc = main(["evaluate", "--model", str(path), "--data", str(data), "--classes", classes, "--output", str(out)])
-    line = _error_line(capsys, rc)
+    line = read_error_line(capsys, rc)
     assert f"--classes {classes} contradicts the model's classes bad,good" in line
     assert not out.exists()
 
@@ -117,7 +110,7 @@ def test_training_on_one_class_is_still_refused(model, tmp_path, capsys):
     _, fresh = model
     data = _write(tmp_path / "one.csv", fresh, rows=np.flatnonzero(fresh.labels == 1))
     rc = main(["train", "--data", str(data), "--classes", "bad,good", "--run-dir", str(tmp_path / "r"), *FAST])
-    assert "only one class ('good') is present" in _error_line(capsys, rc)
+    assert "only one class ('good') is present" in read_error_line(capsys, rc)
 
 
 # -- arguments out of range -------------------------------------------------------------------
@@ -158,7 +151,7 @@ def test_a_test_set_too_small_to_measure_is_refused(model, tmp_path, capsys):
     _, fresh = model
     data = _write(tmp_path / "d.csv", fresh)
     rc = main(["train", "--data", str(data), "--test-size", "2", "--run-dir", str(tmp_path / "r"), *BAD_GOOD])
-    line = _error_line(capsys, rc)
+    line = read_error_line(capsys, rc)
     assert "--test-size of 2 holds out 2 row(s) of 200: too few to measure anything (at least 5)" in line
     assert not (tmp_path / "r").exists()
 
@@ -176,7 +169,7 @@ def test_a_validation_split_that_leaves_one_class_to_train_on_is_one_line(model,
     data = _write(tmp_path / "d.csv", fresh)
     rc = main(["train", "--data", str(data), "--validation-size", "0.99", "--run-dir", str(tmp_path / "r"),
                "--seed", "1", *BAD_GOOD])
-    line = _error_line(capsys, rc)
+    line = read_error_line(capsys, rc)
     assert re.search(r"--validation-size of 0\.99 leaves the training split 2 row\(s\) of one class only "
                      r"\('(bad|good)'\); hold out fewer rows", line), line
 
@@ -187,7 +180,7 @@ def test_a_validation_split_of_one_class_is_one_line(tmp_path, capsys):
     path.write_text("text,label\n" + "".join(f"{'fine great' if i % 2 else 'dull awful'} {i},{i % 2}\n"
                                              for i in range(26)))
     rc = main(["train", "--data", str(path), "--validation-size", "1", "--run-dir", str(tmp_path / "r"), *FAST])
-    line = _error_line(capsys, rc)
+    line = read_error_line(capsys, rc)
     assert "--validation-size of 1 leaves the held-out split 1 row(s) of one class only" in line
     assert "hold out more rows" in line
 
@@ -196,7 +189,7 @@ def test_min_df_that_leaves_no_ngram_is_refused(model, tmp_path, capsys):
     _, fresh = model
     data = _write(tmp_path / "d.csv", fresh)
     rc = main(["train", "--data", str(data), "--min-df", "100000", "--run-dir", str(tmp_path / "r"), *BAD_GOOD])
-    line = _error_line(capsys, rc)
+    line = read_error_line(capsys, rc)
     match = re.search(r"--min-df 100000: no n-gram occurs in at least 100,000 of the (\d+) training texts "
                       r"\(the most common is in (\d+)\); use --min-df (\d+) or less", line)
     assert match, line
@@ -259,10 +252,10 @@ def test_info_json(model, capsys):
 
 
 def test_info_on_a_bad_folder_is_one_line(model, tmp_path, capsys):
-    assert "not a model folder" in _error_line(capsys, main(["info", "--model", str(tmp_path / "none")]))
+    assert "not a model folder" in read_error_line(capsys, main(["info", "--model", str(tmp_path / "none")]))
     copy = shutil.copytree(model[0], tmp_path / "model")
     (copy / "manifest.json").write_text("{broken")
-    assert "not valid JSON" in _error_line(capsys, main(["info", "--model", str(copy)]))
+    assert "not valid JSON" in read_error_line(capsys, main(["info", "--model", str(copy)]))
 
 
 @pytest.mark.parametrize("command", [["info"], ["predict", "--format", "jsonl", "text"], ["explain", "text"],
@@ -275,7 +268,7 @@ def test_a_manifest_without_two_class_names_is_one_line(model, tmp_path, capsys,
     (copy / "manifest.json").write_text(json.dumps(manifest))
     extra = ["--data", str(_write(tmp_path / "d.csv", fresh))] if command == ["evaluate"] else []
     rc = main([command[0], "--model", str(copy), *command[1:], *extra])
-    assert "'class_names' must be two different names, negative first (got [])" in _error_line(capsys, rc)
+    assert "'class_names' must be two different names, negative first (got [])" in read_error_line(capsys, rc)
 
 
 def test_info_is_listed_with_an_example(capsys):

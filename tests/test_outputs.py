@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_error_line
 
 from reviewsense.cli import main
 
@@ -44,14 +45,6 @@ def reviews(tmp_path) -> Path:
     return path
 
 
-def _one_error_line(capsys, rc: int) -> str:
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("reviewsense: error: ")
-    return lines[0]
 
 
 def _predict(model: Path, *args: str) -> int:
@@ -69,7 +62,7 @@ def test_output_that_is_the_input_is_refused(model, reviews, tmp_path, capsys, h
     elif how == "hardlink":
         target = tmp_path / "hard.jsonl"
         os.link(reviews, target)
-    line = _one_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(target)))
+    line = read_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(target)))
     assert "is the input file" in line
     assert reviews.read_bytes() == before
 
@@ -78,7 +71,7 @@ def test_evaluate_output_that_is_the_data_is_refused(model, tmp_path, capsys, to
     data = toy_csv_writer(tmp_path / "test.csv", n=40, seed=9)
     before = data.read_bytes()
     rc = main(["evaluate", "--model", str(model), "--data", str(data), "--output", str(data)])
-    assert "is the input file" in _one_error_line(capsys, rc)
+    assert "is the input file" in read_error_line(capsys, rc)
     assert data.read_bytes() == before
 
 
@@ -123,7 +116,7 @@ def test_a_device_is_never_replaced_and_a_full_one_is_one_line(model, reviews, c
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this system")
     before = os.stat("/dev/full")
-    line = _one_error_line(capsys, _predict(model, "--input", str(reviews), "--output", "/dev/full"))
+    line = read_error_line(capsys, _predict(model, "--input", str(reviews), "--output", "/dev/full"))
     assert line == "reviewsense: error: /dev/full: cannot write (No space left on device)"
     after = os.stat("/dev/full")
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
@@ -186,7 +179,7 @@ def test_train_into_an_existing_run_is_refused_unless_overwrite(tmp_path, toy_cs
     (run / "loss.png").write_bytes(b"a plot of an earlier seed run")  # not written by an nblinear run
     weights = (run / "model" / "model.safetensors").read_bytes()
     capsys.readouterr()
-    line = _one_error_line(capsys, main(args))
+    line = read_error_line(capsys, main(args))
     assert "holds a previous run" in line and "--overwrite" in line
     assert (run / "model" / "model.safetensors").read_bytes() == weights
     assert main([*args, "--overwrite", "--seed", "1"]) == 0
@@ -199,10 +192,10 @@ def test_train_into_a_folder_of_other_files_or_a_file_is_refused(tmp_path, toy_c
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "README.md").write_text("my notes")
-    line = _one_error_line(capsys, main(["train", "--data", str(data), "--run-dir", str(notes), *FAST]))
+    line = read_error_line(capsys, main(["train", "--data", str(data), "--run-dir", str(notes), *FAST]))
     assert "not empty (README.md)" in line
     assert (notes / "README.md").read_text() == "my notes"
-    line = _one_error_line(capsys, main(["train", "--data", str(data), "--run-dir", str(data), *FAST]))
+    line = read_error_line(capsys, main(["train", "--data", str(data), "--run-dir", str(data), *FAST]))
     assert "exists and is not a folder" in line
 
 
@@ -229,7 +222,7 @@ def test_format_overrides_the_extension_and_unknown_extensions_are_refused(model
     import pandas as pd
 
     out = tmp_path / "scores.dat"
-    line = _one_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(out)))
+    line = read_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(out)))
     assert "unknown output extension '.dat'" in line and "--format" in line
     assert not out.exists()
     with contextlib.redirect_stderr(io.StringIO()):
@@ -242,7 +235,7 @@ def test_keep_columns_carries_the_text_and_ids_through(model, reviews, tmp_path,
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["id"] for r in rows] == ["r0", "r1", "r2", "r3"]
     assert rows[0]["text"] == "great superb film" and list(rows[0])[:3] == ["id", "text", "probability"]
-    line = _one_error_line(capsys, _predict(model, "--input", str(reviews), "--keep-columns", "movie"))
+    line = read_error_line(capsys, _predict(model, "--input", str(reviews), "--keep-columns", "movie"))
     assert "movie" in line
     assert _predict(model, "--format", "csv", "--keep-columns", "text", "fine, film") == 0
     assert capsys.readouterr().out.splitlines()[:2][0] == "text,probability,label,label_name"
@@ -297,7 +290,7 @@ def test_outputs_that_cannot_be_written_are_one_line(model, reviews, tmp_path, c
     (tmp_path / "x.csv").write_text("text,label\ngreat film,1\nawful film,0\n")
     for args, expected in cases:
         rc = main([args[0], "--model", str(model), *args[1:]])
-        assert expected in _one_error_line(capsys, rc), args
+        assert expected in read_error_line(capsys, rc), args
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
@@ -306,7 +299,7 @@ def test_a_read_only_folder_is_refused_before_any_work(model, reviews, tmp_path,
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        line = _one_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(ro / "s.jsonl")))
+        line = read_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(ro / "s.jsonl")))
     finally:
         ro.chmod(0o755)
     assert "read-only or no permission" in line
@@ -320,9 +313,9 @@ def test_serve_on_a_port_in_use_or_an_address_not_here_is_one_line(model, capsys
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        line = _one_error_line(capsys, main(["serve", "--model", str(model), "--port", str(port)]))
+        line = read_error_line(capsys, main(["serve", "--model", str(model), "--port", str(port)]))
         assert line == f"reviewsense: error: cannot listen on 127.0.0.1:{port} (Address already in use); " \
                        "choose another --port or --host"
-    line = _one_error_line(capsys, main(["serve", "--model", str(model), "--host", "192.0.2.1",
+    line = read_error_line(capsys, main(["serve", "--model", str(model), "--host", "192.0.2.1",
                                          "--api-key", "k"]))  # TEST-NET-1: an address this machine has not
     assert "cannot listen on 192.0.2.1:8000" in line

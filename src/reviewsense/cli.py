@@ -259,8 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="DIR")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=8000, help="TCP port, 1-65535 (default 8000)")
-    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route but "
-                   "/health (default: $REVIEWSENSE_API_KEY, else no key)")
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on the API and docs "
+                   "(not /health, nor the web page, which asks for the key; default: $REVIEWSENSE_API_KEY, "
+                   "else no key)")
     p.add_argument("--max-texts", type=_positive, default=1_000, help="texts per request (default 1000)")
     p.add_argument("--max-chars", type=_positive, default=100_000, help="characters per text (default 100000)")
     p.add_argument("--max-body-mb", type=_positive_float, default=10.0, help="request body size (default 10 MB)")

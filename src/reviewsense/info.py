@@ -63,13 +63,21 @@ def model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "training": {
             "data": training.get("data"),
             "test_data": data.get("test_path"),
-            "columns": {k: data[k] for k in ("text_column", "label_column", "group_column") if data.get(k)} or None,
+            # the columns of the user's own file (IMDB, data.path None or its archive/folder, has none)
+            "columns": ({k: data[k] for k in ("text_column", "label_column", "group_column") if data.get(k)} or None)
+            if data.get("path") and not _is_imdb(data["path"]) else None,
             "rows": _dict(training.get("rows")) or None,
             "settings": {k: settings[k] for k in _setting_keys(settings) if k in settings} or None,
             "epochs": {"run": history["epochs"], "best": history.get("best_epoch")} if "epochs" in history else None,
         } if training else None,
         "config": config,
     }
+
+
+def _is_imdb(path: str) -> bool:
+    from .data.imdb import is_imdb_source
+
+    return is_imdb_source(path)
 
 
 def _setting_keys(settings: dict[str, Any]) -> tuple[str, ...]:

@@ -9,7 +9,8 @@ Guarantees (each one tested in ``tests/serving``):
   configurable limits;
 - a request body that does not arrive within ``body_timeout`` seconds gets 408, so a slow
   client holds nothing but its own connection;
-- with an API key, every route but ``/health`` wants ``Authorization: Bearer <key>`` (401);
+- with an API key, every route but ``/health`` and ``GET /`` (the page: no data, no secret; it
+  asks for the key and sends it) wants ``Authorization: Bearer <key>`` (401);
 - a ``gzip`` or ``deflate`` body (``Content-Encoding``) is decompressed as it arrives, the
   size limit holding for the decompressed size too (413); other encodings get 415;
 - an optional ``threshold`` in [0, 1] per request (default 0.5) sets where the label turns.
@@ -173,7 +174,8 @@ class _Inflater:
 class Gateway:
     """Pure ASGI layer in front of the FastAPI app (cheap per request).
 
-    - With an API key, every path but ``/health`` needs ``Authorization: Bearer <key>`` (401).
+    - With an API key, every request but ``/health`` and ``GET /`` (the static page, which asks
+      the user for the key) needs ``Authorization: Bearer <key>`` (401), before anything else.
     - Bodies are counted as they arrive: 413 past the limit (at once when Content-Length says
       so), 408 when the body stalls past ``body_timeout``; a gzip/deflate body of
       ``POST /v1/predict`` is decompressed under the same limit (:class:`_Inflater`), any other
@@ -184,9 +186,15 @@ class Gateway:
     """
 
     def __init__(self, app, predictor: Predictor, limits: Limits, api_key: str | None,
-                 open_paths: frozenset[str] = frozenset({"/health"})):
-        self.app, self.predictor, self.limits, self.open_paths = app, predictor, limits, open_paths
+                 open_paths: frozenset[str] = frozenset({"/health"}),
+                 open_pages: frozenset[str] = frozenset({"/"})):
+        self.app, self.predictor, self.limits = app, predictor, limits
+        self.open_paths, self.open_pages = open_paths, open_pages  # pages: GET only
         self.key = api_key.encode() if api_key else None
+
+    def _open(self, scope) -> bool:
+        path = scope["path"]
+        return path in self.open_paths or (path in self.open_pages and scope["method"] == "GET")
 
     def _authorized(self, header: bytes) -> bool:
         scheme, _, token = header.strip().partition(b" ")
@@ -196,7 +204,7 @@ class Gateway:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if self.key is not None and scope["path"] not in self.open_paths and not self._authorized(
+        if self.key is not None and not self._open(scope) and not self._authorized(
                 headers.get(b"authorization", b"")):
             return await _send_json(send, 401, {"detail": "missing or wrong API key: send 'Authorization: Bearer "
                                                           "<key>'"}, [(b"www-authenticate", b"Bearer")])
@@ -415,6 +423,8 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
+        # static: no data and no secret, so it is served without the API key; it asks for the key
+        # when GET /v1/model answers 401 and sends it with every API call
         return HTMLResponse(page)
 
     app.add_middleware(Gateway, predictor=predictor, limits=limits, api_key=api_key)
