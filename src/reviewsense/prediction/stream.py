@@ -264,8 +264,8 @@ class ResultWriter:
     def write(self, proba: np.ndarray, extra: dict[str, list] | None = None) -> None:
         extra = extra or {}
         labels = (proba >= self.threshold).astype(np.int8)
-        rounded = [round(float(p), 6) for p in proba]
-        names = [self.class_names[int(k)] for k in labels]
+        rounded = [round(p, 6) for p in proba.tolist()]
+        names = [self.class_names[k] for k in labels.tolist()] if self.fmt != "jsonl" else []
         if self.fmt == "parquet":
             self._write_parquet(rounded, labels, names, extra)
         elif self.fmt == "csv":
@@ -273,12 +273,14 @@ class ResultWriter:
             csv.writer(self.out, lineterminator="\n").writerows(
                 (*(col[i] for col in kept), rounded[i], int(labels[i]), names[i]) for i in range(len(rounded)))
         else:
-            quoted = {n: json.dumps(n, ensure_ascii=False) for n in self.class_names}
-            kept = [(json.dumps(c, ensure_ascii=False), extra[c]) for c in self.keep]
-            self.out.write("".join(
-                "{" + "".join(f"{key}: {json.dumps(col[i], ensure_ascii=False, default=str)}, " for key, col in kept)
-                + f'"probability": {rounded[i]}, "label": {int(labels[i])}, "label_name": {quoted[names[i]]}}}\n'
-                for i in range(len(rounded))))
+            quoted = [json.dumps(n, ensure_ascii=False) for n in self.class_names]
+            rows = [f'"probability": {p}, "label": {k}, "label_name": {quoted[k]}}}\n'
+                    for p, k in zip(rounded, labels.tolist(), strict=True)]
+            if self.keep:
+                kept = [(json.dumps(c, ensure_ascii=False), extra[c]) for c in self.keep]
+                rows = ["".join(f"{key}: {json.dumps(col[i], ensure_ascii=False, default=str)}, " for key, col in kept)
+                        + row for i, row in enumerate(rows)]
+            self.out.write("".join("{" + row for row in rows))
 
     def _write_parquet(self, rounded, labels, names, extra) -> None:
         import pyarrow as pa
