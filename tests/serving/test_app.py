@@ -426,7 +426,7 @@ def test_threshold_is_in_the_schema(client):
 
 
 # -- the API key ---------------------------------------------------------------------------
-ROUTES = [("GET", "/"), ("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/v1/model"), ("GET", "/v1/predict"),
+ROUTES = [("POST", "/"), ("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/v1/model"), ("GET", "/v1/predict"),
           ("POST", "/v1/predict"), ("GET", "/nope"), ("GET", "/health/extra")]
 WRONG = [None, "Bearer wrong", f"Bearer {KEY}x", f"Bearer {KEY[:-1]}", KEY, f"Basic {KEY}", f"Bearer{KEY}", ""]
 
@@ -435,7 +435,8 @@ WRONG = [None, "Bearer wrong", f"Bearer {KEY}x", f"Bearer {KEY[:-1]}", KEY, f"Ba
 @pytest.mark.parametrize("authorization", WRONG)
 def test_api_key_guards_every_route_but_health(keyed, method, path, authorization):
     """Without the right 'Authorization: Bearer <key>', every route answers 401 (with
-    WWW-Authenticate: Bearer) before anything else happens."""
+    WWW-Authenticate: Bearer) before anything else happens; only the page itself (GET /) is
+    open (``test_the_page_needs_no_key_but_the_api_and_docs_do``)."""
     headers = {} if authorization is None else {"authorization": authorization}
     response = keyed.request(method, path, headers=headers, json={"texts": ["great"]})
     _assert_problem(response, 401)
@@ -447,6 +448,23 @@ def test_api_key_is_checked_before_the_body(keyed):
     """A caller without the key learns nothing about limits or the body's validity."""
     for content in (b"not json", b"x" * (LIMITS.max_body_bytes + 1)):
         _assert_problem(keyed.post("/v1/predict", content=content), 401)
+
+
+@pytest.mark.parametrize("authorization", WRONG)
+def test_the_page_needs_no_key_but_the_api_and_docs_do(keyed, authorization):
+    """GET / is the static page (no data, no secret): served with or without a key, right or
+    wrong, and it carries the key field; what the page calls, the docs and the schema stay 401."""
+    headers = {} if authorization is None else {"authorization": authorization}
+    page = keyed.get("/", headers=headers)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<textarea" in page.text and 'id="api-key"' in page.text and 'type="password"' in page.text
+    assert KEY not in page.text
+    for method, path in [("GET", "/v1/model"), ("POST", "/v1/predict"), ("GET", "/docs"), ("GET", "/openapi.json")]:
+        response = keyed.request(method, path, headers=headers, json={"texts": ["great"]})
+        _assert_problem(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer"
+    for method in ("POST", "PUT", "DELETE"):  # only GET opens the page's path
+        _assert_problem(keyed.request(method, "/", headers=headers), 401)
 
 
 def test_right_key_opens_every_route_and_health_needs_none(keyed):

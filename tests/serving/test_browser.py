@@ -1,12 +1,14 @@
 """The web page, end to end in headless Chromium (Debian's chromium, driven by Playwright).
 
 Types a positive review, then a negative one, as a user would (key by key, so the page's
-debounce is exercised), and checks the label, the bar and the highlighted words. Saves
-screenshots to ``artifacts/browser/`` (or ``$REVIEWSENSE_ARTIFACTS/browser``).
+debounce is exercised), and checks the label, the bar and the highlighted words; with an API
+key, the page asks for it. Saves screenshots to ``artifacts/browser/`` (or
+``$REVIEWSENSE_ARTIFACTS/browser``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -23,6 +25,7 @@ CHROMIUM = os.environ.get("REVIEWSENSE_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("REVIEWSENSE_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))
 WORDS = (["great", "wonderful", "loved", "superb", "brilliant"], ["awful", "boring", "hated", "dull", "terrible"],
          ["the", "film", "plot", "was", "acting", "and", "a", "story", "it"])
+KEY = "page-key-8f3a"
 
 if os.environ.get("REVIEWSENSE_REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
     from playwright import sync_api
@@ -35,18 +38,23 @@ else:
 
 
 @pytest.fixture(scope="module")
-def server(sentiment_corpus):
+def model(sentiment_corpus):
+    train, validation = (sentiment_corpus(n, seed, WORDS, filler_count=8, noise=0) for n, seed in ((400, 0), (200, 1)))
+    model, held_out = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=14))
+    model.length_calibration = fit_length_calibration(held_out, validation, train.labels)  # as `train` does
+    return model
+
+
+@contextlib.contextmanager
+def _serving(model, api_key=None):
     import uvicorn
 
     from reviewsense.serving.app import create_app
 
-    train, validation = (sentiment_corpus(n, seed, WORDS, filler_count=8, noise=0) for n, seed in ((400, 0), (200, 1)))
-    model, held_out = nblinear.fit(train, validation, nblinear.NBLinearParams(hash_bits=14))
-    model.length_calibration = fit_length_calibration(held_out, validation, train.labels)  # as `train` does
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(model), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(create_app(model, api_key=api_key), host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -55,22 +63,41 @@ def server(sentiment_corpus):
         if time.time() > deadline or not thread.is_alive():
             pytest.fail("the test server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def server(model):
+    with _serving(model) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
-        context = browser.new_context(viewport={"width": 1000, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.goto(server)
-        yield page
+        yield browser
         browser.close()
+
+
+def _new_page(browser, url):
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(url)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    page = _new_page(browser, server)
+    yield page
+    page.context.close()
 
 
 def _type_and_wait(page, text: str, label: str) -> None:
@@ -163,3 +190,84 @@ def test_clearing_the_box_resets_the_page(page):
     page.locator("#review").dispatch_event("input")
     sync_api.expect(page.locator("#label")).to_have_text("–")
     assert page.locator("#highlighted span").count() == 0
+
+
+def test_without_a_key_the_page_shows_no_key_field(page):
+    """A server without an API key: the page looks as it always did (no key field)."""
+    sync_api.expect(page.locator("#model")).to_contain_text("model: nblinear")
+    sync_api.expect(page.get_by_label("API key")).to_be_hidden()
+    assert page.locator("#key-form").is_hidden()
+
+
+def test_with_an_api_key_the_page_asks_for_it_and_sends_it(browser, model):
+    """A server with an API key: the page (served without the key) shows a password field
+    "API key"; a review typed before the key is not sent; a wrong key is refused with a message
+    and can be entered again; the right key scores reviews (sent as 'Authorization: Bearer',
+    kept in sessionStorage, never localStorage, so a reload in the tab keeps it); a key the
+    server stops accepting is reported on the next review."""
+    with _serving(model, api_key=KEY) as url:
+        page = _new_page(browser, url)
+        try:
+            key = page.get_by_label("API key")
+            sync_api.expect(key).to_be_visible()
+            assert key.get_attribute("type") == "password"
+            sync_api.expect(page.locator("#key-hint")).to_contain_text("needs an API key")
+            sync_api.expect(key).to_be_focused()
+            sent = []
+            page.on("request", lambda r: sent.append((r.url, r.headers.get("authorization")))
+                    if "/v1/" in r.url else None)
+
+            page.locator("#review").press_sequentially("great", delay=15)
+            sync_api.expect(page.locator("#status")).to_have_text("Enter the API key above to score reviews.")
+            assert not any(u.endswith("/v1/predict") for u, _ in sent)
+
+            key.fill("wrong-key")
+            key.press("Enter")
+            sync_api.expect(page.locator("#key-note")).to_contain_text("Wrong API key")
+            sync_api.expect(key).to_have_attribute("aria-invalid", "true")
+            assert page.evaluate("sessionStorage.getItem('reviewsense.apiKey')") is None
+            _screenshot(page, "api-key-wrong.png")
+
+            key.fill(KEY)
+            page.get_by_role("button", name="Use key").click()
+            sync_api.expect(page.locator("#key-note")).to_have_text("Key accepted.")
+            sync_api.expect(key).to_have_attribute("aria-invalid", "false")
+            sync_api.expect(page.locator("#model")).to_contain_text("model: nblinear")
+            sync_api.expect(page.locator("#highlighted")).to_have_text("great")  # the review typed before
+            sync_api.expect(page.locator("#label")).to_have_text("positive")
+            review = "A wonderful film, I loved the acting and the story was great."
+            _type_and_wait(page, review, "positive")
+            sync_api.expect(page.locator("#highlighted")).to_have_text(review)  # this review's answer
+            assert float(page.locator("#probability").inner_text().split("=")[1]) > 0.5
+            assert page.locator("#highlighted span.pos").count() > 0
+            predicts = [auth for u, auth in sent if u.endswith("/v1/predict")]
+            assert predicts and predicts[-1] == f"Bearer {KEY}"
+            assert page.evaluate("sessionStorage.getItem('reviewsense.apiKey')") == KEY
+            assert page.evaluate("localStorage.length") == 0
+            _screenshot(page, "api-key-accepted.png")
+
+            page.reload()  # the same tab remembers the key
+            sync_api.expect(page.locator("#key-note")).to_have_text("Key accepted.")
+            sync_api.expect(page.get_by_label("API key")).to_have_value(KEY)
+            _type_and_wait(page, "Boring and dull. I hated it.", "negative")
+            sync_api.expect(page.locator("#highlighted")).to_have_text("Boring and dull. I hated it.")
+
+            # the server stops accepting the key (a new one, say): the page says so, and a
+            # key entered again is used at once
+            page.route("**/v1/predict", lambda route: route.fulfill(
+                status=401, content_type="application/json", headers={"www-authenticate": "Bearer"},
+                body='{"detail": "missing or wrong API key"}'))
+            page.locator("#review").fill("A great film.")
+            sync_api.expect(page.locator("#key-note")).to_contain_text("Wrong API key")
+            sync_api.expect(page.locator("#status")).to_have_text("Not scored: the API key was not accepted.")
+            assert page.evaluate("sessionStorage.getItem('reviewsense.apiKey')") is None
+            page.unroute("**/v1/predict")
+            key = page.get_by_label("API key")
+            key.fill(KEY)
+            key.press("Enter")
+            sync_api.expect(page.locator("#highlighted")).to_have_text("A great film.")
+            sync_api.expect(page.locator("#label")).to_have_text("positive")
+            sync_api.expect(page.locator("#status")).to_have_text("")
+            sync_api.expect(page.locator("#review")).to_be_focused()
+        finally:
+            page.context.close()
