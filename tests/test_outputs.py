@@ -80,7 +80,7 @@ def test_fifo_output_is_written_through(model, reviews, tmp_path):
     fifo = tmp_path / "scores.fifo"
     os.mkfifo(fifo)
     received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
     reader.start()
     with contextlib.redirect_stderr(io.StringIO()):
         assert _predict(model, "--input", str(reviews), "--output", str(fifo)) == 0
@@ -103,23 +103,36 @@ def test_symlink_output_is_followed_not_replaced(model, reviews, tmp_path):
     assert len(target.read_text().splitlines()) == 4
 
 
-def test_dev_stdout_and_dash_write_to_stdout(model, reviews):
-    for output in ("/dev/stdout", "-"):
+def test_dev_stdout_and_dash_write_to_stdout(model, reviews, tmp_path):
+    # a link of our own to /proc/self/fd/1, as /dev/stdout is: a regression would replace it, not /dev/stdout
+    stdout = tmp_path / "stdout"
+    stdout.symlink_to("/proc/self/fd/1")
+    for output in (str(stdout), "-"):
         proc = subprocess.run([sys.executable, "-m", "reviewsense", "predict", "--model", str(model), "--input",
                                str(reviews), "--output", output], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         labels = [json.loads(line)["label"] for line in proc.stdout.splitlines()]
         assert len(labels) == 4 and labels[:2] == [1, 0]
+    assert stdout.is_symlink()
 
 
-def test_a_device_is_never_replaced_and_a_full_one_is_one_line(model, reviews, capsys):
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full on this system")
-    before = os.stat("/dev/full")
-    line = read_error_line(capsys, _predict(model, "--input", str(reviews), "--output", "/dev/full"))
-    assert line == "reviewsense: error: /dev/full: cannot write (No space left on device)"
-    after = os.stat("/dev/full")
-    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+def test_a_device_is_never_replaced_and_a_full_one_is_one_line(model, reviews, tmp_path, capsys):
+    full = tmp_path / "full"  # our own /dev/full (char 1:7), so that a regression cannot replace the real one
+    try:
+        os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        with open(full, "wb") as fh:
+            fh.write(b"x")
+            fh.flush()
+    except PermissionError:
+        pytest.skip("cannot make or open a device node here (not root, or a nodev mount)")
+    except OSError:
+        pass  # ENOSPC: it is a full device, as wanted
+    before = os.stat(full)
+    line = read_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(full)))
+    assert line == f"reviewsense: error: {full}: cannot write (No space left on device)"
+    after = os.stat(full)
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev and after.st_ino == before.st_ino
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "reviews.jsonl"]
 
 
 # -- 3. SIGTERM leaves no temporary file -------------------------------------------------------
