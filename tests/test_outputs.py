@@ -332,3 +332,113 @@ def test_serve_on_a_port_in_use_or_an_address_not_here_is_one_line(model, capsys
     line = read_error_line(capsys, main(["serve", "--model", str(model), "--host", "192.0.2.1",
                                          "--api-key", "k"]))  # TEST-NET-1: an address this machine has not
     assert "cannot listen on 192.0.2.1:8000" in line
+
+
+# -- found by review: more ways to lose data or get a traceback --------------------------------
+def test_stdout_redirected_to_a_file_is_appended_to_not_replaced(model, reviews, tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("PREV\n")
+    inode = log.stat().st_ino
+    stdout = tmp_path / "stdout"
+    stdout.symlink_to("/proc/self/fd/1")  # what /dev/stdout is
+    with open(log, "ab") as fh:  # the shell's `>> log.csv`
+        proc = subprocess.run([sys.executable, "-m", "reviewsense", "predict", "--model", str(model), "--input",
+                               str(reviews), "--output", str(stdout), "--format", "csv"], stdout=fh,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = log.read_text().splitlines()
+    assert lines[0] == "PREV" and lines[1] == "probability,label,label_name" and len(lines) == 6
+    assert log.stat().st_ino == inode and stdout.is_symlink()
+
+
+def test_outputs_over_standard_input_or_the_model_are_refused(model, reviews, tmp_path, capsys):
+    before = reviews.read_bytes()
+    with open(reviews, "rb") as stdin:
+        proc = subprocess.run([sys.executable, "-m", "reviewsense", "predict", "--model", str(model), "--input", "-",
+                               "--output", str(reviews)], stdin=stdin, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "is standard input" in proc.stderr and "Traceback" not in proc.stderr
+    assert reviews.read_bytes() == before
+    manifest = (model / "manifest.json").read_bytes()
+    weights = str(model / "model.safetensors")
+    for args in (["predict", "--input", str(reviews), "--output", str(model / "manifest.json")],
+                 ["evaluate", "--data", str(tmp_path / "x.csv"), "--reliability-plot", weights]):
+        line = read_error_line(capsys, main([args[0], "--model", str(model), *args[1:]]))
+        assert "inside the input folder" in line
+    assert (model / "manifest.json").read_bytes() == manifest
+
+
+def test_file_flags_with_texts_from_stdin_or_arguments_are_refused(model, capsys):
+    line = read_error_line(capsys, _predict(model, "--text-column", "review", "a fine film"))
+    assert "--text-column applies to --input FILE" in line
+    line = read_error_line(capsys, _predict(model, "--input", "-", "--sep", ";"))
+    assert "--sep applies to --input FILE" in line
+
+
+def test_compressed_outputs_are_compressed(model, reviews, tmp_path, capsys):
+    import gzip
+    import lzma
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert _predict(model, "--input", str(reviews), "--output", str(tmp_path / "s.jsonl.gz")) == 0
+        assert _predict(model, "--input", str(reviews), "--output", str(tmp_path / "s.csv.xz")) == 0
+    with gzip.open(tmp_path / "s.jsonl.gz", "rt") as fh:
+        assert len(fh.read().splitlines()) == 4
+    with lzma.open(tmp_path / "s.csv.xz", "rt") as fh:
+        assert fh.readline() == "probability,label,label_name\n"
+    line = read_error_line(capsys, _predict(model, "--input", str(reviews), "--output", str(tmp_path / "s.pq.gz")))
+    assert "Parquet is compressed inside already" in line
+
+
+def test_kept_columns_of_changing_types_reach_parquet_and_csv(model, tmp_path):
+    import pandas as pd
+
+    source = tmp_path / "mixed.jsonl"
+    ids = [1, "a", None, 2.5, {"a": 0}, 2**70, True]
+    source.write_text("".join(json.dumps({"id": v, "text": "great film"}) + "\n" for v in ids))
+    with contextlib.redirect_stderr(io.StringIO()):
+        for name in ("o.parquet", "o.csv"):
+            assert _predict(model, "--input", str(source), "--keep-columns", "id", "--chunk-size", "2",
+                            "--output", str(tmp_path / name)) == 0
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "o.parquet").column("id").to_pylist() == \
+        ["1", "a", None, "2.5", '{"a": 0}', str(2**70), "true"]
+    assert pd.read_csv(tmp_path / "o.csv", dtype=str, keep_default_na=False)["id"].tolist() == \
+        ["1", "a", "", "2.5", '{"a": 0}', str(2**70), "True"]
+
+
+def test_pretrain_never_empties_a_folder_that_holds_something(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the film was great and the plot was good\nthe film was bad and the plot was dull\n" * 20)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("keep me")
+    line = read_error_line(capsys, main(["pretrain", "--data", str(corpus), "--output", str(notes), "--dim", "8"]))
+    assert "folder is not empty (mine.txt)" in line and "--overwrite" in line
+    line = read_error_line(capsys, main(["pretrain", "--data", str(corpus), "--output", str(tmp_path), "--dim", "8",
+                                         "--overwrite"]))
+    assert "holds the input" in line
+    assert (notes / "mine.txt").read_text() == "keep me" and corpus.exists()
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, capsys):
+    line = read_error_line(capsys, main(["train", "--resume", str(tmp_path), "--seed", "3", "--C", "2"]))
+    assert line == f"reviewsense: error: --resume takes every setting from {tmp_path}/config.json; drop --C, --seed"
+
+
+@pytest.mark.parametrize("args", [["train", "--C", "inf"], ["train", "--span-weight", "nan"],
+                                  ["train", "--span-weight", "-1"], ["train", "--test-size", "nan"],
+                                  ["serve", "--model", "m", "--max-body-mb", "inf"]])
+def test_settings_that_are_not_finite_are_refused_by_the_parser(args, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "argument --" in err.splitlines()[-1]
+
+
+def test_a_long_file_name_is_written(model, reviews, tmp_path):
+    out = tmp_path / ("s" * 240 + ".jsonl")  # 246 characters: the temporary name must still fit
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert _predict(model, "--input", str(reviews), "--output", str(out)) == 0
+    assert len(out.read_text().splitlines()) == 4

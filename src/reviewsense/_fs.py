@@ -8,6 +8,7 @@ import ctypes.util
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -58,9 +59,59 @@ def _fail(path: Path, exc: OSError, what: str = "cannot write") -> OutputError:
     return OutputError(f"{path}: {what} ({exc.strerror or exc})")
 
 
+# /dev/stdout, /dev/fd/1, /proc/self/fd/1 …: a file descriptor of this process
+_FD_PATH = re.compile(r"^/(?:dev|proc/self|proc/thread-self|proc/(\d+))/fd/(\d+)$")
+
+
+def own_fd(path: str | os.PathLike[str]) -> int | None:
+    """The file descriptor of this process that ``path`` names (``/dev/stdout``, ``/dev/fd/1``,
+    ``/proc/self/fd/1``, or a link to one), else None. Such a path is written through the
+    descriptor, never renamed over: it may be a pipe, a socket, a deleted file, or a file the
+    shell opened for appending (``>> log``)."""
+    text = os.path.abspath(path)
+    for _ in range(40):  # links to links, as the kernel allows
+        match = _FD_PATH.match(text)
+        if match:
+            pid = match.group(1)
+            return int(match.group(2)) if pid is None or int(pid) == os.getpid() else None
+        if not os.path.islink(text):
+            return None
+        text = os.path.normpath(os.path.join(os.path.dirname(text), os.readlink(text)))
+    return None
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """A FIFO, device, socket or a descriptor of this process: written through, never replaced."""
+    if own_fd(path) is not None:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _is_input(real: Path, source: str | os.PathLike[str]) -> bool:
+    """Whether writing ``real`` would overwrite ``source`` (``-``: standard input), or write
+    inside it when it is a folder (a model, a folder of class folders)."""
+    if str(source) == "-":
+        try:
+            return os.path.samestat(os.fstat(0), os.stat(real))
+        except OSError:
+            return False
+    try:
+        if os.path.samefile(source, real):
+            return True
+    except OSError:
+        pass
+    folder = Path(os.path.realpath(source))
+    return folder.is_dir() and real.is_relative_to(folder)
+
+
 def resolve_output(final: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None] = ()) -> Path:
     """Where writing ``final`` really goes: symlinks are followed (never replaced). Refuses a folder,
-    and an output that is one of ``inputs`` (the same file by any name: links included)."""
+    and an output that is one of ``inputs`` (the same file by any name: links included; ``-`` is
+    standard input) or lies inside an input folder (a model's own files)."""
     final = Path(final)
     if is_stream(final):  # /dev/stdout, a FIFO, a device: written through, whatever links lead there
         return final
@@ -68,14 +119,10 @@ def resolve_output(final: str | os.PathLike[str], inputs: Iterable[str | os.Path
     if real.is_dir():
         raise OutputError(f"{final}: is a folder; give a file name")
     for source in inputs:
-        if source is None or str(source) == "-":
-            continue
-        try:
-            same = os.path.samefile(source, real)
-        except OSError:
-            same = os.path.realpath(source) == str(real)
-        if same:
-            raise OutputError(f"{final}: is the input file {source}; write the results to another file")
+        if source is not None and _is_input(real, source):
+            what = ("standard input" if str(source) == "-" else
+                    f"inside the input folder {source}" if Path(source).is_dir() else f"the input file {source}")
+            raise OutputError(f"{final}: is {what}; write the results to another file")
     return real
 
 
@@ -88,6 +135,9 @@ def check_writable(final: str | os.PathLike[str], inputs: Iterable[str | os.Path
         real = Path(os.path.realpath(final))
         if real.exists() and not real.is_dir():
             raise OutputError(f"{final}: exists and is not a folder")
+        for source in inputs:
+            if source is not None and str(source) != "-" and Path(os.path.realpath(source)).is_relative_to(real):
+                raise OutputError(f"{final}: holds the input {source}; write into another folder")
     else:
         real = resolve_output(final, inputs)
         if is_stream(real):
@@ -102,13 +152,16 @@ def check_writable(final: str | os.PathLike[str], inputs: Iterable[str | os.Path
     return real
 
 
-def is_stream(path: Path) -> bool:
-    """A FIFO, device or socket: written through, never replaced."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+def check_new_folder(path: str | os.PathLike[str], flag: str, inputs: Iterable[str | os.PathLike[str] | None] = (),
+                     overwrite: bool = False) -> Path:
+    """A folder a command replaces as a whole (word vectors, an export): refuse one that is a file,
+    holds an input, or already holds anything unless ``overwrite`` — its files would all be lost."""
+    real = check_writable(path, inputs, folder=True)
+    if not overwrite and real.is_dir() and any(real.iterdir()):
+        shown = sorted(p.name for p in real.iterdir())
+        raise OutputError(f"{path}: folder is not empty ({', '.join(shown[:3])}{', …' if len(shown) > 3 else ''}); "
+                          f"choose a new {flag}, or add --overwrite to replace the folder and everything in it")
+    return real
 
 
 @contextlib.contextmanager
@@ -122,6 +175,31 @@ def _naming(final: Path) -> Iterator[None]:
         raise
 
 
+def _pipe_or_device(fd: int) -> bool:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def _through_fd(fd: int) -> Iterator[Path]:
+    """Yield a temporary file; on success copy it to descriptor ``fd`` where it stands (appending
+    after what is there, as the shell's ``>>`` asked), without opening its path again."""
+    handle, tmp = tempfile.mkstemp(prefix=".reviewsense.", suffix=".tmp")
+    os.close(handle)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        import sys
+
+        sys.stdout.flush()  # what this process printed before comes first
+        with open(tmp_path, "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it into place only on success.
@@ -132,6 +210,11 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(final)
     real = resolve_output(final)
+    fd = own_fd(final)
+    if fd is not None and not _pipe_or_device(fd):
+        with _naming(final):
+            yield from _through_fd(fd)  # a file behind stdout (``> f``, ``>> f``), a socket: never renamed over
+        return
     if is_stream(real):
         with _naming(final):
             yield real
@@ -141,10 +224,10 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     except OSError as exc:
         raise _fail(real.parent, exc, "cannot create the folder") from exc
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+        handle, tmp = tempfile.mkstemp(prefix=f".{real.name[:120]}.", suffix=".tmp", dir=real.parent)
     except OSError as exc:
         raise _fail(final, exc) from exc
-    os.close(fd)
+    os.close(handle)
     tmp_path = Path(tmp)
     try:
         os.chmod(tmp_path, _new_mode(real, 0o666))

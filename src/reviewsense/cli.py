@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 from collections.abc import Sequence
@@ -57,7 +58,7 @@ def _size(value: str) -> float | int:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {value!r}") from None
-    if number <= 0 or (number >= 1 and not number.is_integer()):
+    if not math.isfinite(number) or number <= 0 or (number >= 1 and not number.is_integer()):
         raise argparse.ArgumentTypeError(f"expected a count ≥ 1 or a fraction in (0, 1), got {value!r}")
     return number if number < 1 else int(number)
 
@@ -78,8 +79,18 @@ def _positive_float(value: str) -> float:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    if not (number > 0 and math.isfinite(number)):
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {value}")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not (number >= 0 and math.isfinite(number)):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {value}")
     return number
 
 
@@ -191,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--min-df", type=_positive, default=None,
                    help="nblinear: drop n-grams found in fewer training texts (2)")
     m.add_argument("--C", type=_positive_float, default=None, help="nblinear: inverse regularization (1.0)")
-    m.add_argument("--span-weight", type=float, default=None, metavar="W",
+    m.add_argument("--span-weight", type=_non_negative_float, default=None, metavar="W",
                    help="nblinear: weight of random spans of the training texts (windows of 1-20 words, a sentence) "
                         "in the fit, relative to a whole text; 0 = none (0.05)")
     m.add_argument("--binary", action="store_true",
@@ -283,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="DIR")
     p.add_argument("--data", metavar="PATH", help="IMDB archive/folder or a text file (default: IMDB)")
     p.add_argument("--text-column", default="text")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it already holds anything")
     p.add_argument("--method", choices=["word2vec", "fasttext"], default="word2vec")
     p.add_argument("--dim", type=_positive, default=100)
     p.add_argument("--epochs", type=_positive, default=5)
@@ -326,6 +338,11 @@ def cmd_train(args) -> int:
     from .pipeline import DataSpec, TrainConfig, resume_config, train
 
     if args.resume:
+        plain = vars(build_parser().parse_args(["train"]))
+        given = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in ("resume", "command")
+                       and v != plain.get(k))
+        if given:
+            raise ConfigError(f"--resume takes every setting from {args.resume}/config.json; drop {', '.join(given)}")
         config = resume_config(args.resume)
         return _report(train(config, resume=True), config.run_dir)
 
@@ -397,7 +414,7 @@ def cmd_evaluate(args) -> int:
         raise ConfigError("--by-length-plot needs --by-length")
     for path in (args.output, args.reliability_plot, args.by_length_plot):
         if path:
-            check_writable(path, inputs=[args.data])
+            check_writable(path, inputs=[args.data, args.model])
     model = load_model(args.model)
     check_classes(args.classes, model.class_names)  # labels named like the model's classes need no --classes
     data = _load_labelled(args, model_classes=model.class_names, allow_one_class=True)
@@ -426,9 +443,16 @@ def cmd_predict(args) -> int:
 
     if args.texts and args.input:
         raise ConfigError("give texts as arguments or with --input, not both")
+    if args.input in (None, "-"):  # texts from arguments or lines of stdin: no columns, already text
+        file_only = [flag for flag, given in (("--text-column", args.text_column != "text"), ("--sep", args.sep),
+                                              ("--encoding", args.encoding)) if given]
+        if file_only:
+            raise ConfigError(f"{', '.join(file_only)} applies to --input FILE; texts from arguments or stdin are "
+                              "one text per argument or line (for a CSV, give it with --input)")
     output = None if args.output in (None, "-") else args.output
     if output:
-        check_writable(output, inputs=[args.input])  # before reading: never the input, never a folder
+        source = args.input or (None if args.texts else "-")  # texts from arguments, a file or stdin
+        check_writable(output, inputs=[source, args.model])  # before reading: never an input, never a folder
     fmt = args.format or ("table" if args.texts and not output else output_format(output, None))
     if fmt == "table" and args.keep_columns:
         raise ConfigError("--keep-columns needs --format jsonl, csv or parquet (a table shows the text already)")
@@ -565,12 +589,12 @@ def cmd_serve(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from ._fs import check_writable
+    from ._fs import check_new_folder
     from .data.files import read_texts
     from .data.imdb import is_imdb_source, read_imdb, resolve_source
     from .text.word_vectors import pretrain
 
-    check_writable(args.output, folder=True)
+    check_new_folder(args.output, "--output", inputs=[args.data], overwrite=args.overwrite)
     if args.data is None or is_imdb_source(args.data):
         data = read_imdb(resolve_source(args.data), ["train", "unsup"])
         texts = data["train"].texts + data["unsup"].texts
@@ -607,8 +631,23 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
             "serve": cmd_serve, "pretrain": cmd_pretrain, "data": cmd_data, "info": cmd_info}
 
 
+_TERMINATED: list[int] = []
+
+
 def _terminate(signum, _frame) -> None:
+    _TERMINATED.append(signum)
     raise Terminated(signum)
+
+
+def _stopped_by(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl+C or SIGTERM behind an error that compiled code (numba, Arrow) raised when the
+    signal's exception surfaced inside it (``SystemError: … returned a result with an exception set``)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _utf8_stdio() -> None:
@@ -625,9 +664,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .models.base import fix_surrogates
 
         args.texts = [fix_surrogates(t) for t in args.texts]
+    _TERMINATED.clear()
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM unwinds like Ctrl+C: temporary files go
     try:
-        return COMMANDS[args.command](args)
+        try:
+            rc = COMMANDS[args.command](args)
+        except (SystemError, RuntimeError, ValueError, OSError) as exc:
+            stop = _stopped_by(exc)
+            if stop is None:
+                raise
+            raise stop from None
+        if _TERMINATED:  # the signal's exception was swallowed somewhere (a __del__, a callback)
+            raise Terminated(_TERMINATED[0])
+        return rc
     except Interrupted as exc:
         print(f"reviewsense: {exc}", file=sys.stderr)
         return exc.exit_code

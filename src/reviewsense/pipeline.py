@@ -320,7 +320,7 @@ def check_run_dir(run_dir: Path, overwrite: bool = False) -> None:
     if not found:
         return
     if "config.json" in found or "model" in found:
-        unfinished = (run_dir / "checkpoint").exists() and not (run_dir / "metrics.json").exists()
+        unfinished = (run_dir / "checkpoint").exists()  # cleared when a run completes
         how = (f"finish it with --resume {run_dir}, " if unfinished else "") + "add --overwrite to replace it"
         raise ConfigError(f"{run_dir}: holds a {'stopped' if unfinished else 'previous'} run; {how}, "
                           "or choose another --run-dir")

@@ -54,8 +54,12 @@ def output_format(path: str | None, fmt: str | None) -> str:
         return fmt
     if path is None or path == "-":
         return "jsonl"
-    suffix = Path(path).suffix.lower()
+    name = Path(path)
+    compressed = name.suffix.lower() in (".gz", ".bz2", ".xz")
+    suffix = name.with_suffix("").suffix.lower() if compressed else name.suffix.lower()
     if suffix in OUTPUT_SUFFIXES:
+        if compressed and OUTPUT_SUFFIXES[suffix] == "parquet":
+            raise ConfigError(f"{path}: Parquet is compressed inside already; drop {name.suffix!r}")
         return OUTPUT_SUFFIXES[suffix]
     if is_stream(Path(path)):
         return "jsonl"

@@ -9,6 +9,7 @@ temporary file renamed into place at the end.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -18,12 +19,14 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from .._fs import atomic_path
 from ..data.files import (
+    REPLACE,
+    NotDecoded,
     _missing,
     check_length,
     check_unique,
@@ -135,7 +138,7 @@ def _parquet(file, path: Path, column: str, chunk_rows: int, keep: Sequence[str]
     for batch in file.iter_batches(batch_size=chunk_rows, columns=names):
         values = batch.column(column).to_pylist()
         texts = _texts(values, path, column, row, "row")
-        yield Chunk(texts, {c: batch.column(c).to_pylist() for c in keep}) if keep else texts
+        yield Chunk(texts, {c: batch.column(c) for c in keep}) if keep else texts  # Arrow: types kept
         row += len(values)
 
 
@@ -152,7 +155,7 @@ def _delimited(path: Path, column: str, chunk_rows: int, sep: str | None, keep: 
     sep, encoding = setup
     try:
         reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding,
-                             encoding_errors="replace", usecols=list(dict.fromkeys([column, *keep])),
+                             encoding_errors=REPLACE, usecols=list(dict.fromkeys([column, *keep])),
                              chunksize=chunk_rows)
         row = 1
         for frame in reader:
@@ -169,6 +172,15 @@ def _delimited(path: Path, column: str, chunk_rows: int, sep: str | None, keep: 
         raise delimited_error(path, fmt, exc) from exc
     except Exception as exc:  # pandas' ParserError, a damaged .gz/.bz2/.xz
         raise delimited_error(path, fmt, exc) from exc
+
+
+def _watched(chunks: Iterator, undecoded: NotDecoded) -> Iterator:
+    """``chunks``, then one warning if bytes that are not UTF-8 were replaced by U+FFFD (their
+    texts counted as they pass: no second reading of the file)."""
+    for chunk in chunks:
+        undecoded.count(chunk.texts if isinstance(chunk, Chunk) else chunk)
+        yield chunk
+    undecoded.report()
 
 
 def read_chunks(path: str | os.PathLike[str] | None, text_column: str = "text", chunk_rows: int = CHUNK_ROWS,
@@ -191,14 +203,17 @@ def read_chunks(path: str | os.PathLike[str] | None, text_column: str = "text", 
         file = _open_parquet(path, text_column, keep)
         return _parquet(file, path, text_column, chunk_rows, keep), file.metadata.num_rows
     if fmt in ("csv", "tsv"):
-        return _delimited(path, text_column, chunk_rows, sep, keep, fmt=fmt, encoding=encoding), None
+        return _watched(_delimited(path, text_column, chunk_rows, sep, keep, fmt=fmt, encoding=encoding),
+                        NotDecoded(path, encoding)), None
     if fmt == "jsonl":
-        return guarded(path, _jsonl_chunks(path, text_column, chunk_rows, keep, encoding)), None
+        return _watched(guarded(path, _jsonl_chunks(path, text_column, chunk_rows, keep, encoding)),
+                        NotDecoded(path, encoding)), None
     if fmt == "txt":
         def lines() -> Iterator[list[str]]:
             with open_text(path, encoding) as fh:
                 yield from _lines(fh, chunk_rows)
-        return guarded(path, _with_columns(lines(), keep, text_column, path)), None
+        return _watched(guarded(path, _with_columns(lines(), keep, text_column, path)),
+                        NotDecoded(path, encoding)), None
     raise DataError(f"{path}: cannot score a {fmt}; give a file (.txt, .csv, .tsv, .jsonl, .parquet)")
 
 
@@ -261,15 +276,16 @@ class ResultWriter:
         if fmt == "csv":
             csv.writer(out, lineterminator="\n").writerow([*self.keep, *FIELDS])
 
-    def write(self, proba: np.ndarray, extra: dict[str, list] | None = None) -> None:
-        extra = extra or {}
+    def write(self, proba: np.ndarray, extra: dict[str, Any] | None = None) -> None:
+        extra = {c: (col.to_pylist() if self.fmt != "parquet" and hasattr(col, "to_pylist") else col)
+                 for c, col in (extra or {}).items()}
         labels = (proba >= self.threshold).astype(np.int8)
         rounded = [round(p, 6) for p in proba.tolist()]
         names = [self.class_names[k] for k in labels.tolist()] if self.fmt != "jsonl" else []
         if self.fmt == "parquet":
             self._write_parquet(rounded, labels, names, extra)
         elif self.fmt == "csv":
-            kept = [extra[c] for c in self.keep]
+            kept = [[_cell(v) for v in extra[c]] for c in self.keep]
             csv.writer(self.out, lineterminator="\n").writerows(
                 (*(col[i] for col in kept), rounded[i], int(labels[i]), names[i]) for i in range(len(rounded)))
         else:
@@ -286,14 +302,21 @@ class ResultWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns = {**{c: extra[c] for c in self.keep}, "probability": pa.array(rounded, pa.float64()),
+        columns = {**{c: _arrow_column(extra[c]) for c in self.keep}, "probability": pa.array(rounded, pa.float64()),
                    "label": pa.array(labels, pa.int8()), "label_name": pa.array(names, pa.string())}
         table = pa.table(columns)
         if self._parquet is None:
             self._parquet = pq.ParquetWriter(self.out, table.schema)
         self._parquet.write_table(table.cast(self._parquet.schema))
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """Finish the output (Parquet's footer); after a failure, only release the writer."""
+        if failed:
+            if self._parquet is not None:
+                with contextlib.suppress(Exception):
+                    self._parquet.close()
+                self._parquet = None
+            return
         if self._parquet is not None:
             self._parquet.close()
         elif self.fmt == "parquet":  # no rows: still a valid, empty file with the columns
@@ -303,6 +326,27 @@ class ResultWriter:
             schema = pa.schema([*((c, pa.string()) for c in self.keep), ("probability", pa.float64()),
                                 ("label", pa.int8()), ("label_name", pa.string())])
             pq.ParquetWriter(self.out, schema).close()
+
+
+def _cell(value: Any) -> Any:
+    """A kept input value in a CSV cell: text and numbers as they are, anything nested as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _arrow_column(values):
+    """A kept column for Parquet: Arrow columns (from a Parquet input) keep their type; values
+    from JSONL, CSV or text lines, whose types may change from row to row, are written as text
+    (JSON for anything but a string), so every chunk has the same schema."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values
+    return pa.array([v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+                     for v in values], pa.string())
 
 
 def _parts(chunk) -> tuple[list[str], dict[str, list]]:
@@ -326,11 +370,15 @@ def score_file(predictor, chunks: Iterator, out, fmt: str = "jsonl", threshold: 
             yield texts
 
     rows = 0
-    with bar(total=total, unit=" rows", desc="scoring") as progress:
-        for chunk, proba in _ordered(predictor.predict_proba, texts_of(chunks), workers, model_dir):
-            writer.write(proba, pending.popleft())
-            rows += len(chunk)
-            progress.update(len(chunk))
+    try:
+        with bar(total=total, unit=" rows", desc="scoring") as progress:
+            for chunk, proba in _ordered(predictor.predict_proba, texts_of(chunks), workers, model_dir):
+                writer.write(proba, pending.popleft())
+                rows += len(chunk)
+                progress.update(len(chunk))
+    except BaseException:
+        writer.close(failed=True)
+        raise
     writer.close()
     return rows
 
@@ -338,8 +386,27 @@ def score_file(predictor, chunks: Iterator, out, fmt: str = "jsonl", threshold: 
 def score_to_path(predictor, chunks, path: str, **kwargs) -> int:
     """:func:`score_file` into ``path`` via a temporary file: no half-written output on a crash.
 
-    A FIFO or a device (``/dev/stdout``) is written through; a symlink's target is replaced."""
+    A FIFO or a device (``/dev/stdout``) is written through; a symlink's target is replaced;
+    a ``.gz``, ``.bz2`` or ``.xz`` name is compressed so."""
     binary = kwargs.get("fmt") == "parquet"
-    with atomic_path(path) as tmp, (open(tmp, "wb") if binary else
-                                    open(tmp, "w", encoding="utf-8", newline="")) as fh:
+    with atomic_path(path) as tmp, open_compressed(tmp, compression(path), binary) as fh:
         return score_file(predictor, chunks, fh, **kwargs)
+
+
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+
+
+def compression(path: str | os.PathLike[str]) -> str | None:
+    """The compression a file name asks for (``scores.jsonl.gz``: gzip), or None."""
+    return COMPRESSIONS.get(Path(path).suffix.lower())
+
+
+def open_compressed(path: Path, method: str | None, binary: bool):
+    """``path`` opened for writing, through ``method`` (gzip, bz2, lzma) when given."""
+    import importlib
+
+    mode = "wb" if binary else "wt"
+    text = {} if binary else {"encoding": "utf-8", "newline": ""}
+    if method is None:
+        return open(path, mode, **text)
+    return importlib.import_module(method).open(path, mode, **text)
