@@ -271,6 +271,20 @@ def test_a_manifest_without_two_class_names_is_one_line(model, tmp_path, capsys,
     assert "'class_names' must be two different names, negative first (got [])" in read_error_line(capsys, rc)
 
 
+@pytest.mark.parametrize(("family", "message"), [(None, "no model family (known: seed, "),
+                                               ("zzz", "unknown model family 'zzz' (known: seed, ")])
+def test_info_on_a_manifest_without_a_known_family_is_one_line(model, tmp_path, capsys, family, message):
+    copy = shutil.copytree(model[0], tmp_path / "model")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest.pop("family")
+    if family:
+        manifest["family"] = family
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    for command in (["info"], ["predict", "--format", "jsonl", "text"]):
+        line = read_error_line(capsys, main([command[0], "--model", str(copy), *command[1:]]))
+        assert message in line, line
+
+
 def test_info_is_listed_with_an_example(capsys):
     with pytest.raises(SystemExit):
         main(["info", "--help"])

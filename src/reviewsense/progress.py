@@ -1,4 +1,5 @@
-"""The one progress helper: tqdm bars on stderr, silenced with REVIEWSENSE_QUIET=1."""
+"""The one progress helper: tqdm bars and status lines on stderr (silenced with REVIEWSENSE_QUIET=1),
+and warnings (always shown)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,10 @@ def log(message: str) -> None:
     """A one-line status message on stderr (stdout is kept for results)."""
     if not quiet():
         print(message, file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr as ``reviewsense: warning: …``, the CLI's one form for them.
+
+    Shown even when quiet: ``REVIEWSENSE_QUIET`` silences progress, not what went wrong."""
+    print(f"reviewsense: warning: {message}", file=sys.stderr, flush=True)

@@ -532,3 +532,127 @@ def test_run_configs_without_sep_and_encoding_still_load():
     del saved["data"]["sep"], saved["data"]["encoding"]  # a config.json written before these fields
     spec = TrainConfig.from_dict(saved).data
     assert spec.sep is None and spec.encoding is None and spec.path == "avis.csv"
+
+
+# -- class folders: links into the other class, files that are not .txt ---------------------------
+
+
+@pytest.mark.parametrize("kind", ["folder", "file", "root", "class folder"])
+def test_folder_link_into_the_other_class_folder_is_refused(tmp_path, kind):
+    root = _class_tree(tmp_path / "data", per_leaf=1)
+    if kind == "folder":  # every positive text would also count as negative
+        (root / "neg" / "a").mkdir()
+        link, target = root / "neg" / "a" / "x", "../../pos"
+    elif kind == "file":
+        link, target = root / "neg" / "y.txt", "../pos/0.txt"
+    elif kind == "root":  # the dataset folder holds the other class folder
+        link, target = root / "neg" / "all", ".."
+    else:
+        import shutil
+
+        shutil.rmtree(root / "neg")
+        link, target = root / "neg", "pos"
+    link.symlink_to(target)
+    with pytest.raises(DataError) as info:
+        load_table(root)
+    message = str(info.value)
+    assert f"{link}: symbolic link to '{target}'" in message and "pos/" in message, message
+    assert "\n" not in message
+
+
+def test_folder_links_within_the_class_or_outside_the_data_are_followed(tmp_path):
+    root = _class_tree(tmp_path / "data", per_leaf=1)
+    (root / "pos" / "again").symlink_to("2019")  # inside its own class folder: read (once)
+    outside = tmp_path / "more"
+    outside.mkdir()
+    (outside / "m.txt").write_text("an outside positive")
+    (root / "pos" / "more").symlink_to(outside)  # outside the dataset folder: read
+    data = load_table(root)
+    assert data.labels.tolist().count(1) == 4 and "an outside positive" in data.texts
+
+
+def test_folder_files_that_are_not_txt_are_skipped_and_counted(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REVIEWSENSE_QUIET", "0")
+    root = _class_tree(tmp_path / "data", per_leaf=1)
+    (root / "neg" / "r1.md").write_text("not read")
+    (root / "pos" / "2019" / "r1").write_text("not read either")
+    data = load_table(root)
+    assert len(data) == 6 and "not read" not in data.texts
+    err = capsys.readouterr().err
+    assert "data: skipped 2 file(s) that are not .txt (e.g. neg/r1.md)" in err, err
+
+
+# -- JSON lines: where the line is broken ----------------------------------------------------------
+
+
+def test_invalid_json_names_the_column(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"text": "a", "label": 1}\n{"text": "tab\there", "label": 0}\n')
+    with pytest.raises(DataError, match=r"d\.jsonl:2: invalid JSON \(Invalid control character at column 14\)$"):
+        load_table(path)
+    path.write_text('{"text": oops}\n')
+    with pytest.raises(DataError, match=r"invalid JSON \(Expecting value at column 10\)$"):
+        read_texts(path)
+
+
+# -- bytes that are not UTF-8: replaced, and said once per file -------------------------------------
+
+NOT_UTF8 = "reviewsense: warning: {}: {} text(s) hold bytes that are not UTF-8 (replaced by U+FFFD); " \
+           "if the file is not UTF-8, give --encoding, e.g. cp1252"
+
+
+def _cp1252(path, fmt):
+    rows = [("caf\xe9 great", 1), ("dull", 0), ("na\xefve, awful", 0), ("fine", 1)]
+    if fmt == "jsonl":
+        content = "".join(json.dumps({"text": t, "label": y}, ensure_ascii=False) + "\n" for t, y in rows)
+    elif fmt == "txt":
+        content = "".join(t + "\n" for t, _ in rows)
+    else:
+        content = "text,label\n" + "".join(f'"{t}",{y}\n' for t, y in rows)
+    path.write_bytes(content.encode("cp1252"))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "txt"])
+def test_a_file_that_is_not_utf8_is_read_with_one_warning(tmp_path, capsys, fmt):
+    path = _cp1252(tmp_path / f"d.{fmt}", fmt)
+    if fmt == "txt":
+        texts = read_texts(path)
+    else:
+        texts = load_table(path).texts
+        assert read_texts(path) == texts
+    assert texts[0] == "caf\ufffd great" and texts[2] == "na\ufffdve, awful"
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [NOT_UTF8.format(path, 2)] * (1 if fmt == "txt" else 2)  # load_table, read_texts
+    # decoded as the user said: no warning
+    assert load_table(path, encoding="cp1252").texts[0] == "caf\xe9 great" if fmt != "txt" else True
+    assert read_texts(path, encoding="utf-8")[0] == "caf\ufffd great"
+    assert capsys.readouterr().err == ""
+
+
+def test_a_folder_of_files_that_are_not_utf8_warns_once(tmp_path, capsys):
+    root = _class_tree(tmp_path / "data", per_leaf=1)
+    (root / "neg" / "0.txt").write_bytes("caf\xe9 dull".encode("cp1252"))
+    (root / "pos" / "0.txt").write_bytes("na\xefve, great".encode("cp1252"))
+    data = load_table(root)
+    assert "caf\ufffd dull" in data.texts
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"reviewsense: warning: {root}: 2 text(s) hold bytes that are not UTF-8 (replaced by "
+                     f"U+FFFD), e.g. neg/0.txt; if the files are not UTF-8, give --encoding, e.g. cp1252"]
+    assert "caf\xe9 dull" in load_table(root, encoding="cp1252").texts
+    assert capsys.readouterr().err == ""
+
+
+def test_a_utf8_file_holding_the_replacement_character_is_not_warned_about(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\ncaf\ufffd great,1\ndull,0\n", encoding="utf-8")
+    assert load_table(path).texts[0] == "caf\ufffd great"
+    assert capsys.readouterr().err == ""
+
+
+def test_an_error_after_bytes_that_are_not_utf8_is_still_one_line(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\ncaf\xe9 great,1\ndull,\n".encode("cp1252"))
+    with pytest.raises(DataError, match="row 2: 'label' is missing"):
+        load_table(path)
+    assert capsys.readouterr().err == ""

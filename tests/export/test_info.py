@@ -79,3 +79,31 @@ def test_model_info_refuses_bad_class_names(export):
     (export / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFileError, match="class_names"):
         model_info(export)
+
+
+@pytest.mark.parametrize(("family", "message"), [
+    (None, r"manifest\.json: no model family \(known: seed, .*ensemble\)$"),
+    ("zzz", r"manifest\.json: unknown model family 'zzz' \(known: seed, .*\)$"),
+    (7, r"manifest\.json: unknown model family 7 \(known: seed, .*\)$"),
+])
+def test_model_info_refuses_a_family_that_load_model_refuses(export, family, message):
+    manifest = json.loads((export / "manifest.json").read_text())
+    if family is None:
+        del manifest["family"]
+    else:
+        manifest["family"] = family
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match=message):
+        model_info(export)
+    from reviewsense.export import load_model
+
+    with pytest.raises(ModelFileError, match=message.split(": ", 1)[1]):
+        load_model(export)
+
+
+def test_model_info_refuses_an_ensemble_member_of_no_known_family(export):
+    manifest = json.loads((export / "manifest.json").read_text())
+    manifest["family"], manifest["config"] = "ensemble", {"members": [{"family": "seed"}, {"family": "zzz"}]}
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match=r"manifest\.json: member 2: unknown model family 'zzz'"):
+        model_info(export)

@@ -197,3 +197,42 @@ def test_duplicate_text_column_is_refused_when_streaming(tmp_path):
     jsonl.write_text('{"text": "a", "text": "b"}\n')
     with pytest.raises(DataError, match=r"in\.jsonl:1: key 'text' appears more than once"):
         list(read_chunks(jsonl)[0])
+
+
+def test_invalid_json_names_the_column_when_streaming(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"text": "ok"}\n{"text": "tab\there"}\n')
+    with pytest.raises(DataError, match=r"in\.jsonl:2: invalid JSON \(Invalid control character at column 14\)$"):
+        list(read_chunks(path)[0])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".txt", ".csv.gz"])
+def test_a_file_that_is_not_utf8_streams_with_one_warning(tmp_path, capsys, suffix):
+    import gzip
+
+    texts = ["caf\xe9 great", "dull", "fine"] * 3 + ["na\xefve"]  # 4 texts with a cp1252 byte
+    if suffix == ".jsonl":
+        content = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
+    elif suffix == ".txt":
+        content = "".join(t + "\n" for t in texts)
+    else:
+        content = "id,text\n" + "".join(f"{i},{t}\n" for i, t in enumerate(texts))
+    raw = content.encode("cp1252")
+    path = tmp_path / f"in{suffix}"
+    path.write_bytes(gzip.compress(raw) if suffix.endswith(".gz") else raw)
+    chunks, _ = read_chunks(path, chunk_rows=3, keep_columns=["text"])
+    read = [t for c in chunks for t in c.texts]
+    assert read[0] == "caf\ufffd great" and read[-1] == "na\ufffdve"
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"reviewsense: warning: {path}: 4 text(s) hold bytes that are not UTF-8 (replaced by U+FFFD); "
+        "if the file is not UTF-8, give --encoding, e.g. cp1252"]
+    chunks, _ = read_chunks(path, chunk_rows=3, encoding="cp1252")  # read as the user said: no warning
+    assert [t for c in chunks for t in c] == texts
+    assert capsys.readouterr().err == ""
+
+
+def test_a_utf8_file_streams_without_a_warning(tmp_path, capsys):
+    path = tmp_path / "in.txt"
+    path.write_text("caf\ufffd great\nfine\n", encoding="utf-8")
+    assert [t for c in read_chunks(path)[0] for t in c] == ["caf\ufffd great", "fine"]
+    assert capsys.readouterr().err == ""

@@ -3,7 +3,8 @@
 Policies (also in the README):
 - texts that are empty or whitespace only are skipped, and the count is logged;
 - a missing text (NaN/None/null) is an error naming the row;
-- bytes that are not valid UTF-8 are replaced by U+FFFD, never a crash;
+- bytes that are not valid UTF-8 are replaced by U+FFFD, never a crash, and said: one warning per
+  file (read without ``encoding``) with the count of texts that held them;
 - a text over ``max_chars()`` characters (1,000,000 by default, ``$REVIEWSENSE_MAX_CHARS``)
   is an error naming the row: such a "review" is almost always a broken file (a missing
   quote that swallowed the rest of a CSV), and scoring it silently would hide that;
@@ -19,8 +20,9 @@ Policies (also in the README):
   a CSV's separator is ``sep`` (``,`` for .csv, tab for .tsv), or, when the needed columns are
   not found with the default one, ``;``, tab or ``|`` if the header splits into them (logged);
 - a folder per class is read recursively (hidden entries skipped, the count per class logged);
-  a class folder that is not one of the two classes, a dangling link or an unreadable entry is
-  an error naming it.
+  a class folder that is not one of the two classes, a dangling link, a link into the other class
+  folder (its texts would count twice, once per class) or an unreadable entry is an error naming
+  it; files that are not ``.txt`` are skipped and counted in the log.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import lzma
 import math
 import os
 import stat
+import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -43,7 +46,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 
 from ..errors import DataError
-from ..progress import log
+from ..progress import log, warn
 from .dataset import Dataset
 
 FORMATS = {
@@ -177,11 +180,57 @@ def resolve_encoding(path: str | os.PathLike[str], encoding: str | None = None) 
     return next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8-sig")
 
 
+# Bytes that do not decode become U+FFFD through this error handler, which also counts them (per
+# thread), so that a file that is not UTF-8 read without --encoding is said, not silently mangled.
+REPLACE = "reviewsense-replace"
+_replaced = threading.local()
+
+
+def _replace_counted(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    _replaced.count = getattr(_replaced, "count", 0) + 1
+    return "\ufffd", exc.end
+
+
+codecs.register_error(REPLACE, _replace_counted)
+
+
+def replaced_count() -> int:
+    """How many undecodable byte sequences this thread has replaced by U+FFFD so far."""
+    return getattr(_replaced, "count", 0)
+
+
+class NotDecoded:
+    """Watches one file's reading for bytes its encoding could not decode (now U+FFFD) and
+    warns once, with the count of texts that hold them: texts with U+FFFD are counted only once
+    a replacement was seen, so a valid file is never scanned and its own U+FFFD never blamed.
+    A file read with an explicit ``encoding`` is read as the user said: no warning."""
+
+    def __init__(self, path: Path | str, encoding: str | None) -> None:
+        self.path, self.watch, self.start, self.texts = path, not encoding, replaced_count(), 0
+
+    @property
+    def seen(self) -> bool:
+        return self.watch and replaced_count() > self.start
+
+    def count(self, texts: Iterable[str]) -> None:
+        if self.seen:  # whatever was decoded before the first replacement holds none
+            self.texts += sum("\ufffd" in t for t in texts)
+
+    def report(self) -> None:
+        if self.seen:
+            what = f"{self.texts:,} text(s) hold" if self.texts else "values other than the texts hold"
+            warn(f"{self.path}: {what} bytes that are not UTF-8 (replaced by U+FFFD); "
+                 "if the file is not UTF-8, give --encoding, e.g. cp1252")
+
+
 def open_text(path: str | os.PathLike[str], encoding: str | None = None) -> IO[str]:
-    """The file as text (decompressed, decoded per :func:`resolve_encoding`, bad bytes → U+FFFD)."""
+    """The file as text (decompressed, decoded per :func:`resolve_encoding`, bad bytes → U+FFFD,
+    counted: see :class:`NotDecoded`)."""
     resolved = resolve_encoding(path, encoding)
     try:
-        return io.TextIOWrapper(open_binary(path), encoding=resolved, errors="replace")
+        return io.TextIOWrapper(open_binary(path), encoding=resolved, errors=REPLACE)
     except _READ_ERRORS as exc:
         raise read_error(path, exc) from exc
 
@@ -189,7 +238,7 @@ def open_text(path: str | os.PathLike[str], encoding: str | None = None) -> IO[s
 def _decode(raw: bytes, encoding: str | None) -> str:
     if encoding is None:
         encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), "utf-8-sig")
-    return raw.decode(encoding, errors="replace")
+    return raw.decode(encoding, errors=REPLACE)
 
 
 # -- tables: separators, headers, JSON lines --------------------------------------------------------
@@ -306,12 +355,17 @@ def _repeated_keys(line: str) -> set[str]:
     return {k for k in keys if keys.count(k) > 1}
 
 
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """What is wrong and where: ``Invalid control character at column 12``."""
+    return f"{exc.msg}{'' if exc.msg.endswith(' at') else ' at'} column {exc.colno}"
+
+
 def parse_json_line(line: str, path: Path | str, lineno: int, keys: Sequence[str] = ()) -> dict[str, Any]:
     """One JSON object; a key of ``keys`` given twice (``json`` would keep the last) is an error."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+        raise DataError(f"{path}:{lineno}: invalid JSON ({json_problem(exc)})") from exc
     if not isinstance(obj, dict):
         raise DataError(f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}")
     for key in keys:
@@ -400,7 +454,7 @@ def read_records(path: str | os.PathLike[str], fmt: str | None = None, *, sep: s
             dtype=str,
             keep_default_na=False,  # an empty cell is an empty string: skipped like any empty text
             encoding=setup[1],
-            encoding_errors="replace",
+            encoding_errors=REPLACE,
         )
     except Exception as exc:  # pandas raises many types for malformed files
         raise delimited_error(path, fmt, exc) from exc
@@ -478,6 +532,7 @@ def load_table(
                            allow_one_class=allow_one_class)
     _check_roles(path, text_column, label_column, group_column)
     columns = [text_column, label_column, *([group_column] if group_column else [])]
+    undecoded = NotDecoded(path, encoding)
     rows, unit = read_records(path, fmt, sep=sep, encoding=encoding, columns=columns)
     if not rows:
         raise DataError(f"{path}: no rows")
@@ -514,6 +569,8 @@ def load_table(
             groups.append(str(group))
     data = _finish(path, texts, labels, names, skipped, allow_one_class)
     data.groups = groups if group_column else None
+    undecoded.count(texts)
+    undecoded.report()  # once the file is read: a refused file ends with its one error line
     return data
 
 
@@ -548,10 +605,28 @@ def _entries(folder: Path) -> list[os.DirEntry[str]]:
         raise DataError(f"{folder}: cannot read the folder ({_reason(exc)})") from exc
 
 
-def _class_files(folder: Path) -> list[Path]:
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def _check_link(link: Path, own: str, others: dict[str, Path]) -> None:
+    """Refuse a link whose target is in another class folder, or holds one (``..``): its texts
+    would be read once per class, with both labels. Links within the own class folder, or out
+    of the dataset folder, are fine."""
+    target = Path(os.path.realpath(link))
+    for name, other in others.items():
+        if _within(target, other) or _within(other, target):
+            raise DataError(f"{link}: symbolic link to '{os.readlink(link)}' leads into the class folder {name}/, "
+                            f"whose texts would also count as '{own}'; remove the link")
+
+
+def _class_files(folder: Path, others: dict[str, Path] | None = None,
+                 not_txt: list[Path] | None = None) -> list[Path]:
     """The ``.txt`` files under a class folder, at any depth, in path order. Hidden entries are
-    skipped and a link back up the tree is followed once; a dangling link, an entry that cannot
-    be read or a ``.txt`` that is not a regular file (a pipe would block) is an error naming it."""
+    skipped and a link back up the tree is followed once; a dangling link, a link into one of
+    the ``others`` class folders (resolved paths by name), an entry that cannot be read or a
+    ``.txt`` that is not a regular file (a pipe would block) is an error naming it. Other files
+    are skipped, and added to ``not_txt``."""
     files: list[Path] = []
     seen = {(st.st_dev, st.st_ino) for st in [folder.stat()]}
 
@@ -565,6 +640,8 @@ def _class_files(folder: Path) -> list[Path]:
                     raise DataError(f"{where}: broken symbolic link to '{os.readlink(where)}' ({_reason(exc)}); "
                                     "remove it or restore what it points to") from exc
                 raise DataError(f"{where}: cannot read ({_reason(exc)})") from exc
+            if others and entry.is_symlink():
+                _check_link(where, folder.name, others)
             if stat.S_ISDIR(info.st_mode):
                 if (info.st_dev, info.st_ino) not in seen:
                     seen.add((info.st_dev, info.st_ino))
@@ -574,6 +651,8 @@ def _class_files(folder: Path) -> list[Path]:
                     raise DataError(f"{where}: not a regular file (a pipe, socket or device); "
                                     "remove it from the class folder")
                 files.append(where)
+            elif not_txt is not None:
+                not_txt.append(where)
 
     walk(folder)
     return files
@@ -609,22 +688,37 @@ def load_folder(path: str | os.PathLike[str], classes: Sequence[str] | None = No
     if len(chosen) != 2 and not (allow_one_class and len(chosen) == 1):
         raise DataError(f"{path}: expected two class sub-folders (e.g. neg/ and pos/), found {subdirs}")
     texts, labels, skipped, limit, counts = [], [], 0, max_chars(), {}
+    resolved = {sub: Path(os.path.realpath(path / sub)) for sub in chosen}
+    not_txt: list[Path] = []
+    undecoded: list[Path] = []  # files read without --encoding that held bytes not UTF-8
     for sub, label in chosen.items():
-        files = _class_files(path / sub)
+        others = {name: where for name, where in resolved.items() if name != sub}
+        if (path / sub).is_symlink():  # neg -> pos: one folder, both labels
+            _check_link(path / sub, sub, others)
+        files = _class_files(path / sub, others, not_txt)
         counts[sub] = len(files)
         for file in files:
             try:
                 raw = file.read_bytes()
             except OSError as exc:
                 raise DataError(f"{file}: cannot read ({_reason(exc)})") from exc
+            before = replaced_count()
             text = check_length(_decode(raw, encoding), str(file), limit)
+            if not encoding and replaced_count() > before:
+                undecoded.append(file)
             if not text.strip():
                 skipped += 1
                 continue
             texts.append(text)
             labels.append(label)
     log(f"{path}: read {sum(counts.values()):,} files: " + ", ".join(f"{d} {n:,}" for d, n in counts.items()))
-    return _finish(path, texts, labels, names, skipped, allow_one_class)
+    if not_txt:
+        log(f"{path}: skipped {len(not_txt):,} file(s) that are not .txt (e.g. {not_txt[0].relative_to(path)})")
+    data = _finish(path, texts, labels, names, skipped, allow_one_class)
+    if undecoded:
+        warn(f"{path}: {len(undecoded):,} text(s) hold bytes that are not UTF-8 (replaced by U+FFFD), "
+             f"e.g. {undecoded[0].relative_to(path)}; if the files are not UTF-8, give --encoding, e.g. cp1252")
+    return data
 
 
 def read_texts(path: str | os.PathLike[str], text_column: str = "text", fmt: str | None = None, *,
@@ -632,6 +726,7 @@ def read_texts(path: str | os.PathLike[str], text_column: str = "text", fmt: str
     """Texts to score, from a .txt (one per line), CSV, TSV, JSONL or Parquet file (optionally
     compressed); a missing value is the empty text, a value that is not a string an error."""
     path = Path(path)
+    undecoded = NotDecoded(path, encoding)
     rows, unit = read_records(path, fmt, sep=sep, encoding=encoding, columns=[text_column])
     texts, limit = [], max_chars()
     for i, row in enumerate(rows):
@@ -639,4 +734,6 @@ def read_texts(path: str | os.PathLike[str], text_column: str = "text", fmt: str
             raise DataError(f"{path}: {unit} {i + 1} has no '{text_column}' field (choose it with --text-column)")
         value = row[text_column]
         texts.append("" if _missing(value) else as_text(value, f"{path}: {unit} {i + 1}", text_column, limit))
+    undecoded.count(texts)
+    undecoded.report()
     return texts
