@@ -30,17 +30,6 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.delenv("REVIEWSENSE_IMDB", raising=False)
 
 
-def read_error_line(capsys, rc: int) -> str:
-    """The one line a refused command prints: exit code 2, ``reviewsense: error: …``, no traceback."""
-    captured = capsys.readouterr()
-    assert rc == 2, captured.err
-    assert "Traceback" not in captured.err
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("reviewsense: error: ")
-    return lines[0]
-
-
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 

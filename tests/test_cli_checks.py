@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import read_error_line
+from error_line import read_error_line
 
 from reviewsense.cli import main
 
@@ -80,6 +80,50 @@ def test_evaluate_refuses_classes_that_contradict_the_model(model, tmp_path, cap
     assert not out.exists()
 
 
+@pytest.mark.parametrize("classes", ["0,1", "false,true", "neg,pos", "negative,positive"])
+def test_evaluate_accepts_a_generic_pair_in_the_generic_order(model, tmp_path, capsys, classes):
+    path, fresh = model
+    data = _write(tmp_path / "fresh.csv", fresh, names=classes.split(","))
+    assert main(["evaluate", "--model", str(path), "--data", str(data)]) == 0
+    without = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", str(path), "--data", str(data), "--classes", classes]) == 0
+    given = json.loads(capsys.readouterr().out)
+    assert given == without and given["accuracy"] > 0.8  # 0 is bad, 1 is good: the same answer
+
+
+@pytest.mark.parametrize("classes", ["1,0", "pos,neg", "true,false"])
+def test_evaluate_refuses_a_generic_pair_in_the_reversed_order(model, tmp_path, capsys, classes):
+    path, fresh = model
+    data = _write(tmp_path / "fresh.csv", fresh, names=classes.split(","))
+    rc = main(["evaluate", "--model", str(path), "--data", str(data), "--classes", classes])
+    assert f"--classes {classes} contradicts the model's classes bad,good" in read_error_line(capsys, rc)
+
+
+# -- files that are not UTF-8 -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["predict-table", "predict-stream", "evaluate", "describe", "train"])
+def test_a_file_that_is_not_utf8_is_read_with_one_warning(model, tmp_path, capsys, command):
+    path, fresh = model
+    data = tmp_path / "cp.csv"
+    rows = "".join(f"{t} caf\xe9,{'good' if y else 'bad'}\n" if i % 10 == 0 else f"{t},{'good' if y else 'bad'}\n"
+                   for i, (t, y) in enumerate(zip(fresh.texts, fresh.labels, strict=True)))
+    data.write_bytes(("text,label\n" + rows).encode("cp1252"))
+    argv = {"predict-table": ["predict", "--model", str(path), "--input", str(data), "--format", "table"],
+            "predict-stream": ["predict", "--model", str(path), "--input", str(data), "--output",
+                               str(tmp_path / "p.jsonl"), "--chunk-size", "7"],
+            "evaluate": ["evaluate", "--model", str(path), "--data", str(data)],
+            "describe": ["data", "describe", "--data", str(data), "--classes", "bad,good"],
+            "train": ["train", "--data", str(data), "--classes", "bad,good", "--run-dir", str(tmp_path / "r"),
+                      *FAST]}[command]
+    assert main(argv) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warned == [f"reviewsense: warning: {data}: 20 text(s) hold bytes that are not UTF-8 (replaced by "
+                      "U+FFFD); if the file is not UTF-8, give --encoding, e.g. cp1252"]
+    assert main([*argv, "--encoding", "cp1252", *(["--overwrite"] if command == "train" else [])]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 # -- evaluate: one class ----------------------------------------------------------------------
 
 
@@ -140,6 +184,22 @@ def test_predict_threshold_at_the_ends(model, capsys, value, label):
 ])
 def test_negative_or_huge_seed_is_refused(capsys, argv):
     assert "argument --seed: must be from 0 to 4294967294" in _usage_error(capsys, argv)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["-n", "-3"], "argument -n: must be at least 1, got -3"),
+    (["-n", "0"], "argument -n: must be at least 1, got 0"),
+    (["--width", "-1"], "argument --width: must be at least 0, got -1"),
+    (["--width", "x"], "argument --width: expected a whole number, got 'x'"),
+])
+def test_data_head_counts_out_of_range_are_refused(toy_csv, capsys, argv, message):
+    assert message in _usage_error(capsys, ["data", "head", "--data", str(toy_csv), *argv])
+
+
+def test_data_head_shows_n_rows_and_whole_texts_at_width_0(toy_csv, capsys):
+    assert main(["data", "head", "--data", str(toy_csv), "-n", "2", "--width", "0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and all(line.strip() and "…" not in line for line in out)
 
 
 @pytest.mark.parametrize("value", ["1.5", "0", "-0.2", "1.0001", "nan", "x"])
@@ -211,10 +271,13 @@ def test_a_test_split_of_negatives_only_reports_f1_as_n_a(tmp_path, capsys):
     path = tmp_path / "d.csv"
     path.write_text("\n".join(lines) + "\n")
     assert set(load_splits(DataSpec(path=str(path))).test.labels.tolist()) == {0}  # precondition
+    capsys.readouterr()
     run = tmp_path / "r"
     assert main(["train", "--data", str(path), "--run-dir", str(run), *FAST]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "f1 n/a" in out and "roc_auc n/a" in out
+    assert err.splitlines() == ["reviewsense: warning: the --test-size split holds one class only ('0', 12 rows): "
+                                "ROC-AUC and the metrics of the other class are undefined"]  # shown when quiet
     assert "F1 n/a" in (run / "README.md").read_text()
     test = json.loads((run / "metrics.json").read_text())["test"]
     assert test["f1"] is None and test["count"] == 12 and "note" in test

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_error_line
+from error_line import read_error_line
 
 from reviewsense.cli import main
 

@@ -74,6 +74,16 @@ def _positive(value: str, most: int | None = None) -> int:
     return number
 
 
+def _non_negative(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {number}")
+    return number
+
+
 def _positive_float(value: str) -> float:
     try:
         number = float(value)
@@ -314,8 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_data_args(q)
         q.add_argument("--split", default="train", choices=["train", "test", "unsup"], help="IMDB split")
         if name == "head":
-            q.add_argument("-n", type=int, default=10, help="rows to show (default 10)")
-            q.add_argument("--width", type=int, default=100, help="cut texts to this many characters (0 = whole)")
+            q.add_argument("-n", type=_positive, default=10, help="rows to show (default 10)")
+            q.add_argument("--width", type=_non_negative, default=100,
+                           help="cut texts to this many characters (0 = whole)")
         else:
             q.add_argument("--json", action="store_true", help="print JSON")
     return parser

@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import ModelFileError
 from .export.bundle import MANIFEST, _verify_files, read_manifest
+from .models.base import check_family
 
 # recorded metrics shown, in this order (the manifest holds what evaluate() returned)
 METRIC_KEYS = ("accuracy", "loss", "f1", "roc_auc", "ece", "count")
@@ -35,6 +37,7 @@ def model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     intact export."""
     path = Path(path)
     manifest = read_manifest(path)
+    _check_families(path, manifest)
     _verify_files(path, manifest)
     files = {name: int(entry["bytes"]) for name, entry in manifest["files"].items()}
     files[MANIFEST] = (path / MANIFEST).stat().st_size
@@ -72,6 +75,22 @@ def model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         } if training else None,
         "config": config,
     }
+
+
+def _check_families(path: Path, manifest: dict[str, Any]) -> None:
+    """The family (and an ensemble's members') must be one that loading knows, as load_model
+    checks it: a manifest that predict refuses is not reported as a model."""
+    try:
+        check_family(manifest.get("family"))
+        members = _dict(manifest.get("config")).get("members")
+        for i, member in enumerate(members if isinstance(members, list) else [], 1):
+            try:
+                if check_family(_dict(member).get("family")) == "ensemble":
+                    raise ModelFileError("an ensemble cannot be a member of an ensemble")
+            except ModelFileError as exc:
+                raise ModelFileError(f"member {i}: {exc}") from None
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path / MANIFEST}: {exc}") from None
 
 
 def _is_imdb(path: str) -> bool:

@@ -30,7 +30,7 @@ from .data.download import cache_dir
 from .errors import ConfigError, DataError
 from .models.base import Predictor
 from .models.seed import SeedParams
-from .progress import log
+from .progress import log, warn
 from .training.checkpoint import Checkpoint, Interrupted, check_stop, stop_on_signals
 from .training.history import EarlyStopping, History
 from .training.torch_loop import FitOptions
@@ -150,7 +150,7 @@ def _warn_overlap(train: Dataset, test: Dataset) -> None:
     seen = set(train.texts)
     shared = sum(1 for t in test.texts if t in seen)
     if shared:
-        log(f"warning: {shared:,} test text(s) also appear in the training data; test metrics will be optimistic")
+        warn(f"{shared:,} test text(s) also appear in the training data; test metrics will be optimistic")
 
 
 def resolve_vectors(config: TrainConfig, splits: Splits):

@@ -160,6 +160,8 @@ def test_evaluate_uses_the_predictors_class_names():
     (["neg", "pos"], ("negative", "positive")),
     (["0", "1"], ("negative", "positive")),
     (["terrible", "great"], ("0", "1")),
+    (["0", "1"], ("bad", "good")),  # a generic pair in the generic order: 0 = bad, 1 = good
+    (["false", "true"], ("bad", "good")),
 ])
 def test_classes_that_agree_with_the_model(given, model):
     check_classes(given, model)
@@ -173,6 +175,8 @@ def test_classes_that_agree_with_the_model(given, model):
     (["pos", "neg"], ("negative", "positive")),  # generic names of the other sides
     (["1", "0"], ("negative", "positive")),
     (["good", "negative"], ("negative", "positive")),
+    (["1", "0"], ("bad", "good")),  # a generic pair reversed
+    (["0", "1"], ("1", "0")),  # the model's own names in another order
 ])
 def test_classes_that_contradict_the_model_are_refused(given, model):
     with pytest.raises(ConfigError) as info:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
-from ..progress import log
+from ..progress import log, warn
 
 UNLABELLED = -1
 
@@ -138,8 +138,8 @@ def check_split(train: Dataset, held: Dataset, what: str, size: int | float, hel
             continue
         only = part.class_names[present[0]]
         if side == "held-out" and not held_both:
-            log(f"warning: the {what} split holds one class only ('{only}', {len(part)} rows): "
-                "ROC-AUC and the metrics of the other class are undefined")
+            warn(f"the {what} split holds one class only ('{only}', {len(part)} rows): "
+                 "ROC-AUC and the metrics of the other class are undefined")
             continue
         advice = "hold out fewer rows" if side == "training" else "hold out more rows"
         raise DataError(f"{what} of {size} leaves the {side} split {len(part)} row(s) of one class only "

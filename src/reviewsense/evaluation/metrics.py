@@ -88,7 +88,11 @@ def check_classes(given: Sequence[str] | None, model_classes: Sequence[str]) -> 
 
     The same names in the same order agree. A model whose names are a generic pair
     (negative/positive, 0/1, false/true) also accepts the data's own names for them
-    (``bad,good``), unless those are generic names of the other side (``pos,neg``, ``1,0``)."""
+    (``bad,good``), unless those are generic names of the other side (``pos,neg``, ``1,0``).
+    A generic pair given in the generic order (``0,1``, ``false,true``, ``neg,pos``,
+    ``negative,positive``) says the data's labels are 0 = the model's negative class and
+    1 = its positive class, whatever the model's names (``bad,good``): accepted, as the same
+    labels are without ``--classes``, unless those names are the model's own in another order."""
     if given is None:
         return
     given, model = [str(c) for c in given], [str(c) for c in model_classes]
@@ -97,6 +101,8 @@ def check_classes(given: Sequence[str] | None, model_classes: Sequence[str]) -> 
     generic = all(_polarity(name) == side for side, name in enumerate(model))
     if generic and not set(given) & set(model) and all(_polarity(name) in (None, side)
                                                        for side, name in enumerate(given)):
+        return
+    if not set(given) & set(model) and all(_polarity(name) == side for side, name in enumerate(given)):
         return
     raise ConfigError(f"--classes {','.join(given)} contradicts the model's classes {','.join(model)} (negative "
                       "first): leave --classes out to use the model's, or relabel the data")

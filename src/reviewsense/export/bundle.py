@@ -129,7 +129,10 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
     path = Path(path)
     manifest = read_manifest(path)
     _verify_files(path, manifest)
-    cls = predictor_class(str(manifest.get("family")))
+    try:
+        cls = predictor_class(manifest.get("family"))
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path / MANIFEST}: {exc}") from None
     vectorizer = load_vectorizer(path / VECTORIZER) if VECTORIZER in manifest["files"] else None
     try:
         tensors = load_file(str(path / WEIGHTS))

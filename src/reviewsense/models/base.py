@@ -7,6 +7,7 @@ inference, so exported models load without torch) and a ``fit`` function used by
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -183,10 +184,19 @@ def fix_surrogates(text: str) -> str:
 _LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
-def predictor_class(family: str) -> type[Predictor]:
-    if family not in FAMILIES:
-        raise ModelFileError(f"unknown model family '{family}' (known: {', '.join(FAMILIES)})")
-    module, name = FAMILIES[family].split(":")
+def check_family(family: Any) -> str:
+    """``family`` (as a manifest gives it) if it names a model family; else :class:`ModelFileError`.
+    Nothing is imported: ``reviewsense info`` checks a manifest with it without loading a model."""
+    if family is None:
+        raise ModelFileError(f"no model family (known: {', '.join(FAMILIES)})")
+    if not isinstance(family, str) or family not in FAMILIES:
+        shown = f"'{family}'" if isinstance(family, str) else json.dumps(family)[:40]
+        raise ModelFileError(f"unknown model family {shown} (known: {', '.join(FAMILIES)})")
+    return family
+
+
+def predictor_class(family: Any) -> type[Predictor]:
+    module, name = FAMILIES[check_family(family)].split(":")
     return getattr(importlib.import_module(module), name)
 
 
