@@ -385,8 +385,7 @@ def test_validation_size_too_large(toy_csv, tmp_path, capsys):
 
 
 def test_out_of_range_ngrams_is_a_clean_error(toy_csv, tmp_path, capsys):
-    rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--ngrams", "9",
-               "--epochs", "1", "--threads", "1"])
+    rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--ngrams", "9"])
     assert "ngrams" in read_error_line(capsys, rc)
 
 

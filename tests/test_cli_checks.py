@@ -353,3 +353,17 @@ def test_info_is_listed_with_an_example(capsys):
         main(["info", "--help"])
     out = capsys.readouterr().out
     assert "examples:" in out and "reviewsense info --model runs/imdb/model --json" in out
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    (["--model", "seed", "--C", "0.01"], "--C applies to --model nblinear, not to --model seed"),
+    (["--model", "seed", "--binary"], "--binary applies to --model nblinear, not to --model seed"),
+    (["--hidden-units", "64"], "--hidden-units applies to --model seed, not to --model nblinear"),
+    (["--epochs", "3"], "--epochs applies to --model seed and --preset best's network, not to --model nblinear"),
+    (["--preset", "best", "--frozen-embedding"], "--frozen-embedding applies to --model seed, not to --preset best"),
+    (["--preset", "best", "--model", "seed"], "--preset best builds its own models; drop --model seed"),
+])
+def test_flags_another_model_would_ignore_are_refused(toy_csv, tmp_path, capsys, flags, expected):
+    rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "run"), *flags])
+    assert expected in read_error_line(capsys, rc)
+    assert not (tmp_path / "run").exists()

@@ -75,8 +75,9 @@ weights = {"embedding.weight": rng.normal(size=(vec.vocabulary_size, 64)).astype
            "dense.weight": np.zeros((16, 64), np.float32), "dense.bias": np.zeros(16, np.float32),
            "output.weight": np.zeros((1, 16), np.float32), "output.bias": np.full(1, 7.0, np.float32)}
 model = SeedPredictor(vec, {"embedding_dim": 64, "hidden_units": 16}, weights)
-print("ready", flush=True)
-while True:
+save_model(model, sys.argv[1] + "-warm")  # imports and caches: the timed saves below are pure writing
+for n in range(1, 1_000_000):
+    print("start", n, flush=True)
     save_model(model, sys.argv[1])
 """
 
@@ -87,11 +88,16 @@ def test_kill_9_while_exporting_leaves_the_previous_export_loadable(linear_model
     expected = linear_model.predict_proba(["a great film"])
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(1.5)  # well inside the (much slower) stream of large exports
+        while proc.stdout.readline().strip() != "start 2":  # the first save replaced ours; the second is running
+            assert proc.poll() is None, "the writer died"
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob(".model.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        in_flight = list(tmp_path.glob(".model.*.tmp"))
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+    assert in_flight, "no write was in flight when the writer was killed"
     loaded = load_model(target)  # the old export or a complete new one, never a broken one
     if loaded.family == "nblinear":
         np.testing.assert_allclose(loaded.predict_proba(["a great film"]), expected)

@@ -344,6 +344,36 @@ def _load_labelled(args, **options) -> object:
                       encoding=args.encoding, **options)
 
 
+# the training flags that only some models read: flag → (argparse dest, the models that read it)
+FAMILY_FLAGS: dict[str, tuple[str, frozenset[str]]] = {
+    **{flag: (dest, frozenset({"nblinear"})) for flag, dest in (
+        ("--hash-bits", "hash_bits"), ("--min-df", "min_df"), ("--C", "C"), ("--span-weight", "span_weight"),
+        ("--binary", "binary"))},
+    **{flag: (dest, frozenset({"seed"})) for flag, dest in (
+        ("--hidden-units", "hidden_units"), ("--frozen-embedding", "frozen_embedding"))},
+    **{flag: (dest, frozenset({"seed", "cnn"})) for flag, dest in (
+        ("--embedding", "embedding"), ("--embedding-dim", "embedding_dim"), ("--max-tokens", "max_tokens"),
+        ("--sequence-length", "sequence_length"), ("--epochs", "epochs"), ("--batch-size", "batch_size"),
+        ("--learning-rate", "learning_rate"), ("--patience", "patience"),
+        ("--no-early-stopping", "no_early_stopping"), ("--threads", "threads"))},
+    "--ngrams": ("ngrams", frozenset({"nblinear", "seed"})),
+}
+
+
+def _check_family_flags(args) -> None:
+    """Refuse a flag that the model being trained would silently ignore (``--model seed --C 0.01``)."""
+    if args.preset and args.model != "nblinear":
+        raise ConfigError(f"--preset {args.preset} builds its own models; drop --model {args.model}")
+    parts = {"nblinear", "cnn"} if args.preset else {args.model}
+    what = f"--preset {args.preset} (nblinear + its network)" if args.preset else f"--model {args.model}"
+    for flag, (dest, readers) in FAMILY_FLAGS.items():
+        value = getattr(args, dest)
+        if value is not None and value is not False and not parts & readers:
+            names = " and ".join(sorted("--preset best's network" if r == "cnn" else f"--model {r}"
+                                        for r in readers))
+            raise ConfigError(f"{flag} applies to {names}, not to {what}")
+
+
 def cmd_train(args) -> int:
     from .models.seed import SeedParams
     from .pipeline import DataSpec, TrainConfig, resume_config, train
@@ -358,16 +388,7 @@ def cmd_train(args) -> int:
         return _report(train(config, resume=True), config.run_dir)
 
     defaults = TrainConfig()
-    seed_only = [flag for flag, value in (("--embedding", args.embedding), ("--embedding-dim", args.embedding_dim),
-                                          ("--max-tokens", args.max_tokens), ("--frozen-embedding",
-                                                                              args.frozen_embedding or None))
-                 if value is not None]
-    if args.model != "seed" and args.preset is None and seed_only:
-        raise ConfigError(f"{', '.join(seed_only)} applies to --model seed (the default model is {args.model})")
-    seed_network = [flag for flag, value in (("--frozen-embedding", args.frozen_embedding or None),
-                                             ("--hidden-units", args.hidden_units)) if value is not None]
-    if args.preset and seed_network:
-        raise ConfigError(f"{', '.join(seed_network)} applies to --model seed, not to --preset best's network")
+    _check_family_flags(args)
     params = defaults.params
     overrides = {"max_tokens": args.max_tokens, "ngrams": args.ngrams, "sequence_length": args.sequence_length,
                  "embedding_dim": args.embedding_dim}

@@ -367,7 +367,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     from .evaluation.plots import plot_history
     from .export.bundle import save_model
     if config.model not in MODELS:
-        raise DataError(f"unknown model family '{config.model}' (available: {', '.join(MODELS)})")
+        raise ConfigError(f"unknown model family '{config.model}' (available: {', '.join(MODELS)})")
     if config.cnn and config.preset != "best":
         raise ConfigError("the 'cnn' settings are for --preset best's network")
     if config.preset == "best":

@@ -9,7 +9,7 @@ from sklearn.metrics import log_loss
 
 from reviewsense.data.dataset import Dataset
 from reviewsense.errors import ConfigError
-from reviewsense.evaluation.metrics import binary_metrics, check_classes, evaluate, probabilities
+from reviewsense.evaluation.metrics import binary_metrics, check_classes, evaluate
 from reviewsense.evaluation.plots import plot_history
 from reviewsense.training.history import History
 
@@ -53,10 +53,6 @@ def test_roc_auc_is_none_with_one_class():
     m = binary_metrics(np.array([1, 1, 1]), np.array([0.3, -1.0, 2.0]))
     assert m["roc_auc"] is None
     assert m["confusion_matrix"] == [[0, 0], [1, 2]]
-
-
-def test_probabilities():
-    np.testing.assert_allclose(probabilities([0.0, 100.0, -100.0]), [0.5, 1.0, 0.0], atol=1e-12)
 
 
 def test_evaluate_scores_raw_texts(trained):
@@ -184,3 +180,21 @@ def test_classes_that_contradict_the_model_are_refused(given, model):
     message = str(info.value)
     assert f"--classes {','.join(given)}" in message and f"model's classes {','.join(model)}" in message
     assert "\n" not in message
+
+
+def test_what_cannot_be_measured_is_a_data_error_naming_the_set(trained):
+    from reviewsense.errors import DataError
+
+    predictor = trained[0]
+    unlabelled = Dataset(texts=["a film", "another"], labels=np.array([-1, -1]), name="unsup")
+    with pytest.raises(DataError, match="unsup: evaluation needs labelled data"):
+        evaluate(predictor, unlabelled)
+    with pytest.raises(DataError, match="no labelled texts"):
+        binary_metrics(np.zeros(0), np.zeros(0))
+
+
+def test_an_unknown_model_family_is_a_config_error(tmp_path):
+    from reviewsense.pipeline import TrainConfig, train
+
+    with pytest.raises(ConfigError, match="unknown model family 'zzz'"):
+        train(TrainConfig(run_dir=str(tmp_path / "run"), model="zzz"))

@@ -82,3 +82,18 @@ def test_fit_without_restore_keeps_the_last_weights(toy_corpus):
     assert history.stopped_epoch is not None and history.stopped_epoch < 50
     loss, _, _ = evaluate_module(module, validation)
     assert loss == pytest.approx(history.history["val_loss"][-1], abs=1e-6)
+
+
+def test_one_stopper_for_two_fits_starts_afresh_each_time(toy_corpus):
+    texts, labels = toy_corpus(60)
+    v = TextVectorizer().adapt(texts[:30])
+    train, validation = _ragged(texts[:30], np.array(labels[:30]), v), _ragged(texts[30:], np.array(labels[30:]), v)
+    stopper = EarlyStopping(patience=2)
+    options = FitOptions(epochs=3, batch_size=8, learning_rate=0.05, threads=1, early_stopping=stopper)
+    torch.manual_seed(0)
+    fit(build_module(v.vocabulary_size, 8, 8), train, validation, options)
+    stopper.best, stopper.wait = -1.0, 1  # as if an earlier fit had reached a loss no fit can beat
+    torch.manual_seed(0)
+    history = fit(build_module(v.vocabulary_size, 8, 8), train, validation, options)
+    assert history.best_epoch >= 1 and stopper.best == min(history.history["val_loss"])
+    assert history.stopped_epoch is None  # 3 epochs, learning: the second fit is not stopped by the first's state

@@ -9,7 +9,7 @@ import numpy as np
 from scipy.special import expit, log_expit
 
 from ..data.dataset import Dataset
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..models.base import Predictor
 
 
@@ -48,7 +48,7 @@ def binary_metrics(labels: np.ndarray, logits: np.ndarray,
     y = np.asarray(labels).astype(np.int64)
     z = np.asarray(logits, dtype=np.float64)
     if not len(y):
-        raise ValueError("no labelled texts to measure")
+        raise DataError("no labelled texts to measure")
     loss = float(-(y * log_expit(z) + (1 - y) * log_expit(-z)).mean())
     pred = (z > 0).astype(np.int64)
     precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="binary", zero_division=0)
@@ -120,7 +120,7 @@ def evaluate(predictor: Predictor, data: Dataset, reliability_plot: str | None =
     """Score ``data`` with the predictor (raw strings, exactly as an export would); optionally
     draw the reliability diagram to ``reliability_plot``."""
     if not data.labelled:
-        raise ValueError(f"{data.name}: evaluation needs labelled data")
+        raise DataError(f"{data.name}: evaluation needs labelled data (this set has texts but no labels)")
     logits = predictor.predict_logits(data.texts)
     if reliability_plot:
         from .plots import plot_reliability
@@ -129,5 +129,3 @@ def evaluate(predictor: Predictor, data: Dataset, reliability_plot: str | None =
     return binary_metrics(data.labels, logits, predictor.class_names)
 
 
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    return expit(np.asarray(logits, dtype=np.float64))

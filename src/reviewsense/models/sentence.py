@@ -29,8 +29,6 @@ from ..training.torch_loop import Features, FitOptions
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
 
-PREFIX = "sentence:"
-
 
 @dataclass
 class SentenceParams:

@@ -338,7 +338,7 @@ def _page() -> str:
 
 
 def _json(payload: Any) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False, allow_nan=False).encode(), media_type="application/json")
+    return Response(_dumps(payload), media_type="application/json")
 
 
 def _dumps(payload: Any) -> bytes:

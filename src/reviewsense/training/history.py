@@ -60,6 +60,10 @@ class EarlyStopping:
     best_epoch: int = 0
     wait: int = 0
 
+    def reset(self) -> None:
+        """Forget earlier fits: a stopper passed to a second fit starts from scratch (as Keras's does)."""
+        self.best, self.best_epoch, self.wait = math.inf, 0, 0
+
     def update(self, epoch: int, val_loss: float) -> tuple[bool, bool]:
         """Record an epoch (1-based). Returns (improved, should_stop)."""
         if val_loss < self.best - self.min_delta:

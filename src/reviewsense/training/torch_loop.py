@@ -109,6 +109,8 @@ def fit(module, train: Batches, validation: Batches | None, options: FitOptions,
     loss_fn = torch.nn.BCEWithLogitsLoss()
     history = History()
     stopper = options.early_stopping
+    if stopper is not None:
+        stopper.reset()  # a resumed run restores its state below
     best_state = None
     first_epoch, position, order, totals = 1, 0, None, (0.0, 0)
     checkpoint = options.checkpoint
