@@ -415,7 +415,13 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out.strip() == "reviewsense 0.1.0"
+    from importlib.metadata import version
+
+    import reviewsense
+
+    # one version: the package's metadata is read from reviewsense.__version__ (pyproject: dynamic)
+    assert capsys.readouterr().out.strip() == f"reviewsense {reviewsense.__version__}"
+    assert version("reviewsense") == reviewsense.__version__
 
 
 def test_python_m_reviewsense_help():

@@ -11,10 +11,14 @@ import json
 import math
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ConfigError, Interrupted, ReviewsenseError, Terminated
+
+if TYPE_CHECKING:  # the CLI imports its stages lazily: `reviewsense --help` stays fast
+    from .data.dataset import Dataset
 
 EXAMPLES = {
     "train": """examples:
@@ -332,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_labelled(args, **options) -> object:
+def _load_labelled(args, **options) -> Dataset:
     from .data.files import load_table
     from .data.imdb import is_imdb_source, read_imdb, resolve_source
 
@@ -506,6 +510,8 @@ def _predict_stream(model, args, fmt: str, output: str | None) -> int:
     from .prediction.stream import Chunk, read_chunks, score_file, score_to_path
 
     keep = args.keep_columns or []
+    chunks: Iterator
+    total: int | None
     if args.texts:
         texts = list(args.texts)
         chunks, total = iter([Chunk(texts, {"text": texts})]), len(texts)

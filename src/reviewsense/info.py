@@ -104,10 +104,11 @@ def _setting_keys(settings: dict[str, Any]) -> tuple[str, ...]:
     return SETTING_KEYS.get(kind, ("model", "seed"))
 
 
-def _size(n: int) -> str:
+def _size(count: int) -> str:
+    n = float(count)
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
-            return f"{n:,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+            return f"{int(n):,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
         n /= 1024
     raise AssertionError  # unreachable
 

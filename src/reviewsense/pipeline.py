@@ -114,7 +114,7 @@ def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Spli
     if spec.path is None or is_imdb_source(spec.path):
         if spec.group_column:
             raise DataError("--group-column is for your own data: IMDB is split by movie already")
-        source = resolve_source(spec.path, allow_download=spec.allow_download)
+        source: Path | str = resolve_source(spec.path, allow_download=spec.allow_download)
         splits = ("train", "test", "unsup") if want_unsup else ("train", "test")
         data = read_imdb(source, splits)
         train_full, test, unsup = data["train"], data["test"], data.get("unsup")
@@ -163,8 +163,8 @@ def resolve_vectors(config: TrainConfig, splits: Splits):
     if choice in ("word2vec", "fasttext"):
         # Unlabelled text only: the training split and IMDB's unsup reviews, never test.
         texts = list(splits.train.texts) + (list(splits.unlabelled.texts) if splits.unlabelled else [])
-        settings = {"method": choice, "dim": config.params.embedding_dim, "epochs": config.pretrain_epochs,
-                    "seed": config.seed}
+        settings: dict[str, Any] = {"method": choice, "dim": config.params.embedding_dim,
+                                    "epochs": config.pretrain_epochs, "seed": config.seed}
         cached = cache_dir() / "vectors" / fingerprint(texts, json.dumps(settings, sort_keys=True))[:20]
         if (cached / "vectors.json").is_file():
             log(f"using cached {choice} vectors from {cached}")

@@ -41,7 +41,7 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, BinaryIO, TypeVar, cast
 
 import numpy as np
 
@@ -124,7 +124,7 @@ def as_text(value: Any, where: str, column: str, limit: int) -> str:
 T = TypeVar("T")
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
 # what a damaged compressed file raises while it is read (gzip, bz2, lzma, zlib; OSError for I/O)
-_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, lzma.LZMAError, zlib.error)
+_READ_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, lzma.LZMAError, zlib.error)
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
@@ -134,11 +134,11 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def read_error(path: Path | str, exc: BaseException) -> DataError:
+def read_error(path: str | os.PathLike[str], exc: BaseException) -> DataError:
     return DataError(f"{path}: cannot read ({_reason(exc)})")
 
 
-def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
+def open_binary(path: str | os.PathLike[str]) -> BinaryIO:
     """The file's bytes, decompressed on the fly for ``.gz``, ``.bz2``, ``.xz`` (``.zst`` with the
     ``zstandard`` package)."""
     path = Path(path)
@@ -146,13 +146,13 @@ def open_binary(path: str | os.PathLike[str]) -> IO[bytes]:
     if kind == ".gz":
         import gzip
 
-        return gzip.open(path, "rb")
+        return cast(BinaryIO, gzip.open(path, "rb"))
     if kind == ".bz2":
         import bz2
 
-        return bz2.open(path, "rb")
+        return cast(BinaryIO, bz2.open(path, "rb"))
     if kind == ".xz":
-        return lzma.open(path, "rb")
+        return cast(BinaryIO, lzma.open(path, "rb"))
     if kind == ".zst":
         try:
             import zstandard
@@ -274,7 +274,7 @@ def _peek_header(path: Path, sep: str, encoding: str) -> tuple[str, list[str]]:
             if not first:
                 return "", []
             fields = next(csv.reader(itertools.chain([first], fh), delimiter=sep), [])
-    except (csv.Error, *_READ_ERRORS) as exc:
+    except (csv.Error, OSError, EOFError, lzma.LZMAError, zlib.error) as exc:  # csv.Error and _READ_ERRORS
         raise read_error(path, exc) from exc
     return first.rstrip("\r\n"), fields
 

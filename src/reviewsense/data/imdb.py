@@ -151,7 +151,8 @@ def read_imdb(path: str | os.PathLike[str], splits: Iterable[str] = ("train", "t
             urls = _URLS.search(name)
             if urls:
                 lines = raw.decode("utf-8", errors="replace").splitlines()
-                movies[urls.groups()] = [m.group(0) if (m := _MOVIE.search(u)) else u.strip() for u in lines]
+                movies[(urls.group(1), urls.group(2))] = [m.group(0) if (m := _MOVIE.search(u)) else u.strip()
+                                                          for u in lines]
             continue
         top, folder, review_id, rating = match.groups()
         split = _split_of(top, folder)

@@ -17,7 +17,6 @@ import numpy as np
 from scipy.special import expit
 
 from ..errors import ConfigError, ModelFileError, TextTypeError
-from ..text.vectorizer import TextVectorizer
 from .calibration import LengthCalibration
 from .explanation import Attribution, Explanation, explain
 
@@ -48,9 +47,9 @@ class Predictor(ABC):
     family: ClassVar[str]
     batch_size: ClassVar[int] = BATCH  # texts scored per call of _logits
 
-    def __init__(self, vectorizer: TextVectorizer | None, config: dict[str, Any],
+    def __init__(self, vectorizer: Any, config: dict[str, Any],
                  class_names=("negative", "positive")):
-        self.vectorizer = vectorizer
+        self.vectorizer = vectorizer  # each family's own: TextVectorizer, NgramVectorizer, MemberVectorizers or None
         self.config = dict(config)
         self.class_names = tuple(class_names)
         self.metadata: dict[str, Any] = {}
@@ -91,7 +90,7 @@ class Predictor(ABC):
 
     @classmethod
     @abstractmethod
-    def from_tensors(cls, vectorizer: TextVectorizer | None, config: dict[str, Any], tensors: dict[str, np.ndarray],
+    def from_tensors(cls, vectorizer: Any, config: dict[str, Any], tensors: dict[str, np.ndarray],
                      class_names: Sequence[str]) -> Predictor:
         """Rebuild a predictor from what :meth:`tensors` returned; validate shapes."""
 

@@ -210,7 +210,7 @@ class CNNPredictor(Predictor):
 def build_module(vocabulary_size: int, dim: int, params: CNNParams, init: np.ndarray | None = None):
     """The PyTorch network; its ``state_dict`` names are the export's tensor names."""
     torch = require("torch", "torch", "Training the cnn model")
-    nn = torch.nn
+    nn: Any = torch.nn  # untyped for the checker: the classes below subclass its Module
 
     class TextCNN(nn.Module):
         def __init__(self) -> None:

@@ -32,7 +32,7 @@ class EnsemblePredictor(Predictor):
         self.bias = float(bias)
 
     @property
-    def config(self) -> dict[str, Any]:  # type: ignore[override]
+    def config(self) -> dict[str, Any]:
         """The members' families and configs (and length calibrations, where they have one)."""
         return {"members": [{"family": m.family, "config": m.config} | (
             {"length_calibration": m.length_calibration.to_dict()} if m.length_calibration else {})

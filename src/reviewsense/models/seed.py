@@ -96,7 +96,7 @@ def build_module(vocabulary_size: int, dim: int, hidden: int, init: np.ndarray |
                  trainable: bool = True):
     """The PyTorch network: EmbeddingBag(mean) → Linear(dim, hidden) → ReLU → Linear(hidden, 1)."""
     torch = require("torch", "torch", "Training the seed model")
-    nn = torch.nn
+    nn: Any = torch.nn  # untyped for the checker: the classes below subclass its Module
 
     class SeedNet(nn.Module):
         def __init__(self) -> None:

@@ -121,7 +121,7 @@ class SentencePredictor(Predictor):
 
 def build_head(dim: int, hidden: int):
     torch = require("torch", "torch", "Training the sentence head")
-    nn = torch.nn
+    nn: Any = torch.nn  # untyped for the checker: the classes below subclass its Module
 
     class SentenceHead(nn.Module):
         def __init__(self) -> None:

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from ..errors import ConfigError, DataError
 from ..progress import bar
 
 CHUNK_ROWS = 32_768
+T = TypeVar("T")
 FIELDS = ["probability", "label", "label_name"]
 OUTPUT_FORMATS = ("jsonl", "csv", "parquet")
 
@@ -68,13 +69,13 @@ def _texts(values, path: Path, column: str, first_row: int, unit: str) -> list[s
     return out
 
 
-def _chunked(texts: Iterator[str], chunk_rows: int) -> Iterator[list[str]]:
+def _chunked(texts: Iterator[T], chunk_rows: int) -> Iterator[list[T]]:
     """Consecutive lists of ``chunk_rows`` texts (the last one shorter)."""
     while chunk := list(itertools.islice(texts, chunk_rows)):
         yield chunk
 
 
-def _lines(stream: TextIO, chunk_rows: int) -> Iterator[list[str]]:
+def _lines(stream: IO[str], chunk_rows: int) -> Iterator[list[str]]:
     limit, name = max_chars(), getattr(stream, "name", "stdin")
     texts = (check_length(line.rstrip("\r\n"), f"{name}: line {lineno}", limit)
              for lineno, line in enumerate(stream, 1))
@@ -218,7 +219,7 @@ def read_chunks(path: str | os.PathLike[str] | None, text_column: str = "text", 
 
 
 # -- scoring (in this process or in workers) ---------------------------------------------------
-_WORKER_MODEL = None
+_WORKER_MODEL: Any = None  # the model each worker process loads once
 
 
 def _init_worker(model_dir: str, threads: int) -> None:
@@ -246,8 +247,8 @@ def _ordered(fn: Callable[[list[str]], np.ndarray], chunks: Iterator[list[str]],
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")  # no fork: polars' thread pool does not survive one
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(model_dir, threads)) as pool:
+    init: Any = _init_worker  # typeshed types the initializer as taking no arguments when initargs is inferred
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init, initargs=(model_dir, threads)) as pool:
         pending: deque = deque()
         for chunk in chunks:
             pending.append((chunk, pool.submit(_worker_proba, chunk)))
@@ -272,7 +273,7 @@ class ResultWriter:
             raise ConfigError(f"unknown output format '{fmt}' (choose {', '.join(OUTPUT_FORMATS)})")
         self.out, self.fmt, self.threshold, self.keep = out, fmt, threshold, list(keep)
         self.class_names = list(class_names)
-        self._parquet = None
+        self._parquet: Any = None  # pyarrow's ParquetWriter, made with the first chunk
         if fmt == "csv":
             csv.writer(out, lineterminator="\n").writerow([*self.keep, *FIELDS])
 
@@ -293,8 +294,8 @@ class ResultWriter:
             rows = [f'"probability": {p}, "label": {k}, "label_name": {quoted[k]}}}\n'
                     for p, k in zip(rounded, labels.tolist(), strict=True)]
             if self.keep:
-                kept = [(json.dumps(c, ensure_ascii=False), extra[c]) for c in self.keep]
-                rows = ["".join(f"{key}: {json.dumps(col[i], ensure_ascii=False, default=str)}, " for key, col in kept)
+                named = [(json.dumps(c, ensure_ascii=False), extra[c]) for c in self.keep]
+                rows = ["".join(f"{key}: {json.dumps(col[i], ensure_ascii=False, default=str)}, " for key, col in named)
                         + row for i, row in enumerate(rows)]
             self.out.write("".join("{" + row for row in rows))
 
@@ -401,12 +402,9 @@ def compression(path: str | os.PathLike[str]) -> str | None:
     return COMPRESSIONS.get(Path(path).suffix.lower())
 
 
-def open_compressed(path: Path, method: str | None, binary: bool):
+def open_compressed(path: Path, method: str | None, binary: bool) -> IO[Any]:
     """``path`` opened for writing, through ``method`` (gzip, bz2, lzma) when given."""
     import importlib
 
-    mode = "wb" if binary else "wt"
-    text = {} if binary else {"encoding": "utf-8", "newline": ""}
-    if method is None:
-        return open(path, mode, **text)
-    return importlib.import_module(method).open(path, mode, **text)
+    opener = open if method is None else importlib.import_module(method).open
+    return opener(path, "wb") if binary else opener(path, "wt", encoding="utf-8", newline="")

@@ -23,6 +23,7 @@ import gc
 import hmac
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -121,7 +122,7 @@ class Problem(BaseModel):
     detail: str | list[dict[str, Any]]
 
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "invalid Content-Length, or a compressed body that does not decompress"},
     401: {"model": Problem, "description": "missing or wrong API key (when the server has one)"},
     408: {"model": Problem, "description": "the request body did not arrive in time"},
@@ -146,7 +147,8 @@ class _Inflater:
     ``limit`` bytes (413): a small body that inflates to gigabytes is stopped at the limit."""
 
     def __init__(self, wbits: int, limit: int):
-        self.wbits, self.limit, self.size, self.parts = wbits, limit, 0, []
+        self.wbits, self.limit, self.size = wbits, limit, 0
+        self.parts: list[bytes] = []
         self.stream = zlib.decompressobj(wbits)
 
     def feed(self, data: bytes) -> None:
@@ -198,7 +200,7 @@ class Gateway:
 
     def _authorized(self, header: bytes) -> bool:
         scheme, _, token = header.strip().partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
+        return self.key is not None and scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -270,7 +272,7 @@ def _translating(receive):
     return wrapped
 
 
-async def _send_json(send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def _send_json(send, status: int, payload: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = payload if isinstance(payload, bytes) else _dumps(payload)
     if status in (400, 408, 413, 415):  # the rest of that body is not worth reading: close the connection
         headers = [*headers, (b"connection", b"close")]
@@ -328,8 +330,9 @@ def _check_request(predictor: Predictor, limits: Limits, body: bytes) -> tuple[i
 
 
 # -- the app --------------------------------------------------------------------------------
-def _validation_problem(_request: Request, exc: RequestValidationError) -> JSONResponse:
+def _validation_problem(_request: Request, exc: Exception) -> JSONResponse:
     """422 with where and what, without echoing the (possibly huge) input back."""
+    assert isinstance(exc, RequestValidationError)  # the only exception this handler is registered for
     return JSONResponse({"detail": _problems(exc.errors())}, status_code=422)
 
 

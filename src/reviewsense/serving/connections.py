@@ -43,7 +43,11 @@ _FULL_503 = _response(b"503 Service Unavailable", "too many open connections", b
 _WAITING: weakref.WeakKeyDictionary[Any, dict[Any, None]] = weakref.WeakKeyDictionary()
 
 
-class _Guard:
+# uvicorn's protocol classes are what _Guard is mixed into; for the type checker it is any of them
+_Protocol: Any = object
+
+
+class _Guard(_Protocol):
     """Mixin put before a uvicorn HTTP protocol class (see the module docstring).
 
     A request has started when the protocol's ``cycle`` (one per request, created when the
@@ -101,8 +105,9 @@ class _Guard:
         _WAITING.setdefault(self.server_state, {})[self] = None
 
     def _stop_waiting(self) -> None:
-        if getattr(self, "_header_timer", None) is not None:
-            self._header_timer.cancel()
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
             self._header_timer = None
         waiting = _WAITING.get(self.server_state)
         if waiting is not None:

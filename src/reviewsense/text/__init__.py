@@ -23,7 +23,7 @@ class MemberVectorizers:
 
     FORMAT = MEMBERS_FORMAT
 
-    def __init__(self, members: list[TextVectorizer | NgramVectorizer]) -> None:
+    def __init__(self, members: list[Any]) -> None:  # TextVectorizer | NgramVectorizer
         self.members = list(members)
 
     @property

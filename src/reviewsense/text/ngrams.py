@@ -136,10 +136,10 @@ def _presence_scores(lengths: np.ndarray, columns: list[np.ndarray], weights: np
         return _matrix(lengths, columns, len(weights), binary=True) @ weights.astype(np.float64)
     # always ``ngrams`` arrays of one type, so numba compiles the loop once
     empty = np.zeros(0, dtype=np.int64)
-    columns = tuple([c if c.flags.writeable else c.copy() for c in columns] + [empty] * (ngrams - len(columns)))
+    arrays = tuple([c if c.flags.writeable else c.copy() for c in columns] + [empty] * (ngrams - len(columns)))
     longest = 2 * ngrams * int(lengths.max(initial=0))  # the set stays at most half full
     size = 1 << max(6, min(longest, 2 * len(weights)).bit_length())
-    return kernel(lengths.astype(np.int64), columns, weights, np.zeros(size, dtype=np.int64),
+    return kernel(lengths.astype(np.int64), arrays, weights, np.zeros(size, dtype=np.int64),
                   np.zeros(size, dtype=np.int64))
 
 

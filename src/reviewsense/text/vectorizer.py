@@ -87,6 +87,7 @@ class TextVectorizer:
         self.output_mode = output_mode
         self.sequence_length = sequence_length
         self.min_count = min_count
+        self.idf_: np.ndarray | None = None  # learned by adapt (tf_idf)
 
     # -- configuration -----------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -165,9 +166,10 @@ class TextVectorizer:
         self.index_ = {t: i for i, t in enumerate(self.vocabulary_)}
         if self.output_mode == "tf_idf":
             df = np.array([0, 0] + [doc_freq[t] for t, _ in kept], dtype=np.float64)
-            self.idf_ = np.log1p(n_docs / (1.0 + df)).astype(np.float32)
-            self.idf_[0] = 0.0
-            self.idf_[1] = math.log1p(n_docs / 1.0)
+            idf = np.log1p(n_docs / (1.0 + df)).astype(np.float32)
+            idf[0] = 0.0
+            idf[1] = math.log1p(n_docs / 1.0)
+            self.idf_ = idf
         else:
             self.idf_ = None
         return self
