@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..text.standardize import strip_tags
 from .dataset import Dataset
 
 WINDOWS = (1, 3, 5, 10, 20, 50)
 SENTENCE, FULL = "sentence", "full review"
-_TAG = re.compile(r"<[^>]*>")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"\w")
 
@@ -53,7 +53,7 @@ class Spans:
 
 def words_of(text: str) -> list[str]:
     """The text without HTML tags, split at white space (punctuation stays on its word)."""
-    return _TAG.sub(" ", text).split()
+    return strip_tags(text).split()
 
 
 def sentences_of(text: str) -> list[str]:

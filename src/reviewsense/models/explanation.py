@@ -11,7 +11,6 @@ not an approximation. This module turns that into what people read:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-_TAG = re.compile(r"<[^>]*>")
+from ..text.standardize import strip_tags
 
 
 @dataclass
@@ -96,7 +95,7 @@ def align(text: str, words: Sequence[str]) -> list[tuple[int, int] | None]:
         boundary = [True] * (len(lowered) + 1)  # offsets where an original character's lowercase begins
         for j in range(1, len(lowered)):
             boundary[j] = origin[j] != origin[j - 1]
-    lowered = _TAG.sub(lambda m: " " * len(m.group()), lowered)
+    lowered = strip_tags(lowered, keep_offsets=True)
     spans: list[tuple[int, int] | None] = []
     cursor = 0
     for word in words:

@@ -27,11 +27,12 @@ import scipy.sparse as sp
 
 from .._fs import write_json
 from ..errors import ConfigError, ModelFileError
+from .standardize import NGRAM_TOKEN, TAG_PATTERN, strip_tags
 
 FORMAT = "reviewsense-ngram-vectorizer"
 FORMAT_VERSION = 1
-TAG = r"<[^>]*>"
-TOKEN = r"[\w']+|\S"  # words (apostrophes kept: "don't"), else one non-space character (punctuation)
+TAG = TAG_PATTERN  # the shared rules (text/standardize.py), as pattern strings for polars
+TOKEN = NGRAM_TOKEN
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -68,7 +69,6 @@ def _map_chunks(fn, texts: Sequence[str], min_chunk: int = 2000) -> list:
 # and space separators (space in both); and no ASCII \x1c-\x1f (space to Python's Unicode
 # \s, not to Rust's). Every other text goes through polars.
 # tests/text/test_ngrams.py checks the agreement on arbitrary Unicode with hypothesis.
-_TAG_RE = re.compile(TAG)
 _TOKEN_RE = re.compile(TOKEN)
 _ASCII_TOKEN_RE = re.compile(TOKEN, re.ASCII)
 _AGREED = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "Zs"})
@@ -89,7 +89,7 @@ def tokenize(text: str) -> list[str]:
         pattern = _TOKEN_RE
     else:
         return tokenize_batch([text])[0].to_list()
-    return pattern.findall(_TAG_RE.sub(" ", lowered) if "<" in lowered else lowered)
+    return pattern.findall(strip_tags(lowered))
 
 
 def tokenize_batch(texts: Sequence[str]):

@@ -12,7 +12,6 @@ import html
 import json
 import math
 import os
-import re
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -24,6 +23,7 @@ import scipy.sparse as sp
 
 from .._fs import write_json
 from ..errors import ConfigError, ModelFileError
+from .standardize import WORD_TOKENS, strip_tags
 
 PAD, OOV = "", "[UNK]"
 STANDARDIZE = ("lower_strip_html", "lower", "none")
@@ -32,11 +32,6 @@ OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf")
 FORMAT = "reviewsense-text-vectorizer"
 FORMAT_VERSION = 1
 
-_TAG = re.compile(r"<[^>]*>")
-_TOKEN = {
-    "split": re.compile(r"\w+(?:'\w+)*|[^\w\s]"),
-    "strip": re.compile(r"\w+(?:'\w+)*"),
-}
 
 
 class TextVectorizer:
@@ -119,12 +114,12 @@ class TextVectorizer:
             return text
         text = text.lower()
         if self.standardize == "lower_strip_html":
-            text = html.unescape(_TAG.sub(" ", text))
+            text = html.unescape(strip_tags(text))
         return text
 
     def words(self, text: str) -> list[str]:
         """The standardized words of ``text`` (no n-grams)."""
-        return _TOKEN[self.punctuation].findall(self.standardize_text(text))
+        return WORD_TOKENS[self.punctuation].findall(self.standardize_text(text))
 
     def token_positions(self, text: str) -> tuple[list[str], list[tuple[int, int]]]:
         """The words of ``text``, and for each token :meth:`tokenize` returns (after
