@@ -107,3 +107,21 @@ def test_write_output_is_atomic(tmp_path):
     write_output(render(ROWS, "jsonl"), str(target))
     assert [json.loads(line) for line in target.read_text().splitlines()] == ROWS
     assert [p.name for p in target.parent.iterdir()] == ["out.jsonl"]
+
+
+def test_python_the_cli_and_the_http_api_write_the_same_rows(trained):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from reviewsense.prediction.stream import score_file
+    from reviewsense.serving.app import create_app
+
+    predictor = trained[0]
+    texts = ["great excellent superb", "awful terrible worst", "", "a film"]
+    for threshold in (0.5, 0.3):
+        rows = result_rows(predictor, texts, threshold)
+        out = io.StringIO()
+        score_file(predictor, iter([texts]), out, threshold=threshold)
+        assert [json.loads(line) for line in out.getvalue().splitlines()] == rows
+        answer = TestClient(create_app(predictor)).post("/v1/predict", json={"texts": texts, "threshold": threshold})
+        assert answer.json()["predictions"] == rows

@@ -32,6 +32,16 @@ FAMILIES: dict[str, str] = {
 
 BATCH = 4096
 
+# one result row, the same from Python, the CLI (JSONL, CSV, Parquet) and the HTTP API
+ROW_FIELDS = ("probability", "label", "label_name")
+DIGITS = 6  # probabilities are written rounded to this many decimals
+
+
+def result_row(probability: float, class_names: Sequence[str], threshold: float = 0.5) -> dict[str, Any]:
+    """``{"probability", "label", "label_name"}`` for one text: label 1 when probability ≥ threshold."""
+    label = int(probability >= threshold)
+    return {"probability": round(float(probability), DIGITS), "label": label, "label_name": class_names[label]}
+
 
 class Predictor(ABC):
     """Raw strings in, probabilities out.

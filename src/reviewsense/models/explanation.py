@@ -59,7 +59,7 @@ class Explanation:
     def to_dict(self, k: int | None = None, tokens: bool = True) -> dict[str, Any]:
         up, down = self.top(k)
         out: dict[str, Any] = {
-            "probability": round(self.probability, 6), "label": self.label,
+            "probability": round(self.probability, 6), "label": self.label,  # as base.result_row at 0.5
             "label_name": self.class_names[self.label], "logit": round(self.logit, 6), "bias": round(self.bias, 6),
             "positive": [{"feature": f, "contribution": round(c, 6)} for f, c in up],
             "negative": [{"feature": f, "contribution": round(c, 6)} for f, c in down],

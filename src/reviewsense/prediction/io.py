@@ -10,12 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
-
 from .._fs import atomic_path, is_stream
 from ..data.files import read_texts
 from ..errors import ConfigError, DataError
-from ..models.base import Predictor
+from ..models.base import Predictor, result_row
 
 # output file extensions and the format each one means
 OUTPUT_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
@@ -39,12 +37,7 @@ def gather_texts(
 
 
 def result_rows(predictor: Predictor, texts: Sequence[str], threshold: float = 0.5) -> list[dict]:
-    proba = predictor.predict_proba(texts)
-    labels = (proba >= threshold).astype(np.int8)
-    return [
-        {"probability": round(float(p), 6), "label": int(k), "label_name": predictor.class_names[int(k)]}
-        for p, k in zip(proba, labels, strict=True)
-    ]
+    return [result_row(p, predictor.class_names, threshold) for p in predictor.predict_proba(texts).tolist()]
 
 
 def output_format(path: str | None, fmt: str | None) -> str:

@@ -40,11 +40,12 @@ from ..data.files import (
     prepare_delimited,
 )
 from ..errors import ConfigError, DataError
+from ..models.base import DIGITS, ROW_FIELDS
 from ..progress import bar
 
 CHUNK_ROWS = 32_768
 T = TypeVar("T")
-FIELDS = ["probability", "label", "label_name"]
+FIELDS = list(ROW_FIELDS)  # models.base.result_row's, written in bulk below
 OUTPUT_FORMATS = ("jsonl", "csv", "parquet")
 
 
@@ -281,7 +282,7 @@ class ResultWriter:
         extra = {c: (col.to_pylist() if self.fmt != "parquet" and hasattr(col, "to_pylist") else col)
                  for c, col in (extra or {}).items()}
         labels = (proba >= self.threshold).astype(np.int8)
-        rounded = [round(p, 6) for p in proba.tolist()]
+        rounded = [round(p, DIGITS) for p in proba.tolist()]
         names = [self.class_names[k] for k in labels.tolist()] if self.fmt != "jsonl" else []
         if self.fmt == "parquet":
             self._write_parquet(rounded, labels, names, extra)

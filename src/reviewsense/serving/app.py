@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..models.base import Predictor
+from ..models.base import Predictor, result_row
 
 INLINE_CHARS = 20_000  # requests up to this many characters are scored on the event loop
 DEFAULT_THRESHOLD = 0.5  # label = probability >= threshold, unless a request says otherwise
@@ -359,8 +359,7 @@ def score(predictor: Predictor, texts: list[str], explain: bool, top_k: int,
     names = predictor.class_names
     out = []
     for text, p in zip(texts, probabilities.tolist(), strict=True):
-        label = int(p >= threshold)
-        row: dict[str, Any] = {"probability": round(p, 6), "label": label, "label_name": names[label]}
+        row = result_row(p, names, threshold)
         if explain:
             e = predictor.explain(text, top_k).to_dict()
             row["explanation"] = {k: e[k] for k in ("logit", "bias", "positive", "negative", "tokens")}
