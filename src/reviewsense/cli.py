@@ -298,9 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-connections", type=_positive, default=1_000,
                    help="open connections per server process; past it a new one closes the one that has waited "
                         "longest for its request headers (default 1000)")
-    p.add_argument("--workers", type=_positive, default=1,
-                   help="server processes, each with its own copy of the model (default 1; one per core is "
-                        "the fastest)")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="server processes, each with its own copy of the model (default: one per core, the "
+                        "fastest; 1 keeps one copy in memory)")
     p.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs time)")
 
     p = sub.add_parser("pretrain", help="train word vectors on unlabelled text (IMDB: unsup + train)",
@@ -604,14 +604,16 @@ def cmd_serve(args) -> int:
         print(f"reviewsense: warning: serving on {args.host} without an API key: anyone who can reach this "
               "port can use the model (set --api-key or REVIEWSENSE_API_KEY)", file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving the {family} model from {args.model} at http://{host}:{args.port}/ "
-          f"(API docs at /docs{', API key required' if api_key else ''}); Ctrl+C stops", file=sys.stderr)
+    workers = args.workers or os.cpu_count() or 1
+    print(f"serving the {family} model from {args.model} at http://{host}:{args.port}/ with {workers} worker "
+          f"process{'es' if workers > 1 else ''} (API docs at /docs{', API key required' if api_key else ''}); "
+          "Ctrl+C stops", file=sys.stderr)
     from .serving.connections import serve_options
 
     # header timeout and connection cap, in every worker (keep-alive timeout 5 s, no WebSockets)
     options = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": args.access_log,
-               **serve_options(args.header_timeout, args.max_connections, args.workers)}
-    if args.workers == 1:
+               **serve_options(args.header_timeout, args.max_connections, workers)}
+    if workers == 1:
         uvicorn.run(create_app(model, limits, api_key), **options)
         return 0
     from dataclasses import asdict
@@ -622,7 +624,7 @@ def cmd_serve(args) -> int:
     os.environ[ENV_CONFIG] = json.dumps({"model": str(args.model), "limits": asdict(limits), "api_key": api_key,
                                          "connections": {"header_timeout": args.header_timeout,
                                                          "max_connections": args.max_connections}})
-    uvicorn.run("reviewsense.serving.app:app_from_env", factory=True, workers=args.workers, **options)
+    uvicorn.run("reviewsense.serving.app:app_from_env", factory=True, workers=workers, **options)
     return 0
 
 
