@@ -336,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_labelled(args, **options) -> Dataset:
+def _load_dataset(args, **options) -> Dataset:
+    """The data a command reads: an IMDB split (``--split``; ``unsup`` is unlabelled) or the user's file."""
     from .data.files import load_table
     from .data.imdb import is_imdb_source, read_imdb, resolve_source
 
@@ -453,7 +454,7 @@ def cmd_evaluate(args) -> int:
             check_writable(path, inputs=[args.data, args.model])
     model = load_model(args.model)
     check_classes(args.classes, model.class_names)  # labels named like the model's classes need no --classes
-    data = _load_labelled(args, model_classes=model.class_names, allow_one_class=True)
+    data = _load_dataset(args, model_classes=model.class_names, allow_one_class=True)
     metrics = evaluate(model, data, reliability_plot=args.reliability_plot)
     if metrics.get("note"):
         print(f"reviewsense: warning: {metrics['note']}", file=sys.stderr)
@@ -650,7 +651,7 @@ def cmd_pretrain(args) -> int:
 def cmd_data(args) -> int:
     from .data.describe import describe, format_description, head
 
-    data = _load_labelled(args)
+    data = _load_dataset(args)
     if args.data_command == "describe":
         info = describe(data)
         print(json.dumps(info, indent=2) if args.json else format_description(info))

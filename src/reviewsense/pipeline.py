@@ -83,7 +83,9 @@ class TrainConfig:
     cnn: dict[str, Any] = field(default_factory=dict)  # the preset's network (CNNParams fields)
 
     @property
-    def uses_seed(self) -> bool:
+    def uses_word_vectors(self) -> bool:
+        """Whether a network over word vectors is trained (the seed model, --preset best's CNN):
+        then ``embedding`` says where its vectors come from."""
         return self.model == "seed" or self.preset == "best"
 
     @classmethod
@@ -158,7 +160,7 @@ def resolve_vectors(config: TrainConfig, splits: Splits):
     from .text.word_vectors import load_word_vectors, pretrain
 
     choice = config.embedding
-    if not config.uses_seed or choice == "scratch" or choice.startswith("sentence:"):
+    if not config.uses_word_vectors or choice == "scratch" or choice.startswith("sentence:"):
         return None
     if choice in ("word2vec", "fasttext"):
         # Unlabelled text only: the training split and IMDB's unsup reviews, never test.
@@ -194,7 +196,7 @@ def _model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], hi
     return f"""# reviewsense run
 
 - model family: `{"ensemble (--preset best)" if config.preset else config.model}`\
-{f", embedding: `{config.embedding}`" if config.uses_seed else ""}, {stop}
+{f", embedding: `{config.embedding}`" if config.uses_word_vectors else ""}, {stop}
 - data: `{splits.source}` — train {len(splits.train):,}, validation {len(splits.validation):,}, \
 test {len(splits.test):,}
 - **test accuracy {test['accuracy']:.2%}**, loss {test['loss']:.4f}, \
@@ -376,7 +378,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     check_run_dir(run_dir, overwrite=overwrite or resume)
     started = time.perf_counter()
     previous = _run_files(run_dir) if overwrite else {}
-    want_unsup = config.uses_seed and config.embedding in ("word2vec", "fasttext")
+    want_unsup = config.uses_word_vectors and config.embedding in ("word2vec", "fasttext")
     splits = load_splits(config.data, seed=config.seed, want_unsup=want_unsup)
     log(f"data: train {len(splits.train):,}, validation {len(splits.validation):,}, test {len(splits.test):,}"
         f" from {splits.source}")

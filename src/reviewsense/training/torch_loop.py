@@ -105,7 +105,7 @@ def fit(module, train: Batches, validation: Batches | None, options: FitOptions,
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
-    optimizer = Adams(torch, module, options.learning_rate)
+    optimizer = SparseAwareAdam(torch, module, options.learning_rate)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     history = History()
     stopper = options.early_stopping
@@ -173,7 +173,7 @@ def fit(module, train: Batches, validation: Batches | None, options: FitOptions,
     return history
 
 
-class Adams:
+class SparseAwareAdam:
     """Adam for the dense parameters and SparseAdam for embeddings with sparse gradients
     (``nn.Embedding(sparse=True)``: a step touches only the rows of the batch's words), with
     one ``state_dict`` in the format of a single Adam (identical to it when nothing is sparse)."""
