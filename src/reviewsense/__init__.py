@@ -15,7 +15,19 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .estimators import NBLinearClassifier, SeedClassifier
     from .models.base import Predictor
+
+_ESTIMATORS = ("NBLinearClassifier", "SeedClassifier")
+
+
+def __getattr__(name: str):
+    """The estimators, imported when first used (``import reviewsense`` stays light)."""
+    if name in _ESTIMATORS:
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'reviewsense' has no attribute {name!r}")
 
 
 def load(path: str) -> Predictor:
@@ -25,4 +37,4 @@ def load(path: str) -> Predictor:
     return load_model(path)
 
 
-__all__ = ["load", "__version__"]
+__all__ = ["NBLinearClassifier", "SeedClassifier", "load", "__version__"]

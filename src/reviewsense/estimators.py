@@ -1,0 +1,256 @@
+"""scikit-learn estimators over reviewsense's model families: ``fit`` on lists of strings and
+labels of any type, then ``predict``, ``predict_proba``, ``decision_function``, ``score``.
+
+>>> from reviewsense import NBLinearClassifier
+>>> texts = ["a great film", "an awful film", "great acting", "awful plot"] * 10
+>>> labels = ["good", "bad", "good", "bad"] * 10
+>>> model = NBLinearClassifier(hash_bits=12).fit(texts, labels)
+>>> model.classes_.tolist()
+['bad', 'good']
+>>> model.predict(["a great plot"]).tolist()
+['good']
+>>> model.predict_proba(["a great plot"]).shape
+(1, 2)
+
+Each estimator keeps its hyper-parameters as given in ``__init__`` (so ``clone``,
+``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` work), learns in ``fit`` — holding out
+``validation_size`` of the rows for early stopping, calibration and the length calibration
+unless ``validation_data`` is given — and keeps what it learned in attributes ending with
+``_``: ``classes_``, ``predictor_`` (the numpy :class:`~reviewsense.models.base.Predictor`
+that every export and the server use), ``history_`` for families trained in epochs.
+``save(dir)`` writes the export folder; ``load(dir)`` gives the estimator back, and
+:func:`reviewsense.load` the predictor.
+
+Two classes for now: ``classes_[1]`` is the positive class (column 1 of ``predict_proba``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .data.dataset import Dataset, train_validation_split
+from .errors import ConfigError, DataError, ModelFileError
+from .models.base import Predictor, as_texts
+
+
+class _TextClassifier(ClassifierMixin, BaseEstimator):
+    """What every family's estimator shares: labels ↔ 0/1, the validation split, the length
+    calibration, prediction, saving and loading. A family adds ``_fit_family``."""
+
+    validation_size: float | int
+    length_calibration: bool
+    random_state: int
+
+    def fit(self, X: Sequence[str], y: Sequence[Any], *,
+            validation_data: tuple[Sequence[str], Sequence[Any]] | None = None) -> _TextClassifier:
+        """Learn from texts ``X`` and labels ``y`` (any two values: strings, ints, bools).
+
+        ``validation_data=(texts, labels)`` is what early stopping, the probability calibration
+        and the length calibration are fitted on; without it, ``validation_size`` of the rows
+        (a fraction, or a count) are held out at random (seeded by ``random_state``)."""
+        texts = as_texts(X)
+        labels = _labels(y, len(texts))
+        self.classes_ = np.unique(labels)
+        if len(self.classes_) != 2:
+            raise DataError(f"{type(self).__name__} takes exactly two classes, got {len(self.classes_)}: "
+                            f"{self.classes_.tolist()[:5]}")
+        names = (str(self.classes_[0]), str(self.classes_[1]))
+        data = Dataset(texts=texts, labels=self._encode(labels), name="fit", class_names=names)
+        if validation_data is None:
+            train, validation = train_validation_split(data, self.validation_size, seed=self.random_state,
+                                                       by_group=False, what="validation_size")
+        else:
+            v_texts, v_labels = validation_data
+            v_texts = as_texts(v_texts)
+            train = data
+            validation = Dataset(texts=v_texts, labels=self._encode(_labels(v_labels, len(v_texts))),
+                                 name="validation", class_names=names)
+        predictor, held_out, history = self._fit_family(train, validation)
+        if self.length_calibration:
+            from dataclasses import replace
+
+            from .models.calibration import fit_length_calibration
+
+            model = held_out or predictor
+            calibration = fit_length_calibration(model, validation, np.concatenate([train.labels, validation.labels]),
+                                                 seed=self.random_state)
+            model.length_calibration = calibration
+            predictor.length_calibration = replace(calibration, empty=predictor.raw_scores([""])[0][0])
+        self.predictor_ = predictor
+        if history is not None:
+            self.history_ = history
+        self.n_features_in_ = 1  # one text per row
+        return self
+
+    def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
+        """(the predictor, the model that did not see the validation labels or None, a history or None)."""
+        raise NotImplementedError
+
+    def _encode(self, labels: np.ndarray) -> np.ndarray:
+        unknown = sorted({str(v) for v in labels[~np.isin(labels, self.classes_)]})
+        if unknown:
+            raise DataError(f"labels {unknown[:5]} are not among the classes {self.classes_.tolist()}")
+        return (labels == self.classes_[1]).astype(np.int8)
+
+    # -- prediction ------------------------------------------------------------------------
+    def decision_function(self, X: Sequence[str]) -> np.ndarray:
+        """The logit of ``classes_[1]`` for each text (before the sigmoid)."""
+        check_is_fitted(self, "predictor_")
+        return self.predictor_.predict_logits(as_texts(X)).astype(np.float64)
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        """Shape ``(n, 2)``: the probability of ``classes_[0]`` and ``classes_[1]`` for each text."""
+        check_is_fitted(self, "predictor_")
+        positive = self.predictor_.predict_proba(as_texts(X)).astype(np.float64)
+        return np.column_stack([1.0 - positive, positive])
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """The most probable class of each text, from ``classes_``."""
+        check_is_fitted(self, "predictor_")
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+    # -- saving ----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the export folder (the same as ``reviewsense train``'s ``model/``): it loads with
+        :meth:`load` as this estimator and with :func:`reviewsense.load` as a predictor."""
+        from .export import save_model
+
+        check_is_fitted(self, "predictor_")
+        training = {"estimator": type(self).__name__, "params": _jsonable(self.get_params()),
+                    "classes": self.classes_.tolist()}
+        return save_model(self.predictor_, path, training=training)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> _TextClassifier:
+        """The estimator saved in ``path`` by :meth:`save`, ready to predict."""
+        from .export import load_model
+        from .export.bundle import read_manifest
+
+        predictor = load_model(path)
+        training = read_manifest(path).get("training") or {}
+        if training.get("estimator") != cls.__name__:
+            raise ModelFileError(f"{path}: not saved by {cls.__name__}.save (saved by "
+                                 f"{training.get('estimator') or 'reviewsense train'}); use reviewsense.load")
+        params = {k: v for k, v in (training.get("params") or {}).items() if k in cls._get_param_names()}
+        estimator = cls(**params)
+        estimator.classes_ = np.array(training["classes"])
+        estimator.predictor_ = predictor
+        estimator.n_features_in_ = 1
+        return estimator
+
+
+def _labels(y: Sequence[Any], n: int) -> np.ndarray:
+    labels = np.asarray(list(y) if not isinstance(y, np.ndarray) else y)
+    if labels.ndim != 1 or len(labels) != n:
+        raise DataError(f"expected one label per text: {n} texts, labels of shape {labels.shape}")
+    if labels.dtype == object and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in labels):
+        raise DataError("a label is missing (None or NaN)")
+    return labels
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in params.items():
+        try:
+            json.dumps(value)
+        except TypeError:
+            continue
+        out[key] = value
+    return out
+
+
+class NBLinearClassifier(_TextClassifier):
+    """NB-weighted word n-gram logistic regression (``reviewsense train``'s default model).
+
+    Parameters are those of ``reviewsense train`` (:class:`~reviewsense.models.nblinear.NBLinearParams`):
+    ``ngrams`` (word n-grams up to this length), ``hash_bits`` (2**bits buckets for the longer
+    n-grams), ``min_df``, ``C`` (inverse regularization), ``binary``, ``span_weight`` (weight of
+    short spans of the training texts), ``refit`` (the final fit on train + validation);
+    ``validation_size``, ``length_calibration`` and ``random_state`` as for every estimator.
+    """
+
+    def __init__(self, ngrams: int = 3, hash_bits: int = 24, min_df: int = 2, C: float = 1.0,
+                 binary: bool = False, span_weight: float = 0.05, refit: bool = True,
+                 validation_size: float | int = 0.2, length_calibration: bool = True, random_state: int = 0):
+        self.ngrams = ngrams
+        self.hash_bits = hash_bits
+        self.min_df = min_df
+        self.C = C
+        self.binary = binary
+        self.span_weight = span_weight
+        self.refit = refit
+        self.validation_size = validation_size
+        self.length_calibration = length_calibration
+        self.random_state = random_state
+
+    def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
+        from .models import nblinear
+
+        try:
+            params = nblinear.NBLinearParams(ngrams=self.ngrams, hash_bits=self.hash_bits, min_df=self.min_df,
+                                             C=self.C, binary=self.binary, span_weight=self.span_weight,
+                                             refit=self.refit)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+        predictor, held_out = nblinear.fit(train, validation, params)
+        return predictor, held_out, None
+
+
+class SeedClassifier(_TextClassifier):
+    """The tutorial's network: a trainable text embedding → Dense(``hidden_units``, relu) →
+    Dense(1) logit, binary cross-entropy, Adam, early stopping on the validation loss.
+
+    ``embedding`` is ``"scratch"`` (learned from the training texts) or the path of word vectors
+    (a ``reviewsense pretrain`` folder, a ``.vec`` or ``.txt`` file); ``history_`` holds the
+    per-epoch ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy`` (Keras's ``History``).
+    """
+
+    def __init__(self, embedding: str = "scratch", embedding_dim: int = 50, hidden_units: int = 16,
+                 max_tokens: int | None = 20_000, ngrams: int = 1, sequence_length: int | None = None,
+                 trainable_embedding: bool = True, epochs: int = 40, batch_size: int = 512,
+                 learning_rate: float = 3e-3, early_stopping: bool = True, patience: int = 3,
+                 threads: int | None = None, validation_size: float | int = 0.2, length_calibration: bool = True,
+                 random_state: int = 0):
+        self.embedding = embedding
+        self.embedding_dim = embedding_dim
+        self.hidden_units = hidden_units
+        self.max_tokens = max_tokens
+        self.ngrams = ngrams
+        self.sequence_length = sequence_length
+        self.trainable_embedding = trainable_embedding
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.threads = threads
+        self.validation_size = validation_size
+        self.length_calibration = length_calibration
+        self.random_state = random_state
+
+    def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
+        from .models import seed
+        from .training.history import EarlyStopping
+        from .training.torch_loop import FitOptions
+
+        vectors = None
+        if self.embedding != "scratch":
+            from .text.word_vectors import load_word_vectors
+
+            vectors = load_word_vectors(self.embedding)
+        params = seed.SeedParams(max_tokens=self.max_tokens, ngrams=self.ngrams, sequence_length=self.sequence_length,
+                                 embedding_dim=vectors.dim if vectors is not None else self.embedding_dim,
+                                 hidden_units=self.hidden_units, trainable_embedding=self.trainable_embedding)
+        options = FitOptions(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                             seed=self.random_state, threads=self.threads,
+                             early_stopping=EarlyStopping(patience=self.patience) if self.early_stopping else None)
+        predictor, history = seed.fit(train, validation, params, options, vectors)
+        return predictor, None, history
