@@ -127,3 +127,45 @@ def test_the_tutorials_network_as_an_estimator(corpus):
     assert set(model.history_.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert model.predict_proba(texts[:5]).shape == (5, 2)
     assert model.score(texts, labels) > 0.8
+
+
+TINY_CNN = {"embedding_dim": 8, "filters": 4, "widths": (2, 3), "epochs": 3, "batch_size": 32, "threads": 1,
+            "max_length": 20, "min_count": 1}
+
+
+def test_the_presets_network_and_the_stack_as_estimators(corpus, tmp_path):
+    pytest.importorskip("torch")
+    from reviewsense import CNNClassifier, StackedClassifier
+
+    texts, labels = corpus
+    network = CNNClassifier(embedding="scratch", **TINY_CNN).fit(texts, labels)
+    assert network.history_.epochs <= 3 and network.predict_proba(texts[:3]).shape == (3, 2)
+    stack = StackedClassifier(linear=NBLinearClassifier(**FAST), network=CNNClassifier(embedding="scratch", **TINY_CNN))
+    assert stack.get_params()["linear__C"] == 1.0 and stack.set_params(linear__C=0.5).linear.C == 0.5
+    stack.fit(texts, labels)
+    assert stack.predictor_.family == "ensemble" and stack.score(texts, labels) > 0.9
+    assert not hasattr(stack.linear, "predictor_")  # the members given are templates: cloned, never fitted
+    stack.save(tmp_path / "stack")
+    again = StackedClassifier.load(tmp_path / "stack")
+    np.testing.assert_allclose(again.predict_proba(texts[:5]), stack.predict_proba(texts[:5]), rtol=1e-5)
+
+
+def test_word2vec_vectors_pretrained_on_the_fit_texts(corpus, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("gensim")
+    from reviewsense import CNNClassifier
+    from reviewsense.text import word_vectors
+
+    calls = []
+    real = word_vectors.pretrain
+
+    def spy(texts, **kwargs):
+        calls.append((list(texts), kwargs))
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(word_vectors, "pretrain", spy)
+    texts, labels = corpus
+    model = CNNClassifier(embedding="word2vec", **{**TINY_CNN, "embedding_dim": 12}).fit(texts, labels)
+    (seen, kwargs), = calls
+    assert sorted(seen) == sorted(texts) and kwargs["dim"] == 12 and kwargs["method"] == "word2vec"
+    assert model.predictor_.tensors()["embedding.weight"].shape[1] == 12

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .estimators import NBLinearClassifier, SeedClassifier
+    from .estimators import CNNClassifier, NBLinearClassifier, SeedClassifier, StackedClassifier
     from .models.base import Predictor
 
-_ESTIMATORS = ("NBLinearClassifier", "SeedClassifier")
+_ESTIMATORS = ("NBLinearClassifier", "SeedClassifier", "CNNClassifier", "StackedClassifier")
 
 
 def __getattr__(name: str):
@@ -37,4 +37,4 @@ def load(path: str) -> Predictor:
     return load_model(path)
 
 
-__all__ = ["NBLinearClassifier", "SeedClassifier", "load", "__version__"]
+__all__ = ["CNNClassifier", "NBLinearClassifier", "SeedClassifier", "StackedClassifier", "load", "__version__"]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .data.dataset import Dataset, train_validation_split
@@ -139,7 +139,8 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
         if training.get("estimator") != cls.__name__:
             raise ModelFileError(f"{path}: not saved by {cls.__name__}.save (saved by "
                                  f"{training.get('estimator') or 'reviewsense train'}); use reviewsense.load")
-        params = {k: v for k, v in (training.get("params") or {}).items() if k in cls._get_param_names()}
+        params = {k: v for k, v in (training.get("params") or {}).items()
+                  if k in cls._get_param_names() and not isinstance(v, dict)}
         estimator = cls(**params)
         estimator.classes_ = np.array(training["classes"])
         estimator.predictor_ = predictor
@@ -254,3 +255,103 @@ class SeedClassifier(_TextClassifier):
                              early_stopping=EarlyStopping(patience=self.patience) if self.early_stopping else None)
         predictor, history = seed.fit(train, validation, params, options, vectors)
         return predictor, None, history
+
+
+def _word_vectors(embedding: str, texts: Sequence[str], dim: int, seed: int):
+    """``scratch``: none; ``word2vec``/``fasttext``: pretrained now on ``texts`` (the training and
+    validation texts, never labels); else the path of saved vectors."""
+    if embedding == "scratch":
+        return None
+    if embedding in ("word2vec", "fasttext"):
+        from .text.word_vectors import pretrain
+
+        return pretrain(texts, method=embedding, dim=dim, seed=seed)
+    from .text.word_vectors import load_word_vectors
+
+    return load_word_vectors(embedding)
+
+
+class CNNClassifier(_TextClassifier):
+    """``--preset best``'s network: word vectors → convolutions of ``widths`` words (``filters``
+    each) → max-pooling → dropout → a logit, trained with early stopping on the validation loss.
+
+    ``embedding``: ``"word2vec"`` (pretrained on the texts given to ``fit``, as the preset does
+    on IMDB's unlabelled reviews), ``"fasttext"``, ``"scratch"``, or the path of saved vectors.
+    The rest are :class:`~reviewsense.models.cnn.CNNParams`; ``history_`` as for ``SeedClassifier``.
+    """
+
+    def __init__(self, embedding: str = "word2vec", embedding_dim: int = 100, max_length: int = 300,
+                 max_tokens: int | None = 100_000, min_count: int = 2, filters: int = 64,
+                 widths: tuple[int, ...] = (3, 4, 5), dropout: float = 0.5, epochs: int = 6, batch_size: int = 64,
+                 learning_rate: float = 2e-3, early_stopping: bool = True, patience: int = 2, refit: bool = False,
+                 threads: int | None = None, validation_size: float | int = 0.2, length_calibration: bool = True,
+                 random_state: int = 0):
+        self.embedding = embedding
+        self.embedding_dim = embedding_dim
+        self.max_length = max_length
+        self.max_tokens = max_tokens
+        self.min_count = min_count
+        self.filters = filters
+        self.widths = widths
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.refit = refit
+        self.threads = threads
+        self.validation_size = validation_size
+        self.length_calibration = length_calibration
+        self.random_state = random_state
+
+    def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
+        from .models import cnn
+        from .training.history import EarlyStopping
+        from .training.torch_loop import FitOptions
+
+        params = cnn.CNNParams(max_length=self.max_length, max_tokens=self.max_tokens, min_count=self.min_count,
+                               embedding_dim=self.embedding_dim, filters=self.filters, widths=list(self.widths),
+                               dropout=self.dropout, epochs=self.epochs, batch_size=self.batch_size,
+                               learning_rate=self.learning_rate, patience=self.patience, refit=self.refit).check()
+        vectors = _word_vectors(self.embedding, list(train.texts) + list(validation.texts), self.embedding_dim,
+                                self.random_state)
+        options = FitOptions(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                             seed=self.random_state, threads=self.threads, eval_batch_size=512,
+                             early_stopping=EarlyStopping(patience=self.patience) if self.early_stopping else None)
+        predictor, history, validation_logits = cnn.fit(train, validation, params, options, vectors)
+        self.validation_logits_ = validation_logits  # of the fit that did not see the validation labels
+        return predictor, None, history
+
+
+class StackedClassifier(_TextClassifier):
+    """What ``reviewsense train --preset best`` builds: ``linear`` (an :class:`NBLinearClassifier`)
+    and ``network`` (a :class:`CNNClassifier`) trained on the same split, combined by a logistic
+    regression fitted on their validation logits (scores of models that did not see those
+    labels), then calibrated by length as one model. Their hyper-parameters are reached the
+    scikit-learn way: ``StackedClassifier(...).set_params(linear__C=0.5, network__epochs=3)``.
+    """
+
+    def __init__(self, linear: NBLinearClassifier | None = None, network: CNNClassifier | None = None,
+                 validation_size: float | int = 0.2, length_calibration: bool = True, random_state: int = 0):
+        self.linear = linear
+        self.network = network
+        self.validation_size = validation_size
+        self.length_calibration = length_calibration
+        self.random_state = random_state
+
+    def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
+        from .models import ensemble
+        from .progress import log
+
+        linear = clone(self.linear) if self.linear is not None else NBLinearClassifier()
+        network = clone(self.network) if self.network is not None else CNNClassifier()
+        linear_model, linear_held_out, _ = linear._fit_family(train, validation)
+        neural_model, _, history = network._fit_family(train, validation)
+        member_logits = np.column_stack([(linear_held_out or linear_model).predict_logits(validation.texts),
+                                         network.validation_logits_])
+        model = ensemble.stack([linear_model, neural_model], member_logits, validation.labels, train.class_names)
+        log(f"stacked ensemble: {ensemble.describe(model)}")
+        held_out = ensemble.EnsemblePredictor([linear_held_out or linear_model, neural_model], model.weights,
+                                              model.bias, train.class_names)
+        return model, held_out, history
