@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_toy_corpus
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -20,9 +19,9 @@ from reviewsense.errors import DataError, TextTypeError
 FAST = {"hash_bits": 12, "span_weight": 0.0}
 
 
-@pytest.fixture(scope="module")
-def corpus():
-    texts, labels = make_toy_corpus(240, seed=11)
+@pytest.fixture
+def corpus(toy_corpus):
+    texts, labels = toy_corpus(240, seed=11)
     return texts, ["good" if y else "bad" for y in labels]
 
 
