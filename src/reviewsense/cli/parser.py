@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 from .. import __version__
 
@@ -60,72 +61,41 @@ def _size(value: str) -> float | int:
     return number if number < 1 else int(number)
 
 
-def _positive(value: str, most: int | None = None) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1 or (most is not None and number > most):
-        raise argparse.ArgumentTypeError(f"must be from 1 to {most}, got {number}" if most else
-                                         f"must be at least 1, got {number}")
-    return number
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``)."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if number < low or (high is not None and number > high):
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {number}" if high is not None else
+                                             f"must be at least {low}, got {number}")
+        return number
+    return parse
 
 
-def _non_negative(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {number}")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not (number > 0 and math.isfinite(number)):
-        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {value}")
-    return number
-
-
-def _non_negative_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not (number >= 0 and math.isfinite(number)):
-        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {value}")
-    return number
-
-
-def _probability(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability, got {value!r}") from None
-    if not 0 <= number <= 1:  # NaN too
-        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, got {value}")
-    return number
+def _real_number(allowed: Callable[[float], bool], requirement: str, what: str = "a number") -> Callable[[str], float]:
+    """An argparse type: a number for which ``allowed`` holds (``requirement`` says which)."""
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+        if not allowed(number):  # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {value}")
+        return number
+    return parse
 
 
 SEED_MAX = 2**32 - 2  # numpy seeds are 0 … 2**32 - 1, and a split takes --seed + 1
-
-
-def _seed(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if not 0 <= number <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {SEED_MAX}, got {number}")
-    return number
-
-
-def _port(value: str) -> int:
-    return _positive(value, most=65535)
+_positive = _whole_number(1)
+_non_negative = _whole_number(0)
+_seed = _whole_number(0, SEED_MAX)
+_port = _whole_number(1, 65535)
+_positive_float = _real_number(lambda x: x > 0 and math.isfinite(x), "a finite number greater than 0")
+_non_negative_float = _real_number(lambda x: x >= 0 and math.isfinite(x), "a finite number ≥ 0")
+_probability = _real_number(lambda x: 0 <= x <= 1, "a probability from 0 to 1", "a probability")
 
 
 def _columns(value: str) -> list[str]:
