@@ -1,0 +1,229 @@
+"""The ASGI gateway in front of the app: API key, body size, time and encoding, and the fast
+``POST /v1/predict`` path (the same validation and schema as FastAPI's, without its routing cost)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import HTTPException
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from ..models.base import Predictor, result_row
+from .schema import DEFAULT_THRESHOLD, INLINE_CHARS, Limits, PredictRequest, validation_problems
+
+
+# -- the ASGI guard: API key, body size, body timeout --------------------------------------
+class _BodyError(Exception):
+    def __init__(self, status: int, detail: str):
+        self.status, self.detail = status, detail
+
+
+ENCODINGS = {b"": None, b"identity": None, b"gzip": 31, b"x-gzip": 31, b"deflate": 15}  # -> zlib wbits
+
+
+class _Inflater:
+    """A gzip or deflate (zlib, RFC 9110) body, decompressed as it arrives and never past
+    ``limit`` bytes (413): a small body that inflates to gigabytes is stopped at the limit."""
+
+    def __init__(self, wbits: int, limit: int):
+        self.wbits, self.limit, self.size = wbits, limit, 0
+        self.parts: list[bytes] = []
+        self.stream = zlib.decompressobj(wbits)
+
+    def feed(self, data: bytes) -> None:
+        try:
+            while data:
+                part = self.stream.decompress(data, self.limit + 1 - self.size)  # room: at most 1 byte over
+                self.size += len(part)
+                if self.size > self.limit:
+                    raise _BodyError(413, f"decompressed request body is over the limit of {self.limit:,} bytes")
+                self.parts.append(part)
+                data = b""
+                if self.stream.eof and self.stream.unused_data:  # gzip: another member follows
+                    if self.wbits != 31:
+                        raise _BodyError(400, "data after the end of the compressed request body")
+                    data, self.stream = self.stream.unused_data, zlib.decompressobj(self.wbits)
+        except zlib.error:
+            raise _BodyError(400, "the request body does not decompress (invalid gzip/deflate data)") from None
+
+    def finish(self) -> bytes:
+        if not self.stream.eof:
+            raise _BodyError(400, "the compressed request body is truncated")
+        return b"".join(self.parts)
+
+
+class Gateway:
+    """Pure ASGI layer in front of the FastAPI app (cheap per request).
+
+    - With an API key, every request but ``/health`` and ``GET /`` (the static page, which asks
+      the user for the key) needs ``Authorization: Bearer <key>`` (401), before anything else.
+    - Bodies are counted as they arrive: 413 past the limit (at once when Content-Length says
+      so), 408 when the body stalls past ``body_timeout``; a gzip/deflate body of
+      ``POST /v1/predict`` is decompressed under the same limit (:class:`_Inflater`), any other
+      ``Content-Encoding`` is 415.
+    - ``POST /v1/predict`` is answered here directly with :func:`handle_predict`: FastAPI's
+      routing, dependency and request machinery cost ~0.2 ms a request, a third of the total.
+      The FastAPI route of the same name (same handler) declares it in the OpenAPI schema.
+    """
+
+    def __init__(self, app, predictor: Predictor, limits: Limits, api_key: str | None,
+                 open_paths: frozenset[str] = frozenset({"/health"}),
+                 open_pages: frozenset[str] = frozenset({"/"})):
+        self.app, self.predictor, self.limits = app, predictor, limits
+        self.open_paths, self.open_pages = open_paths, open_pages  # pages: GET only
+        self.key = api_key.encode() if api_key else None
+
+    def _open(self, scope) -> bool:
+        path = scope["path"]
+        return path in self.open_paths or (path in self.open_pages and scope["method"] == "GET")
+
+    def _authorized(self, header: bytes) -> bool:
+        scheme, _, token = header.strip().partition(b" ")
+        return self.key is not None and scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if self.key is not None and not self._open(scope) and not self._authorized(
+                headers.get(b"authorization", b"")):
+            return await _send_json(send, 401, {"detail": "missing or wrong API key: send 'Authorization: Bearer "
+                                                          "<key>'"}, [(b"www-authenticate", b"Bearer")])
+        limit = self.limits.max_body_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return await _send_json(send, 400, {"detail": "invalid Content-Length header"})
+            if int(declared) > limit:
+                return await _send_json(send, 413, {"detail": f"request body of {int(declared):,} bytes is over "
+                                                              f"the limit of {limit:,} bytes"})
+        deadline = asyncio.get_running_loop().time() + self.limits.body_timeout
+        received = 0
+
+        async def guarded_receive():
+            nonlocal received
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyError(408, f"request body not received within {self.limits.body_timeout:g} s") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyError(413, f"request body is over the limit of {limit:,} bytes")
+            return message
+
+        try:
+            if scope["path"] == "/v1/predict" and scope["method"] == "POST":
+                encoding = headers.get(b"content-encoding", b"").strip().lower()
+                if encoding not in ENCODINGS:
+                    name = encoding[:40].decode("latin-1")
+                    return await _send_json(send, 415, {"detail": f"Content-Encoding '{name}' is not supported: "
+                                                                  "send gzip, deflate or identity"})
+                inflater = _Inflater(ENCODINGS[encoding], limit) if ENCODINGS[encoding] else None
+                chunks = []
+                while True:
+                    message = await guarded_receive()
+                    if message["type"] != "http.request":
+                        return  # the client went away
+                    if inflater is None:
+                        chunks.append(message.get("body", b""))
+                    else:
+                        inflater.feed(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        break
+                body = b"".join(chunks) if inflater is None else inflater.finish()
+                status, payload = await handle_predict(self.predictor, self.limits, body)
+                return await _send_json(send, status, payload)
+            await self.app(scope, _translating(guarded_receive), send)
+        except _BodyError as exc:
+            await _send_json(send, exc.status, {"detail": exc.detail})
+
+
+def _translating(receive):
+    """For FastAPI routes: body errors as HTTPException, which FastAPI answers with that status
+    (any other exception raised while it reads a body becomes a 400)."""
+    async def wrapped():
+        try:
+            return await receive()
+        except _BodyError as exc:
+            raise HTTPException(exc.status, exc.detail) from None
+    return wrapped
+
+
+async def _send_json(send, status: int, payload: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    body = payload if isinstance(payload, bytes) else json_bytes(payload)
+    if status in (400, 408, 413, 415):  # the rest of that body is not worth reading: close the connection
+        headers = [*headers, (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> tuple[int, bytes]:
+    """The whole of ``POST /v1/predict``: validate, check limits, score. Returns the status
+    and the JSON body (serialized where the work ran: big answers never block the loop)."""
+    status, payload = _check_request(predictor, limits, body)
+    if status != 200:
+        return status, json_bytes(payload)
+    texts, explain, top_k, threshold = payload
+    if sum(map(len, texts)) <= INLINE_CHARS and not (explain and len(texts) > 1):
+        return 200, score_json(predictor, texts, explain, top_k, threshold)  # cheaper than a thread hop
+    # big work goes to a thread (numpy/polars release the GIL): the event loop keeps serving
+    return 200, await run_in_threadpool(score_json, predictor, texts, explain, top_k, threshold)
+
+
+def _check_request(predictor: Predictor, limits: Limits, body: bytes) -> tuple[int, Any]:
+    """(200, (texts, explain, top_k, threshold)) for a valid request, else (4xx, problem)."""
+    try:
+        request = PredictRequest.model_validate_json(body)
+    except ValidationError as exc:
+        return 422, {"detail": validation_problems(exc.errors(include_url=False, include_input=False), ("body",))}
+    texts = request.texts
+    if len(texts) > limits.max_texts:  # the limits are in the schema too (maxItems, maxLength): 422
+        return 422, {"detail": f"{len(texts):,} texts in one request; the limit is {limits.max_texts:,}"}
+    for i, text in enumerate(texts):
+        if len(text) > limits.max_chars:
+            return 422, {"detail": f"texts[{i}] has {len(text):,} characters; the limit is {limits.max_chars:,}"}
+    if request.top_k > limits.max_top_k:
+        return 422, {"detail": f"top_k is at most {limits.max_top_k}"}
+    if request.explain:
+        if not predictor.can_explain:
+            return 422, {"detail": f"explanations are not available for '{predictor.family}' models "
+                                   "(GET /v1/model says so in 'explain'); send explain: false"}
+        total = sum(map(len, texts))
+        if total > limits.max_chars:  # an explanation lists every word: its answer is ~15x the text
+            return 422, {"detail": f"with explain, the texts of one request may have {limits.max_chars:,} "
+                                   f"characters together (these have {total:,}); split the request"}
+    return 200, (texts, request.explain, request.top_k, request.threshold)
+
+
+def json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
+
+
+def score_json(predictor: Predictor, texts: list[str], explain: bool, top_k: int,
+               threshold: float = DEFAULT_THRESHOLD) -> bytes:
+    return json_bytes(score(predictor, texts, explain, top_k, threshold))
+
+
+def score(predictor: Predictor, texts: list[str], explain: bool, top_k: int,
+          threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+    probabilities = predictor.predict_proba(texts)
+    names = predictor.class_names
+    out = []
+    for text, p in zip(texts, probabilities.tolist(), strict=True):
+        row = result_row(p, names, threshold)
+        if explain:
+            e = predictor.explain(text, top_k).to_dict()
+            row["explanation"] = {k: e[k] for k in ("logit", "bias", "positive", "negative", "tokens")}
+        out.append(row)
+    return {"predictions": out}
+
