@@ -1,0 +1,120 @@
+"""The run folder: what may be written into it, what a run leaves there, and its model card."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from .._fs import check_writable
+from ..data.splits import Splits
+from ..errors import ConfigError
+from ..training.history import History
+from .config import TrainConfig
+
+# what a run writes into its folder; --overwrite removes those a new run does not write again
+RUN_FILES = ("config.json", "metrics.json", "history.json", "history.csv", "loss.png", "accuracy.png",
+             "reliability.png", "by_length.png", "README.md", "model", "checkpoint")
+
+
+def check_run_dir(run_dir: Path, overwrite: bool = False) -> None:
+    """Refuse a run folder that is a file, or that holds anything (a previous run, the user's
+    files) unless ``overwrite``: training never replaces a model without being asked to."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: exists and is not a folder; give --run-dir a folder name")
+    check_writable(run_dir, folder=True)
+    if overwrite or not run_dir.is_dir():
+        return
+    found = sorted(p.name for p in run_dir.iterdir())
+    if not found:
+        return
+    if "config.json" in found or "model" in found:
+        unfinished = (run_dir / "checkpoint").exists()  # cleared when a run completes
+        how = (f"finish it with --resume {run_dir}, " if unfinished else "") + "add --overwrite to replace it"
+        raise ConfigError(f"{run_dir}: holds a {'stopped' if unfinished else 'previous'} run; {how}, "
+                          "or choose another --run-dir")
+    shown = ", ".join(found[:3]) + (", …" if len(found) > 3 else "")
+    raise ConfigError(f"{run_dir}: folder is not empty ({shown}); choose a new --run-dir, or add --overwrite to "
+                      "write the run into it (files of the same names are replaced)")
+
+
+def run_files(run_dir: Path) -> dict[str, tuple[int, int]]:
+    """The run files in ``run_dir`` and their identity (inode, modification time)."""
+    found = {}
+    for name in RUN_FILES:
+        with contextlib.suppress(OSError):
+            info = (run_dir / name).lstat()
+            found[name] = (info.st_ino, info.st_mtime_ns)
+    return found
+
+
+def remove_stale(run_dir: Path, before: dict[str, tuple[int, int]]) -> None:
+    """After an --overwrite run: remove the previous run's files that this run did not write again
+    (a seed run's loss.png beside an nblinear model would describe another model). Everything a run
+    writes is a new file (written under a temporary name, then renamed), so an unchanged identity
+    means a leftover."""
+    import shutil
+
+    now = run_files(run_dir)
+    for name, identity in before.items():
+        if now.get(name) == identity:
+            path = run_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def peak_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
+
+
+def model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], history: History | None) -> str:
+    test, val = metrics["test"], metrics["validation"]
+    if history is None:
+        stop = "no epochs (closed-form fit)"
+    elif history.best_epoch:
+        stop = f"early stopping restored epoch {history.best_epoch} of {history.epochs}"
+    else:
+        stop = f"{history.epochs} epochs, no early stopping"
+    return f"""# reviewsense run
+
+- model family: `{"ensemble (--preset best)" if config.preset else config.model}`\
+{f", embedding: `{config.embedding}`" if config.uses_word_vectors else ""}, {stop}
+- data: `{splits.source}` — train {len(splits.train):,}, validation {len(splits.validation):,}, \
+test {len(splits.test):,}
+- **test accuracy {test['accuracy']:.2%}**, loss {test['loss']:.4f}, \
+F1 {'n/a' if test['f1'] is None else format(test['f1'], '.4f')}, ROC-AUC {test['roc_auc']}
+- validation accuracy {val['accuracy']:.2%}, loss {val['loss']:.4f}
+{_length_line(metrics)}- trained in {metrics['timing']['train_seconds']:.1f} s with reviewsense {__version__}
+
+{"![loss](loss.png) ![accuracy](accuracy.png)" if history is not None else ""}
+
+Use it:
+
+```python
+import reviewsense
+model = reviewsense.load("{Path(config.run_dir) / 'model'}")
+model.predict_proba(["The movie was great!"])
+```
+
+or `reviewsense predict --model {Path(config.run_dir) / 'model'} "The movie was great!"`.
+Intended use: binary sentiment of English reviews similar to the training data. Scores on
+text from other domains are less reliable; check them on a labelled sample first.
+"""
+
+
+def _length_line(metrics: dict[str, Any]) -> str:
+    """The model card's line on short texts (``by_length.png``)."""
+    buckets = metrics.get("by_length", {}).get("buckets")
+    if not buckets:
+        return ""
+    worst = max(buckets, key=lambda b: buckets[b]["ece"])
+    return (f"- by text length (spans of the test texts, 1 word to the whole text): ECE ≤ "
+            f"{buckets[worst]['ece']:.3f} in every bucket (worst: {worst}); see `by_length.png`\n")
+
