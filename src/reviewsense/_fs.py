@@ -153,14 +153,14 @@ def check_writable(final: str | os.PathLike[str], inputs: Iterable[str | os.Path
 
 
 def check_new_folder(path: str | os.PathLike[str], flag: str, inputs: Iterable[str | os.PathLike[str] | None] = (),
-                     overwrite: bool = False) -> Path:
-    """A folder a command replaces as a whole (word vectors, an export): refuse one that is a file,
-    holds an input, or already holds anything unless ``overwrite`` — its files would all be lost."""
+                     overwrite: bool = False, overwriting: str = "replace the folder and everything in it") -> Path:
+    """A folder a command writes (word vectors, an export, a run): refuse one that is a file,
+    holds an input, or already holds anything unless ``overwrite`` (which would ``overwriting``)."""
     real = check_writable(path, inputs, folder=True)
     if not overwrite and real.is_dir() and any(real.iterdir()):
         shown = sorted(p.name for p in real.iterdir())
         raise OutputError(f"{path}: folder is not empty ({', '.join(shown[:3])}{', …' if len(shown) > 3 else ''}); "
-                          f"choose a new {flag}, or add --overwrite to replace the folder and everything in it")
+                          f"choose a new {flag}, or add --overwrite to {overwriting}")
     return real
 
 

@@ -75,15 +75,9 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
                                  name="validation", class_names=names)
         predictor, held_out, history = self._fit_family(train, validation)
         if self.length_calibration:
-            from dataclasses import replace
+            from .models.calibration import calibrate_by_length
 
-            from .models.calibration import fit_length_calibration
-
-            model = held_out or predictor
-            calibration = fit_length_calibration(model, validation, np.concatenate([train.labels, validation.labels]),
-                                                 seed=self.random_state)
-            model.length_calibration = calibration
-            predictor.length_calibration = replace(calibration, empty=predictor.raw_scores([""])[0][0])
+            calibrate_by_length(predictor, held_out or predictor, train.labels, validation, seed=self.random_state)
         self.predictor_ = predictor
         if history is not None:
             self.history_ = history
@@ -342,16 +336,13 @@ class StackedClassifier(_TextClassifier):
 
     def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
         from .models import ensemble
-        from .progress import log
 
         linear = clone(self.linear) if self.linear is not None else NBLinearClassifier()
         network = clone(self.network) if self.network is not None else CNNClassifier()
         linear_model, linear_held_out, _ = linear._fit_family(train, validation)
         neural_model, _, history = network._fit_family(train, validation)
-        member_logits = np.column_stack([(linear_held_out or linear_model).predict_logits(validation.texts),
-                                         network.validation_logits_])
-        model = ensemble.stack([linear_model, neural_model], member_logits, validation.labels, train.class_names)
-        log(f"stacked ensemble: {ensemble.describe(model)}")
-        held_out = ensemble.EnsemblePredictor([linear_held_out or linear_model, neural_model], model.weights,
-                                              model.bias, train.class_names)
+        linear_held_out = linear_held_out or linear_model
+        member_logits = np.column_stack([linear_held_out.predict_logits(validation.texts), network.validation_logits_])
+        model, held_out = ensemble.stack_held_out([linear_model, neural_model], [linear_held_out, neural_model],
+                                                  member_logits, validation.labels, train.class_names)
         return model, held_out, history

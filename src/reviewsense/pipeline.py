@@ -69,14 +69,10 @@ class Fitted:
     def calibrate(self, splits: Splits, seed: int = 0) -> None:
         """Fit the length calibration on spans of the validation reviews, scored by the model
         that did not see them, and give it to both models."""
-        from .models.calibration import fit_length_calibration
+        from .models.calibration import calibrate_by_length
 
-        held_out = self.held_out or self.predictor
-        labelled = np.concatenate([splits.train.labels, splits.validation.labels])
-        calibration = fit_length_calibration(held_out, splits.validation, labelled, seed=seed)
-        held_out.length_calibration = calibration
-        # a refit model has its own bias: the empty text keeps the prior with it too
-        self.predictor.length_calibration = replace(calibration, empty=self.predictor.raw_scores([""])[0][0])
+        calibrate_by_length(self.predictor, self.held_out or self.predictor, splits.train.labels, splits.validation,
+                            seed=seed)
 
 
 def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | None = None) -> Fitted:
@@ -127,11 +123,9 @@ def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions)
                       learning_rate=params.learning_rate, eval_batch_size=512,
                       early_stopping=EarlyStopping(patience=params.patience) if config.early_stopping else None)
     neural, history, neural_logits = cnn.fit(splits.train, splits.validation, params, options, vectors)
-    member_logits = np.column_stack([linear_logits, neural_logits])
-    model = ensemble.stack([linear, neural], member_logits, splits.validation.labels, splits.train.class_names)
-    log(f"stacked ensemble: {ensemble.describe(model)}")
-    held_out = ensemble.EnsemblePredictor([linear_held_out, neural], model.weights, model.bias,
-                                          splits.train.class_names)
+    model, held_out = ensemble.stack_held_out([linear, neural], [linear_held_out, neural],
+                                              np.column_stack([linear_logits, neural_logits]),
+                                              splits.validation.labels, splits.train.class_names)
     return Fitted(model, history, held_out)
 
 

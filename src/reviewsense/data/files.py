@@ -177,6 +177,11 @@ def resolve_encoding(path: str | os.PathLike[str], encoding: str | None = None) 
             head = fh.read(4)
     except _READ_ERRORS as exc:
         raise read_error(path, exc) from exc
+    return _by_bom(head)
+
+
+def _by_bom(head: bytes) -> str:
+    """UTF-16/UTF-32 when ``head`` starts with their byte-order mark, else UTF-8 (a UTF-8 mark dropped)."""
     return next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8-sig")
 
 
@@ -237,7 +242,7 @@ def open_text(path: str | os.PathLike[str], encoding: str | None = None) -> IO[s
 
 def _decode(raw: bytes, encoding: str | None) -> str:
     if encoding is None:
-        encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), "utf-8-sig")
+        encoding = _by_bom(raw)
     return raw.decode(encoding, errors=REPLACE)
 
 

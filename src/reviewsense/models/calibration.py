@@ -150,6 +150,18 @@ def prior_logit(labels: np.ndarray) -> float:
     return math.log(rate / (1 - rate))
 
 
+def calibrate_by_length(predictor, held_out, train_labels: np.ndarray, validation, seed: int = 0) -> None:
+    """Fit the length calibration on spans of the ``validation`` reviews, scored by ``held_out``
+    (the model that did not see their labels; ``predictor`` itself when it did not), and give it
+    to both models. A refit ``predictor`` has its own bias: its empty text keeps the prior too."""
+    from dataclasses import replace
+
+    calibration = fit_length_calibration(held_out, validation, np.concatenate([train_labels, validation.labels]),
+                                         seed=seed)
+    held_out.length_calibration = calibration
+    predictor.length_calibration = replace(calibration, empty=predictor.raw_scores([""])[0][0])
+
+
 def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int = 0,
                            max_texts: int | None = 20_000) -> LengthCalibration:
     """Fit a :class:`LengthCalibration` for a model on spans of every length cut from the

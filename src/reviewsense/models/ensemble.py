@@ -115,6 +115,18 @@ def stack(members: Sequence[Predictor], validation_logits: np.ndarray, labels: n
     return EnsemblePredictor(members, model.coef_[0], float(model.intercept_[0]), class_names)
 
 
+def stack_held_out(members: Sequence[Predictor], held_out: Sequence[Predictor], validation_logits: np.ndarray,
+                   labels: np.ndarray, class_names: Sequence[str]) -> tuple[EnsemblePredictor, EnsemblePredictor]:
+    """The stack of ``members``, and the same weights over ``held_out`` (each member as it was
+    before it saw the validation labels: what the length calibration is fitted on).
+    ``validation_logits`` are the held-out members' scores of the validation texts."""
+    from ..progress import log
+
+    model = stack(members, validation_logits, labels, class_names)
+    log(f"stacked ensemble: {describe(model)}")
+    return model, EnsemblePredictor(held_out, model.weights, model.bias, class_names)
+
+
 def describe(ensemble: EnsemblePredictor) -> dict[str, Any]:
     return {"members": [m.family for m in ensemble.members], "weights": ensemble.weights.round(4).tolist(),
             "bias": round(ensemble.bias, 4)}

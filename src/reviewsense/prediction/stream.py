@@ -28,6 +28,7 @@ from ..data.files import (
     REPLACE,
     NotDecoded,
     _missing,
+    as_text,
     check_length,
     check_unique,
     delimited_error,
@@ -59,15 +60,9 @@ class Chunk:
 
 # -- reading ---------------------------------------------------------------------------------
 def _texts(values, path: Path, column: str, first_row: int, unit: str) -> list[str]:
-    out, limit = [], max_chars()
-    for i, value in enumerate(values):
-        if _missing(value):
-            out.append("")
-        elif isinstance(value, str):
-            out.append(check_length(value, f"{path}: {unit} {first_row + i}", limit))
-        else:
-            raise DataError(f"{path}: {unit} {first_row + i}: '{column}' is {type(value).__name__}, not text")
-    return out
+    limit = max_chars()
+    return ["" if _missing(value) else as_text(value, f"{path}: {unit} {first_row + i}", column, limit)
+            for i, value in enumerate(values)]
 
 
 def _chunked(texts: Iterator[T], chunk_rows: int) -> Iterator[list[T]]:
@@ -180,7 +175,7 @@ def _watched(chunks: Iterator, undecoded: NotDecoded) -> Iterator:
     """``chunks``, then one warning if bytes that are not UTF-8 were replaced by U+FFFD (their
     texts counted as they pass: no second reading of the file)."""
     for chunk in chunks:
-        undecoded.count(chunk.texts if isinstance(chunk, Chunk) else chunk)
+        undecoded.count(_parts(chunk)[0])
         yield chunk
     undecoded.report()
 
@@ -319,15 +314,10 @@ class ResultWriter:
                     self._parquet.close()
                 self._parquet = None
             return
+        if self.fmt == "parquet" and self._parquet is None:  # no rows: still a valid, empty file with the columns
+            self._write_parquet([], np.zeros(0, np.int8), [], {c: [] for c in self.keep})
         if self._parquet is not None:
             self._parquet.close()
-        elif self.fmt == "parquet":  # no rows: still a valid, empty file with the columns
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            schema = pa.schema([*((c, pa.string()) for c in self.keep), ("probability", pa.float64()),
-                                ("label", pa.int8()), ("label_name", pa.string())])
-            pq.ParquetWriter(self.out, schema).close()
 
 
 def _cell(value: Any) -> Any:

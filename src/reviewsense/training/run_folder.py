@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from .._fs import check_writable
+from .._fs import check_new_folder
 from ..data.splits import Splits
 from ..errors import ConfigError
 from ..training.history import History
@@ -21,22 +21,13 @@ RUN_FILES = ("config.json", "metrics.json", "history.json", "history.csv", "loss
 def check_run_dir(run_dir: Path, overwrite: bool = False) -> None:
     """Refuse a run folder that is a file, or that holds anything (a previous run, the user's
     files) unless ``overwrite``: training never replaces a model without being asked to."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: exists and is not a folder; give --run-dir a folder name")
-    check_writable(run_dir, folder=True)
-    if overwrite or not run_dir.is_dir():
-        return
-    found = sorted(p.name for p in run_dir.iterdir())
-    if not found:
-        return
-    if "config.json" in found or "model" in found:
+    if not overwrite and run_dir.is_dir() and ((run_dir / "config.json").exists() or (run_dir / "model").exists()):
         unfinished = (run_dir / "checkpoint").exists()  # cleared when a run completes
         how = (f"finish it with --resume {run_dir}, " if unfinished else "") + "add --overwrite to replace it"
         raise ConfigError(f"{run_dir}: holds a {'stopped' if unfinished else 'previous'} run; {how}, "
                           "or choose another --run-dir")
-    shown = ", ".join(found[:3]) + (", …" if len(found) > 3 else "")
-    raise ConfigError(f"{run_dir}: folder is not empty ({shown}); choose a new --run-dir, or add --overwrite to "
-                      "write the run into it (files of the same names are replaced)")
+    check_new_folder(run_dir, "--run-dir", overwrite=overwrite,
+                     overwriting="write the run into it (files of the same names are replaced)")
 
 
 def run_files(run_dir: Path) -> dict[str, tuple[int, int]]:
