@@ -28,11 +28,7 @@ against each contender.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import os
 import pickle
-import random
-import resource
 import sys
 import tempfile
 import time
@@ -41,7 +37,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_DATA, ROOT, machine, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    DEFAULT_DATA,
+    ROOT,
+    fasttext_clean,
+    fasttext_train,
+    fit_reviewsense,
+    machine,
+    predict_timed,
+    run_forked,
+    tfidf_vectorizer,
+    write_results,
+)
 
 DATA: dict = {}
 
@@ -53,16 +60,10 @@ def _size(path: Path) -> int:
 def _reviewsense(model: str, preset: str | None = None):
     def run(tmp: Path) -> tuple[object, float, int]:
         from reviewsense.export import load_model, save_model
-        from reviewsense.pipeline import Splits, TrainConfig, _fit, resolve_vectors
+        from reviewsense.pipeline import Splits
 
         splits = Splits(DATA["train"], DATA["validation"], DATA["test"], DATA["unsup"], "imdb")
-        config = TrainConfig(run_dir=str(tmp), model=model, preset=preset)
-        started = time.perf_counter()
-        vectors = resolve_vectors(config, splits)
-        pretrain = time.perf_counter() - started
-        fitted = _fit(config, splits, vectors)
-        fitted.calibrate(splits, seed=config.seed)  # what `reviewsense train` does (length calibration)
-        seconds = time.perf_counter() - started - pretrain
+        fitted, seconds, pretrain = fit_reviewsense(splits, model, preset)
         save_model(fitted.predictor, tmp / "model")
         return load_model(tmp / "model").predict_proba, seconds, _size(tmp / "model"), pretrain
 
@@ -70,14 +71,12 @@ def _reviewsense(model: str, preset: str | None = None):
 
 
 def sklearn_tfidf_lr(tmp: Path):
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
     texts, labels = DATA["train_all"].texts, DATA["train_all"].labels
     started = time.perf_counter()
-    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-                         LogisticRegression(C=10, max_iter=1000))
+    pipe = make_pipeline(tfidf_vectorizer(), LogisticRegression(C=10, max_iter=1000))
     pipe.fit(texts, labels)
     seconds = time.perf_counter() - started
     file = tmp / "sklearn.pkl"  # pickled only to measure its size; never loaded
@@ -88,26 +87,14 @@ def sklearn_tfidf_lr(tmp: Path):
 def fasttext_bigrams(tmp: Path):
     """fastText supervised, word bigrams; lr 0.5 and 10 epochs chosen on the validation split
     (89.3 % there, against 73.3 % for lr 0.1 / 5 epochs), input tokenized like reviewsense's."""
-    import fasttext
-
-    from reviewsense.text.ngrams import tokenize_batch
-
-    def clean(texts) -> list[str]:
-        return [" ".join(tokens) for tokens in tokenize_batch(texts).to_list()]
-
     train = DATA["train_all"]
     started = time.perf_counter()
-    rows = [f"__label__{int(y)} {t}" for t, y in zip(clean(train.texts), train.labels, strict=True)]
-    random.Random(0).shuffle(rows)
-    train_file = tmp / "train.txt"
-    train_file.write_text("\n".join(rows) + "\n")
-    model = fasttext.train_supervised(str(train_file), wordNgrams=2, epoch=10, lr=0.5, thread=os.cpu_count() or 1,
-                                      verbose=0)
+    model = fasttext_train(fasttext_clean(train.texts), train.labels, tmp, epoch=10, lr=0.5)
     seconds = time.perf_counter() - started
     model.save_model(str(tmp / "model.bin"))
 
     def proba(batch):
-        labels, probs = model.predict(clean(batch), k=2)
+        labels, probs = model.predict(fasttext_clean(batch), k=2)
         return np.array([p[list(lab).index("__label__1")] if "__label__1" in lab else 0.0
                          for lab, p in zip(labels, probs, strict=True)])
 
@@ -123,34 +110,24 @@ CONTENDERS = {
 }
 
 
-def _child(name: str, queue) -> None:
-    os.environ.setdefault("REVIEWSENSE_QUIET", "1")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            proba, seconds, size, pretrain = CONTENDERS[name](Path(tmp))
-            test = DATA["test"]
-            proba(test.texts[:100])  # warm-up
-            timings = []
-            for _ in range(3):  # the median of three passes over the whole test set
-                started = time.perf_counter()
-                p = np.asarray(proba(test.texts))
-                timings.append(time.perf_counter() - started)
-            predict_seconds = float(np.median(timings))
-            from reviewsense.evaluation.by_length import by_length
+def _measure(name: str) -> dict:
+    """Train one contender and score it; runs in its own child (a failure is reported, not fatal)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proba, seconds, size, pretrain = CONTENDERS[name](Path(tmp))
+        test = DATA["test"]
+        # the median of three passes over the whole test set
+        p, predict_seconds = predict_timed(lambda texts: np.asarray(proba(texts)), test.texts)
+        from reviewsense.evaluation.by_length import by_length
 
-            lengths = by_length(lambda texts: np.asarray(proba(texts)), test, seed=0)
-        queue.put({
-            "name": name,
-            "test_accuracy": round(float(((p >= 0.5) == (test.labels == 1)).mean()), 5),
-            "train_seconds": round(seconds, 1),
-            "pretrain_seconds": round(pretrain, 1),
-            "predict_reviews_per_second": round(len(test.texts) / predict_seconds),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "model_mb": round(size / 1e6, 1),
-            "by_length": lengths["buckets"],
-        })
-    except Exception as exc:  # a peer that is not installed is reported, not fatal
-        queue.put({"name": name, "error": f"{type(exc).__name__}: {exc}"})
+        lengths = by_length(lambda texts: np.asarray(proba(texts)), test, seed=0)
+    return {
+        "test_accuracy": round(float(((p >= 0.5) == (test.labels == 1)).mean()), 5),
+        "train_seconds": round(seconds, 1),
+        "pretrain_seconds": round(pretrain, 1),
+        "predict_reviews_per_second": round(len(test.texts) / predict_seconds),
+        "model_mb": round(size / 1e6, 1),
+        "by_length": lengths["buckets"],
+    }
 
 
 def main() -> None:
@@ -166,14 +143,9 @@ def main() -> None:
     DATA["train"], DATA["validation"] = train_validation_split(data["train"], 10_000, seed=0)
     DATA.update(train_all=data["train"], test=data["test"], unsup=data["unsup"])
     names = [n for n in CONTENDERS if not args.only or any(w.lower() in n.lower() for w in args.only)]
-    ctx = mp.get_context("fork")
     rows = []
     for name in names:
-        queue = ctx.Queue()
-        child = ctx.Process(target=_child, args=(name, queue))
-        child.start()
-        rows.append(queue.get())
-        child.join()
+        rows.append({"name": name, **run_forked(_measure, name)})
         print(f"done: {rows[-1]}", file=sys.stderr, flush=True)
     ok = [r for r in rows if "error" not in r]
     ours = next((r for r in ok if r["name"].startswith("reviewsense default")), None)

@@ -12,6 +12,9 @@ labels of any type, then ``predict``, ``predict_proba``, ``decision_function``, 
 >>> model.predict_proba(["a great plot"]).shape
 (1, 2)
 
+Any number of classes: ``predict_proba`` has one column per class of ``classes_`` (sorted,
+as scikit-learn sorts them).
+
 Each estimator keeps its hyper-parameters as given in ``__init__`` (so ``clone``,
 ``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` work), learns in ``fit`` — holding out
 ``validation_size`` of the rows for early stopping, calibration and the length calibration
@@ -21,7 +24,8 @@ that every export and the server use), ``history_`` for families trained in epoc
 ``save(dir)`` writes the export folder; ``load(dir)`` gives the estimator back, and
 :func:`reviewsense.load` the predictor.
 
-Two classes for now: ``classes_[1]`` is the positive class (column 1 of ``predict_proba``).
+Two classes: ``classes_[1]`` is the positive class (column 1 of ``predict_proba``, what
+``decision_function`` is the logit of).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from .models.base import Predictor, as_texts
 
 
 class _TextClassifier(ClassifierMixin, BaseEstimator):
-    """What every family's estimator shares: labels ↔ 0/1, the validation split, the length
+    """What every family's estimator shares: labels ↔ class indices, the validation split, the length
     calibration, prediction, saving and loading. A family adds ``_fit_family``."""
 
     validation_size: float | int
@@ -51,7 +55,7 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Sequence[str], y: Sequence[Any], *,
             validation_data: tuple[Sequence[str], Sequence[Any]] | None = None) -> _TextClassifier:
-        """Learn from texts ``X`` and labels ``y`` (any two values: strings, ints, bools).
+        """Learn from texts ``X`` and labels ``y`` (strings, ints, bools: two classes or more).
 
         ``validation_data=(texts, labels)`` is what early stopping, the probability calibration
         and the length calibration are fitted on; without it, ``validation_size`` of the rows
@@ -59,10 +63,11 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
         texts = as_texts(X)
         labels = _labels(y, len(texts))
         self.classes_ = np.unique(labels)
-        if len(self.classes_) != 2:
-            raise DataError(f"{type(self).__name__} takes exactly two classes, got {len(self.classes_)}: "
-                            f"{self.classes_.tolist()[:5]}")
-        names = (str(self.classes_[0]), str(self.classes_[1]))
+        if len(self.classes_) < 2:
+            raise DataError(f"{type(self).__name__} needs at least two classes, got {self.classes_.tolist()}")
+        names = tuple(str(c) for c in self.classes_)
+        if len(set(names)) != len(names):
+            raise DataError(f"classes {self.classes_.tolist()[:5]} are not distinct as text")
         data = Dataset(texts=texts, labels=self._encode(labels), name="fit", class_names=names)
         if validation_data is None:
             train, validation = train_validation_split(data, self.validation_size, seed=self.random_state,
@@ -92,24 +97,24 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
         unknown = sorted({str(v) for v in labels[~np.isin(labels, self.classes_)]})
         if unknown:
             raise DataError(f"labels {unknown[:5]} are not among the classes {self.classes_.tolist()}")
-        return (labels == self.classes_[1]).astype(np.int8)
+        return np.searchsorted(self.classes_, labels).astype(np.int16)
 
     # -- prediction ------------------------------------------------------------------------
     def decision_function(self, X: Sequence[str]) -> np.ndarray:
-        """The logit of ``classes_[1]`` for each text (before the sigmoid)."""
+        """Two classes: the logit of ``classes_[1]`` for each text, shape ``(n,)``; more: the
+        logits before the softmax, ``(n, n_classes)``."""
         check_is_fitted(self, "predictor_")
         return self.predictor_.predict_logits(as_texts(X)).astype(np.float64)
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
-        """Shape ``(n, 2)``: the probability of ``classes_[0]`` and ``classes_[1]`` for each text."""
+        """Shape ``(n, n_classes)``: each class's probability, in ``classes_`` order."""
         check_is_fitted(self, "predictor_")
-        positive = self.predictor_.predict_proba(as_texts(X)).astype(np.float64)
-        return np.column_stack([1.0 - positive, positive])
+        return self.predictor_.probabilities(as_texts(X)).astype(np.float64)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """The most probable class of each text, from ``classes_``."""
         check_is_fitted(self, "predictor_")
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        return self.classes_[self.predictor_.predict(as_texts(X)).astype(int)]
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -342,7 +347,7 @@ class StackedClassifier(_TextClassifier):
         linear_model, linear_held_out, _ = linear._fit_family(train, validation)
         neural_model, _, history = network._fit_family(train, validation)
         linear_held_out = linear_held_out or linear_model
-        member_logits = np.column_stack([linear_held_out.predict_logits(validation.texts), network.validation_logits_])
+        member_logits = np.stack([linear_held_out.predict_logits(validation.texts), network.validation_logits_], axis=1)
         model, held_out = ensemble.stack_held_out([linear_model, neural_model], [linear_held_out, neural_model],
                                                   member_logits, validation.labels, train.class_names)
         return model, held_out, history

@@ -124,7 +124,7 @@ def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions)
                       early_stopping=EarlyStopping(patience=params.patience) if config.early_stopping else None)
     neural, history, neural_logits = cnn.fit(splits.train, splits.validation, params, options, vectors)
     model, held_out = ensemble.stack_held_out([linear, neural], [linear_held_out, neural],
-                                              np.column_stack([linear_logits, neural_logits]),
+                                              np.stack([linear_logits, neural_logits], axis=1),
                                               splits.validation.labels, splits.train.class_names)
     return Fitted(model, history, held_out)
 

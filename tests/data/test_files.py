@@ -112,7 +112,7 @@ def test_label_outside_declared_classes_names_the_row(tmp_path):
 def test_bad_classes_declaration(tmp_path):
     path = tmp_path / "d.csv"
     _frame().to_csv(path, index=False)
-    with pytest.raises(DataError, match="two different names"):
+    with pytest.raises(DataError, match="two or more different names"):
         load_table(path, classes=["1", "1"])
 
 
@@ -305,14 +305,33 @@ def test_folder_reads_nested_sub_folders_and_logs_the_counts(tmp_path, monkeypat
     assert "read 12 files: neg 6, pos 6" in capsys.readouterr().err
 
 
-def test_folder_with_an_extra_class_folder_is_refused(tmp_path):
+def test_a_folder_outside_the_declared_classes_is_refused(tmp_path):
     root = _class_tree(tmp_path / "data", per_leaf=1)
     (root / "neutral").mkdir()
     (root / "neutral" / "1.txt").write_text("so so")
     with pytest.raises(DataError, match=r"sub-folder\(s\) neutral/ .*not one of the declared classes \['neg', 'pos'\]"):
         load_table(root, classes=["neg", "pos"])
-    with pytest.raises(DataError, match=r"3 sub-folders \(neg/, neutral/, pos/\).*exactly two"):
-        load_table(root)
+
+
+def test_three_class_folders_are_three_classes_and_unsup_is_skipped(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REVIEWSENSE_QUIET", "0")
+    root = _class_tree(tmp_path / "data", per_leaf=1)
+    (root / "neutral").mkdir()
+    (root / "neutral" / "1.txt").write_text("so so")
+    (root / "unsup").mkdir()
+    (root / "unsup" / "1.txt").write_text("no label")
+    data = load_table(root)
+    assert data.class_names == ("neg", "neutral", "pos")
+    assert data.labels.tolist().count(1) == 1 and "no label" not in data.texts
+    assert "skipping unsup/" in capsys.readouterr().err
+
+
+def test_three_labels_are_three_classes_in_numeric_order(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"text": ["a", "b", "c", "d", "e"], "label": [10, 2, 1, 2, 10]}).to_csv(path, index=False)
+    data = load_table(path)
+    assert data.class_names == ("1", "2", "10")
+    assert data.labels.tolist() == [2, 1, 0, 1, 2]
 
 
 @pytest.mark.parametrize("kind", ["dangling", "loop", "fifo"])

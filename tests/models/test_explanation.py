@@ -130,8 +130,8 @@ def test_families_without_explanations_say_so(models):
     class Opaque(type(models["nblinear"])):
         family = "opaque"
 
-        def _attribute(self, text):
-            return super(nblinear.NBLinearPredictor, self)._attribute(text)
+        def _attribute(self, text, target=None):
+            return super(nblinear.NBLinearPredictor, self)._attribute(text, target)
 
     opaque = Opaque(models["nblinear"].vectorizer, {}, models["nblinear"].weights)
     with pytest.raises(ConfigError, match="not available for 'opaque'"):

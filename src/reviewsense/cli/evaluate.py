@@ -13,21 +13,23 @@ if TYPE_CHECKING:
 
 
 def _load_dataset(args, **options) -> Dataset:
-    """The data a command reads: an IMDB split (``--split``; ``unsup`` is unlabelled) or the user's file."""
+    """The data a command reads: an IMDB split (``--split``; ``unsup`` is unlabelled; labelled as
+    ``--label-column`` says: label or rating) or the user's file."""
     from ..data.files import load_table
-    from ..data.imdb import is_imdb_source, read_imdb, resolve_source
+    from ..data.imdb import check_label_column, is_imdb_source, read_imdb, resolve_source, with_labels
 
     if args.data is None or is_imdb_source(args.data):
         split = getattr(args, "split", "test" if args.command == "evaluate" else "train")
+        check_label_column(args.label_column)
         source = resolve_source(args.data, allow_download=not args.no_download)
-        return read_imdb(source, [split])[split]
+        return with_labels(read_imdb(source, [split])[split], args.label_column)
     return load_table(args.data, args.text_column, args.label_column, args.classes, sep=args.sep,
                       encoding=args.encoding, **options)
 
 
 def cmd_evaluate(args) -> int:
     from .._fs import check_writable, write_json
-    from ..evaluation.metrics import check_classes, evaluate
+    from ..evaluation.metrics import check_classes, evaluate, format_confusion, format_per_class, is_multiclass
     from ..export import load_model
 
     if args.by_length_plot and not args.by_length:
@@ -50,6 +52,12 @@ def cmd_evaluate(args) -> int:
     if args.output:
         write_json(args.output, metrics)
     print(json.dumps({k: v for k, v in metrics.items() if k != "by_length"}, indent=2))
+    if is_multiclass(metrics):  # K > 2: the per-class metrics and the confusion matrix as tables too
+        print(f"\nper class (macro-F1 {metrics['macro_f1']:.4f}"
+              + ("" if metrics.get("mae") is None else f", MAE {metrics['mae']:.4f}") + "):\n")
+        print(format_per_class(metrics))
+        print("\nconfusion matrix (rows: true class, columns: predicted):\n")
+        print(format_confusion(metrics))
     if args.by_length:
         print(f"\nby length ({metrics['by_length']['note']}):\n")
         print(format_table(metrics["by_length"]))

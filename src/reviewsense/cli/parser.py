@@ -21,7 +21,8 @@ EXAMPLES = {
   reviewsense train --model seed --run-dir runs/tutorial --embedding scratch --embedding-dim 50 \\
       --ngrams 1 --max-tokens 20000 --learning-rate 0.001 --no-early-stopping  # the tutorial's recipe
   reviewsense train --data reviews.csv --text-column review --label-column sentiment \\
-      --classes bad,good --run-dir runs/mine                 # your own data""",
+      --classes bad,good --run-dir runs/mine                 # your own data
+  reviewsense train --label-column rating --run-dir runs/stars   # IMDB's star ratings: 8 classes (1-4, 7-10)""",
     "predict": """examples:
   reviewsense predict --model runs/imdb/model "The movie was great!" "The movie was terrible..."
   reviewsense predict --model runs/imdb/model --input reviews.jsonl --output scores.jsonl
@@ -44,6 +45,7 @@ EXAMPLES = {
     "data": """examples:
   reviewsense data describe                                   # IMDB train split
   reviewsense data head -n 5 --split test
+  reviewsense data describe --label-column rating             # IMDB's star ratings (8 classes)
   reviewsense data describe --data reviews.csv --classes bad,good""",
     "info": """examples:
   reviewsense info --model runs/imdb/model                   # family, classes, test metrics, data, size
@@ -127,7 +129,9 @@ def _add_data_args(p: argparse.ArgumentParser, test: bool = False) -> None:
         g.add_argument("--test-size", type=_size, default=0.2,
                        help="rows (or fraction) held out as test for own data (default 0.2)")
     g.add_argument("--text-column", default="text", help="text column/field (default: text)")
-    g.add_argument("--label-column", default="label", help="label column/field (default: label)")
+    g.add_argument("--label-column", default="label",
+                   help="label column/field (default: label); IMDB: label (negative/positive) or rating (its star "
+                        "ratings 1-4 and 7-10 as 8 classes)")
     g.add_argument("--classes", type=_classes, metavar="NEG,POS",
                    help="the two label values, negative first (0/1, true/false, neg/pos are understood; "
                         "evaluate: the model's classes by default, and refuses others)")

@@ -15,13 +15,14 @@ UNLABELLED = -1
 
 @dataclass
 class Dataset:
-    """Texts with binary labels (1 = positive, 0 = negative, -1 = unlabelled).
+    """Texts with class labels: ``labels[i]`` is the index of row ``i``'s class in
+    ``class_names`` (-1 = unlabelled). Two classes are the common case (``class_names[0]``
+    the negative class, ``class_names[1]`` the positive one); any number ≥ 2 is allowed.
 
     ``ids``, ``ratings`` and ``groups`` are optional per-row metadata (IMDB review id, star
     rating, and the movie it reviews). Rows of one group (e.g. reviews of one movie) share
     words that say nothing about sentiment elsewhere — names, plot — so splits keep each group
     on one side (:func:`train_validation_split`).
-    ``class_names[0]`` is the negative class, ``class_names[1]`` the positive one.
     """
 
     texts: list[str]
@@ -29,12 +30,13 @@ class Dataset:
     name: str = "data"
     ids: list[str] | None = None
     ratings: np.ndarray | None = None
-    class_names: tuple[str, str] = ("negative", "positive")
+    class_names: tuple[str, ...] = ("negative", "positive")
     skipped: int = field(default=0, compare=False)
     groups: list[str] | None = None
 
     def __post_init__(self) -> None:
-        self.labels = np.asarray(self.labels, dtype=np.int8)
+        self.labels = np.asarray(self.labels, dtype=np.int16)
+        self.class_names = tuple(self.class_names)
         if len(self.labels) != len(self.texts):
             raise ValueError("texts and labels must have the same length")
         if self.groups is not None and len(self.groups) != len(self.texts):

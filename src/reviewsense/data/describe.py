@@ -17,10 +17,10 @@ def describe(data: Dataset) -> dict[str, Any]:
     out: dict[str, Any] = {"name": data.name, "rows": len(data)}
     labelled = data.labels >= 0
     if labelled.any():
-        counts = np.bincount(data.labels[labelled], minlength=2)
+        counts = np.bincount(data.labels[labelled], minlength=len(data.class_names))
         out["classes"] = {
             data.class_names[k]: {"count": int(counts[k]), "share": round(float(counts[k]) / int(labelled.sum()), 4)}
-            for k in (0, 1)
+            for k in range(len(data.class_names))
         }
     if (~labelled).any():
         out["unlabelled"] = int((~labelled).sum())

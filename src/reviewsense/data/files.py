@@ -61,6 +61,8 @@ FORMATS = {
     ".txt": "txt",
 }
 
+_UNLABELLED_FOLDERS = {"unsup", "unlabelled", "unlabeled"}  # aclImdb/train/unsup: not a class
+
 _KNOWN_PAIRS: list[tuple[set[str], set[str]]] = [
     ({"0", "0.0"}, {"1", "1.0"}),
     ({"false", "f", "no"}, {"true", "t", "yes"}),
@@ -466,12 +468,27 @@ def read_records(path: str | os.PathLike[str], fmt: str | None = None, *, sep: s
     return frame.to_dict(orient="records"), "row"
 
 
+def inferred_classes(values: Iterable[Any]) -> list[str] | None:
+    """Three or more distinct labels are the classes, sorted (by value where all are numbers:
+    star ratings ``1 … 10``); two are left to :func:`_label_mapper`, which needs to know which
+    one is the positive class."""
+    seen = sorted({str(v).strip() for v in values if not _missing(v)} - {""})
+    lowered = {v.lower() for v in seen}
+    if len(seen) < 3 or any(lowered <= neg | pos for neg, pos in _KNOWN_PAIRS):  # true/True/no: two classes
+        return None
+    try:
+        return sorted(seen, key=float)
+    except ValueError:
+        return seen
+
+
 def _label_mapper(values: Sequence[Any], classes: Sequence[str] | None, where: str):
     if classes is not None:
-        if len(classes) != 2 or classes[0] == classes[1]:
-            raise DataError(f"classes must be two different names (negative first), got {list(classes)}")
-        table = {str(classes[0]): 0, str(classes[1]): 1}
-        return table, (str(classes[0]), str(classes[1]))
+        names = tuple(str(c) for c in classes)
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise DataError(f"classes must be two or more different names (for two: negative first), got "
+                            f"{list(classes)}")
+        return {name: i for i, name in enumerate(names)}, names
     seen = {str(v).strip().lower() for v in values if not _missing(v)} - {""}
     for neg, pos in _KNOWN_PAIRS:
         if seen <= neg | pos:
@@ -547,8 +564,11 @@ def load_table(
                 f"{path}: no '{column}' column (columns: {', '.join(map(str, rows[0].keys()))}); "
                 "choose them with --text-column/--label-column/--group-column"
             )
-    classes = _model_classes([r.get(label_column) for r in rows], classes, model_classes)
-    table, names = _label_mapper([r.get(label_column) for r in rows], classes, str(path))
+    values = [r.get(label_column) for r in rows]
+    classes = _model_classes(values, classes, model_classes) or inferred_classes(values)
+    table, names = _label_mapper(values, classes, str(path))
+    if len(names) > 2:
+        log(f"{path}: {len(names)} classes: {', '.join(names)}")
     texts, labels, groups, skipped, limit = [], [], [], 0, max_chars()
     for i, row in enumerate(rows):
         where = f"{path}: {unit} {i + 1}"
@@ -588,7 +608,7 @@ def _model_classes(values: Sequence[Any], classes: Sequence[str] | None,
     return list(model_classes) if seen and seen <= set(map(str, model_classes)) else None
 
 
-def _finish(path: Path, texts: list[str], labels: list[int], names: tuple[str, str], skipped: int,
+def _finish(path: Path, texts: list[str], labels: list[int], names: tuple[str, ...], skipped: int,
             allow_one_class: bool = False) -> Dataset:
     if skipped:
         log(f"{path}: skipped {skipped} empty text(s)")
@@ -597,8 +617,8 @@ def _finish(path: Path, texts: list[str], labels: list[int], names: tuple[str, s
     present = set(labels)
     if len(present) < 2 and not allow_one_class:
         only = names[next(iter(present))]
-        raise DataError(f"{path}: only one class ('{only}') is present; binary training needs both")
-    labels_array = np.array(labels, dtype=np.int8)
+        raise DataError(f"{path}: only one class ('{only}') is present; training needs two or more")
+    labels_array = np.array(labels, dtype=np.int16)
     return Dataset(texts=texts, labels=labels_array, name=path.name, class_names=names, skipped=skipped)
 
 
@@ -673,12 +693,15 @@ def load_folder(path: str | os.PathLike[str], classes: Sequence[str] | None = No
         encoding = resolve_encoding(path, encoding)
     subdirs = [e.name for e in _entries(path) if e.is_dir()]
     classes = _model_classes(subdirs, classes, model_classes)
-    listed = ", ".join(f"{d}/" for d in subdirs)
+    if classes is None and len(subdirs) > 2:
+        unlabelled = [d for d in subdirs if d.lower() in _UNLABELLED_FOLDERS]
+        if unlabelled:
+            log(f"{path}: skipping {', '.join(f'{d}/' for d in unlabelled)} (unlabelled texts)")
+            subdirs = [d for d in subdirs if d not in unlabelled]
+        classes = inferred_classes(subdirs)
+        if classes is not None:
+            log(f"{path}: {len(classes)} class folders: {', '.join(classes)}")
     if classes is None:
-        if len(subdirs) > 2:
-            raise DataError(f"{path}: {len(subdirs)} sub-folders ({listed}) where exactly two class folders are "
-                            "expected (e.g. neg/ and pos/); move the others out, or point --data at a folder "
-                            "that holds only the two class folders")
         table, names = _label_mapper(subdirs, None, str(path))
         chosen = {d: table[d.lower()] for d in subdirs if d.lower() in table}
     else:
@@ -688,10 +711,10 @@ def load_folder(path: str | os.PathLike[str], classes: Sequence[str] | None = No
             raise DataError(
                 f"{path}: sub-folder(s) {', '.join(f'{d}/' for d in extra)} {'is' if len(extra) == 1 else 'are'} "
                 f"not one of the declared classes {list(names)}; move {'it' if len(extra) == 1 else 'them'} out, "
-                "or point --data at a folder that holds only the two class folders")
+                "or point --data at a folder that holds only the class folders")
         chosen = {d: table[d] for d in subdirs if d in table}
-    if len(chosen) != 2 and not (allow_one_class and len(chosen) == 1):
-        raise DataError(f"{path}: expected two class sub-folders (e.g. neg/ and pos/), found {subdirs}")
+    if len(chosen) < 2 and not (allow_one_class and len(chosen) == 1):
+        raise DataError(f"{path}: expected two class sub-folders or more (e.g. neg/ and pos/), found {subdirs}")
     texts, labels, skipped, limit, counts = [], [], 0, max_chars(), {}
     resolved = {sub: Path(os.path.realpath(path / sub)) for sub in chosen}
     not_txt: list[Path] = []

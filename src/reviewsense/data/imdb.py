@@ -7,6 +7,7 @@ unpacked ``aclImdb/`` directory. Where the data comes from, in order: an explici
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import re
@@ -27,6 +28,9 @@ SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 ARCHIVE_NAME = "aclImdb_v1.tar.gz"
 SPLITS = ("train", "test", "unsup")
 CLASS_NAMES = ("negative", "positive")
+RATINGS = (1, 2, 3, 4, 7, 8, 9, 10)  # the star ratings of IMDB's labelled reviews (neg ≤ 4, pos ≥ 7)
+RATING_CLASS_NAMES = tuple(str(r) for r in RATINGS)
+LABEL_COLUMNS = ("label", "rating")  # what --label-column may name for IMDB
 
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
 _URLS = re.compile(r"(?:^|/)aclImdb/(train|test)/urls_(pos|neg|unsup)\.txt$")
@@ -199,3 +203,38 @@ def load_imdb(
     (25000, 25000)
     """
     return read_imdb(resolve_source(path, allow_download=allow_download), splits)
+
+
+def by_rating(ds: Dataset) -> Dataset:
+    """The same reviews labelled with their star rating: 8 classes, ``class_names``
+    ``("1", "2", "3", "4", "7", "8", "9", "10")``, each labelled row's label the index of its
+    rating there. Unlabelled rows (the unsup split) stay unlabelled."""
+    if ds.ratings is None:
+        raise DataError(f"{ds.name}: no star ratings to label the reviews with")
+    ratings = np.asarray(ds.ratings, dtype=np.int64)
+    labelled = ds.labels >= 0
+    index = np.full(max(RATINGS) + 1, -1, dtype=np.int16)
+    index[list(RATINGS)] = np.arange(len(RATINGS))
+    known = (ratings >= 0) & (ratings < len(index))
+    labels = np.where(known, index[np.where(known, ratings, 0)], -1).astype(np.int16)
+    bad = labelled & (labels < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        where = ds.ids[row] if ds.ids else f"row {row}"
+        raise DataError(f"{ds.name}: {where} has star rating {int(ratings[row])}, not one of IMDB's "
+                        f"{', '.join(RATING_CLASS_NAMES)}")
+    return dataclasses.replace(ds, labels=np.where(labelled, labels, UNLABELLED), class_names=RATING_CLASS_NAMES)
+
+
+def check_label_column(label_column: str) -> None:
+    """Refuse a ``--label-column`` IMDB does not have (before its 100,000 files are read)."""
+    if label_column not in LABEL_COLUMNS:
+        raise DataError(f"--label-column {label_column!r} does not apply to IMDB: choose 'label' "
+                        "(negative/positive) or 'rating' (the star ratings 1-4 and 7-10, 8 classes)")
+
+
+def with_labels(ds: Dataset, label_column: str) -> Dataset:
+    """IMDB reviews labelled as ``label_column`` says: ``label`` (negative/positive, as read)
+    or ``rating`` (:func:`by_rating`); anything else is refused."""
+    check_label_column(label_column)
+    return by_rating(ds) if label_column == "rating" else ds

@@ -96,6 +96,6 @@ def cut_spans(data: Dataset, windows: Sequence[int] = WINDOWS, sentences: bool =
             labels.append(label)
             buckets.append(bucket)
             origin.append(i)
-    spans = Dataset(texts, np.asarray(labels, dtype=np.int8), name=f"{data.name}:spans",
+    spans = Dataset(texts, np.asarray(labels, dtype=np.int16), name=f"{data.name}:spans",
                     class_names=data.class_names, groups=[str(i) for i in origin])
     return Spans(spans, np.asarray(buckets, dtype=object))

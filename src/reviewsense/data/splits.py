@@ -40,14 +40,15 @@ class Splits:
 def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Splits:
     """Train/validation/test for IMDB (its own test split) or the user's files."""
     from ..data.files import load_table
-    from ..data.imdb import is_imdb_source, read_imdb, resolve_source
+    from ..data.imdb import check_label_column, is_imdb_source, read_imdb, resolve_source, with_labels
 
     if spec.path is None or is_imdb_source(spec.path):
         if spec.group_column:
             raise DataError("--group-column is for your own data: IMDB is split by movie already")
+        check_label_column(spec.label_column)
         source: Path | str = resolve_source(spec.path, allow_download=spec.allow_download)
         splits = ("train", "test", "unsup") if want_unsup else ("train", "test")
-        data = read_imdb(source, splits)
+        data = {name: with_labels(ds, spec.label_column) for name, ds in read_imdb(source, splits).items()}
         train_full, test, unsup = data["train"], data["test"], data.get("unsup")
         if spec.test_path:
             test = load_table(spec.test_path, spec.text_column, spec.label_column, spec.classes, sep=spec.sep,

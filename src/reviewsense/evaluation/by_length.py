@@ -9,7 +9,9 @@ for themselves; calibration and the predicted-positive rate are what to read her
 honest model is unsure of a random word, not confidently positive.
 
 Any scorer works (``proba``: texts → probabilities of the positive class), so the bench
-evaluates peers the same way.
+evaluates peers the same way. A scorer of K > 2 classes returns ``(n, K)`` probabilities;
+its rows hold the top-label accuracy and ECE and the mean top probability (confidence)
+instead of ROC-AUC and the positive rates.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ __all__ = ["by_length", "format_table", "plot_by_length", "worst_ece"]
 
 NOTE = ("spans of each review (windows of words, one sentence, the whole review) labelled with their review's "
         "label: a noisy label, so short-span accuracy is a lower bound; ECE and positive rates show honesty")
+NOTE_MULTICLASS = ("spans of each review (windows of words, one sentence, the whole review) labelled with their "
+                   "review's class: a noisy label, so short-span accuracy is a lower bound; top-label ECE and the "
+                   "mean confidence show honesty")
 
 
 MAX_TEXTS = 25_000  # texts cut into spans at most (a seeded sample of larger sets): IMDB's test set whole
@@ -36,14 +41,20 @@ MAX_TEXTS = 25_000  # texts cut into spans at most (a seeded sample of larger se
 def by_length(proba: Callable[[Sequence[str]], np.ndarray], data: Dataset, seed: int = 0,
               max_texts: int | None = MAX_TEXTS) -> dict[str, Any]:
     """Metrics of ``proba`` on spans of ``data``'s labelled texts, one row per length bucket
-    (of at most ``max_texts`` texts, drawn at random when there are more; None: all)."""
+    (of at most ``max_texts`` texts, drawn at random when there are more; None: all).
+
+    ``proba`` returns ``(n,)`` probabilities of the positive class, or ``(n, K)`` ones of
+    each class (top-label accuracy and ECE then, a tie going to the first class)."""
     from sklearn.metrics import roc_auc_score
 
     spans = cut_spans(data, seed=seed, max_texts=max_texts)
     p = np.asarray(proba(spans.data.texts), dtype=np.float64)
-    if p.shape != (len(spans),):
-        raise ValueError(f"the scorer returned {p.shape} probabilities for {len(spans)} texts")
     y = spans.data.labels.astype(np.int64)
+    multiclass = p.ndim == 2
+    if p.ndim not in (1, 2) or len(p) != len(spans) or (multiclass and p.shape[1] < 2):
+        raise ValueError(f"the scorer returned {p.shape} probabilities for {len(spans)} texts")
+    if multiclass and len(y) and y.max() >= p.shape[1]:
+        raise ValueError(f"the scorer returned probabilities of {p.shape[1]} classes for labels up to {y.max()}")
     rows: dict[str, dict[str, Any]] = {}
     for bucket in BUCKETS:
         index = spans.where(bucket)
@@ -51,17 +62,26 @@ def by_length(proba: Callable[[Sequence[str]], np.ndarray], data: Dataset, seed:
             continue
         yb, pb = y[index], p[index]
         words = np.fromiter((len(words_of(spans.data.texts[i])) for i in index), dtype=np.int64, count=len(index))
-        rows[bucket] = {
-            "count": int(len(index)),
-            "mean_words": round(float(words.mean()), 1),
-            "accuracy": round(float(((pb >= 0.5) == (yb == 1)).mean()), 4),
-            "roc_auc": round(float(roc_auc_score(yb, pb)), 4) if len(set(yb.tolist())) == 2 else None,
-            "ece": round(expected_calibration_error(yb, pb), 4),
-            "predicted_positive": round(float((pb >= 0.5).mean()), 4),
-            "labelled_positive": round(float(yb.mean()), 4),
-        }
+        row: dict[str, Any] = {"count": int(len(index)), "mean_words": round(float(words.mean()), 1)}
+        if multiclass:
+            confidence, right = pb.max(axis=1), pb.argmax(axis=1) == yb
+            row |= {
+                "accuracy": round(float(right.mean()), 4),
+                "ece": round(expected_calibration_error(right, confidence), 4),
+                "mean_confidence": round(float(confidence.mean()), 4),
+            }
+        else:
+            row |= {
+                "accuracy": round(float(((pb >= 0.5) == (yb == 1)).mean()), 4),
+                "roc_auc": round(float(roc_auc_score(yb, pb)), 4) if len(set(yb.tolist())) == 2 else None,
+                "ece": round(expected_calibration_error(yb, pb), 4),
+                "predicted_positive": round(float((pb >= 0.5).mean()), 4),
+                "labelled_positive": round(float(yb.mean()), 4),
+            }
+        rows[bucket] = row
     reviews = len(set(spans.data.groups or []))
-    return {"data": data.name, "reviews": reviews, "of": len(data), "seed": seed, "note": NOTE, "buckets": rows}
+    return {"data": data.name, "reviews": reviews, "of": len(data), "seed": seed,
+            "note": NOTE_MULTICLASS if multiclass else NOTE, "buckets": rows}
 
 
 def worst_ece(result: dict[str, Any]) -> float:
@@ -70,10 +90,16 @@ def worst_ece(result: dict[str, Any]) -> float:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """A Markdown table of a :func:`by_length` result."""
+    """A Markdown table of a :func:`by_length` result (of two classes or of more)."""
+    rows = result["buckets"]
+    if any("mean_confidence" in row for row in rows.values()):
+        lines = ["| span | texts | mean words | accuracy | ECE | mean confidence |", "|---|---|---|---|---|---|"]
+        lines += [f"| {bucket} | {row['count']:,} | {row['mean_words']} | {row['accuracy']:.1%} | {row['ece']:.3f} | "
+                  f"{row['mean_confidence']:.1%} |" for bucket, row in rows.items()]
+        return "\n".join(lines)
     lines = ["| span | texts | mean words | accuracy | ROC-AUC | ECE | predicted positive | labelled positive |",
              "|---|---|---|---|---|---|---|---|"]
-    for bucket, row in result["buckets"].items():
+    for bucket, row in rows.items():
         auc = "n/a" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}"
         lines.append(f"| {bucket} | {row['count']:,} | {row['mean_words']} | {row['accuracy']:.1%} | {auc} | "
                      f"{row['ece']:.3f} | {row['predicted_positive']:.1%} | {row['labelled_positive']:.1%} |")

@@ -1,4 +1,7 @@
-"""Test metrics: the tutorial's loss and accuracy, and what a practitioner checks next."""
+"""Test metrics: the tutorial's loss and accuracy, and what a practitioner checks next.
+
+Two classes: :func:`binary_metrics` (logits of the positive class, shape ``(n,)``); more:
+:func:`multiclass_metrics` (softmax logits, shape ``(n, K)``). :func:`evaluate` picks by shape."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, log_expit
+from scipy.special import expit, log_expit, log_softmax
 
 from ..data.dataset import Dataset
 from ..errors import ConfigError, DataError
@@ -38,11 +41,14 @@ def binary_metrics(labels: np.ndarray, logits: np.ndarray,
                    class_names: Sequence[str] = ("negative", "positive")) -> dict[str, Any]:
     """Loss (binary cross-entropy from logits), accuracy at logit 0, precision, recall, F1
     (of the positive class), ROC-AUC, expected calibration error (15 bins), the confusion
-    matrix ``[[tn, fp], [fn, tp]]`` and the share predicted positive.
+    matrix ``[[tn, fp], [fn, tp]]`` and the share predicted positive; then ``macro_f1`` (the
+    mean F1 of the two classes) and ``per_class`` (each class's precision, recall, F1 and
+    support, as :func:`multiclass_metrics` reports them).
 
     With one class only in ``labels``, what that cannot define is None (ROC-AUC always;
     recall and F1 without positives; precision without positive predictions), listed in
-    ``undefined`` and explained in ``note``; accuracy is then the recall of that class."""
+    ``undefined`` and explained in ``note``; accuracy is then the recall of that class, and
+    ``macro_f1`` the F1 of that class (the other's is undefined, as in ``per_class``)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
     y = np.asarray(labels).astype(np.int64)
@@ -65,6 +71,8 @@ def binary_metrics(labels: np.ndarray, logits: np.ndarray,
         "count": int(len(y)),
         "predicted_positive": round(float(pred.mean()), 6),
     }
+    per_class, macro, _ = _per_class(y, pred, class_names)
+    out["macro_f1"], out["per_class"] = macro["macro_f1"], per_class
     if len(present) == 1:
         only = present[0]
         undefined = ["roc_auc"]
@@ -83,9 +91,140 @@ def binary_metrics(labels: np.ndarray, logits: np.ndarray,
     return out
 
 
+def multiclass_metrics(labels: np.ndarray, logits: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """Metrics of K-class softmax ``logits`` (shape ``(n, K)``, columns in ``class_names``
+    order) against class indices ``labels``; the prediction is the top class (argmax; a
+    tie goes to the first class).
+
+    ``loss`` (mean softmax cross-entropy), ``accuracy``, ``macro_precision``,
+    ``macro_recall``, ``macro_f1`` (unweighted means over the classes), ``mae`` (only when
+    every class name is a number, e.g. star ratings: the mean absolute difference between
+    the predicted class's number and the true one; else None), ``ece`` (top-label expected
+    calibration error, 15 equal-width bins of the top probability against whether the top
+    class was right), ``confusion_matrix`` (K × K: rows the true class, columns the
+    predicted one, in ``class_names`` order), ``per_class`` (name → precision, recall, F1,
+    support) and ``count``.
+
+    Precision of a class never predicted counts as 0 (as in :func:`binary_metrics`). A class
+    absent from the data has no recall nor F1 (None; its precision too when it is never
+    predicted): such classes are listed in ``absent_classes``, explained in ``note``, and the
+    macro averages are over the classes present in the data.
+
+    >>> m = multiclass_metrics([0, 1, 2], [[2.0, 0, 0], [0, 2.0, 0], [2.0, 0, 0]], ["1", "2", "3"])
+    >>> m["accuracy"], m["mae"], m["confusion_matrix"]
+    (0.666667, 0.666667, [[1, 0, 0], [0, 1, 0], [1, 0, 0]])
+    """
+    from sklearn.metrics import confusion_matrix
+
+    names = [str(c) for c in class_names]
+    y = np.asarray(labels).astype(np.int64)
+    z = np.asarray(logits, dtype=np.float64)
+    k = len(names)
+    if not len(y):
+        raise DataError("no labelled texts to measure")
+    if z.ndim != 2 or z.shape != (len(y), k):
+        raise ValueError(f"expected logits of shape ({len(y)}, {k}) for {len(y)} texts and {k} classes, "
+                         f"got {z.shape}")
+    if y.min() < 0 or y.max() >= k:
+        others = sorted(set(y.tolist()) - set(range(k)))
+        raise DataError(f"labels must be class indices 0..{k - 1} (of {','.join(names)}), found {others}")
+    log_p = log_softmax(z, axis=1)
+    pred = z.argmax(axis=1)
+    right = pred == y
+    confidence = np.exp(log_p.max(axis=1))
+    per_class, macro, absent = _per_class(y, pred, names)
+    values = numeric_classes(names)
+    out: dict[str, Any] = {
+        "loss": round(float(-log_p[np.arange(len(y)), y].mean()), 6),
+        "accuracy": round(float(right.mean()), 6),
+        **macro,
+        "mae": None if values is None else round(float(np.abs(values[pred] - values[y]).mean()), 6),
+        "ece": round(expected_calibration_error(right, confidence), 6),
+        "confusion_matrix": confusion_matrix(y, pred, labels=list(range(k))).tolist(),
+        "per_class": per_class,
+        "count": int(len(y)),
+    }
+    if absent:
+        missing = ", ".join(f"'{names[c]}'" for c in absent)
+        out["absent_classes"] = [names[c] for c in absent]
+        out["note"] = (f"{len(absent)} of {k} classes not in the data ({missing}): their recall and F1 are "
+                       f"undefined (null) and the macro averages are over the {k - len(absent)} classes present")
+    return out
+
+
+def numeric_classes(class_names: Sequence[str]) -> np.ndarray | None:
+    """The number each class name stands for, when every one is a finite number (ordered
+    classes such as star ratings), else None.
+
+    >>> numeric_classes(["1", "2", "10"])
+    array([ 1.,  2., 10.])
+    >>> numeric_classes(["bad", "ok", "good"]) is None
+    True
+    """
+    try:
+        values = np.array([float(str(name)) for name in class_names], dtype=np.float64)
+    except ValueError:
+        return None
+    return values if np.isfinite(values).all() else None
+
+
+def is_multiclass(metrics: dict[str, Any]) -> bool:
+    """Whether a metrics dict came from :func:`multiclass_metrics` (not :func:`binary_metrics`)."""
+    return "macro_recall" in metrics
+
+
+def _per_class(y: np.ndarray, pred: np.ndarray, class_names: Sequence[str]
+               ) -> tuple[dict[str, dict[str, Any]], dict[str, float], list[int]]:
+    """Per class (by name): precision, recall, F1, support; the macro averages over the
+    classes present in ``y``; and the indices of the classes absent from ``y``."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    k = len(class_names)
+    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=list(range(k)), average=None,
+                                                                     zero_division=0)
+    predicted = np.bincount(pred, minlength=k)
+    absent = [c for c in range(k) if not support[c]]
+    per_class = {
+        str(name): {
+            "precision": None if not support[c] and not predicted[c] else round(float(precision[c]), 6),
+            "recall": None if not support[c] else round(float(recall[c]), 6),
+            "f1": None if not support[c] else round(float(f1[c]), 6),
+            "support": int(support[c]),
+        }
+        for c, name in enumerate(class_names)
+    }
+    present = np.flatnonzero(support)
+    macro = {f"macro_{key}": round(float(value[present].mean()), 6)
+             for key, value in (("precision", precision), ("recall", recall), ("f1", f1))}
+    return per_class, macro, absent
+
+
+def format_per_class(metrics: dict[str, Any]) -> str:
+    """A Markdown table of the ``per_class`` metrics (n/a where undefined)."""
+    lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for name, row in metrics["per_class"].items():
+        cells = ["n/a" if row[key] is None else f"{row[key]:.4f}" for key in ("precision", "recall", "f1")]
+        lines.append(f"| {_cell(name)} | " + " | ".join(cells) + f" | {row['support']:,} |")
+    return "\n".join(lines)
+
+
+def format_confusion(metrics: dict[str, Any]) -> str:
+    """A Markdown table of the confusion matrix: a row per true class, a column per predicted one."""
+    names = [_cell(name) for name in metrics["per_class"]]
+    lines = ["| true \\ predicted | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for name, row in zip(names, metrics["confusion_matrix"], strict=True):
+        lines.append(f"| {name} | " + " | ".join(f"{n:,}" for n in row) + " |")
+    return "\n".join(lines)
+
+
+def _cell(name: str) -> str:
+    return str(name).replace("|", "\\|")
+
+
 def check_classes(given: Sequence[str] | None, model_classes: Sequence[str]) -> None:
     """Refuse ``--classes`` that contradict the model's class names (negative first).
 
+    A model of more than two classes accepts only its own names, in its own order.
     The same names in the same order agree. A model whose names are a generic pair
     (negative/positive, 0/1, false/true) also accepts the data's own names for them
     (``bad,good``), unless those are generic names of the other side (``pos,neg``, ``1,0``).
@@ -98,6 +237,9 @@ def check_classes(given: Sequence[str] | None, model_classes: Sequence[str]) -> 
     given, model = [str(c) for c in given], [str(c) for c in model_classes]
     if given == model:
         return
+    if len(model) > 2:
+        raise ConfigError(f"--classes {','.join(given)} contradicts the model's classes {','.join(model)} (the same "
+                          "names in the same order): leave --classes out to use the model's, or relabel the data")
     generic = all(_polarity(name) == side for side, name in enumerate(model))
     if generic and not set(given) & set(model) and all(_polarity(name) in (None, side)
                                                        for side, name in enumerate(given)):
@@ -117,15 +259,18 @@ def _polarity(name: str) -> int | None:
 
 
 def evaluate(predictor: Predictor, data: Dataset, reliability_plot: str | None = None) -> dict[str, Any]:
-    """Score ``data`` with the predictor (raw strings, exactly as an export would); optionally
-    draw the reliability diagram to ``reliability_plot``."""
+    """Score ``data`` with the predictor (raw strings, exactly as an export would):
+    :func:`binary_metrics` for ``(n,)`` logits, :func:`multiclass_metrics` for ``(n, K)``;
+    optionally draw the reliability diagram (top-label for K classes) to ``reliability_plot``."""
     if not data.labelled:
         raise DataError(f"{data.name}: evaluation needs labelled data (this set has texts but no labels)")
-    logits = predictor.predict_logits(data.texts)
+    logits = np.asarray(predictor.predict_logits(data.texts))
     if reliability_plot:
         from .plots import plot_reliability
 
         plot_reliability(data.labels, logits, reliability_plot, title=predictor.family)
+    if logits.ndim == 2:
+        return multiclass_metrics(data.labels, logits, predictor.class_names)
     return binary_metrics(data.labels, logits, predictor.class_names)
 
 

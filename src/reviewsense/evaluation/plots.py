@@ -34,17 +34,27 @@ def plot_history(history: History, directory: str | Path, title: str = "") -> li
 
 
 def plot_reliability(labels, logits, path: str | Path, title: str = "") -> Path:
-    """Reliability diagram: observed positive rate against predicted probability, per bin."""
+    """Reliability diagram, per bin of 15. Logits of shape ``(n,)`` (two classes): observed
+    positive rate against predicted probability of positive. ``(n, K)`` (softmax logits):
+    top-label, the share of right top predictions against their probability (confidence)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from scipy.special import expit
+    from scipy.special import expit, softmax
 
     from .metrics import expected_calibration_error, reliability
 
-    probabilities = expit(np.asarray(logits, dtype=np.float64))
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim == 2:
+        p = softmax(z, axis=1)
+        probabilities = p.max(axis=1)
+        labels = (p.argmax(axis=1) == np.asarray(labels)).astype(np.int64)
+        axes = ("Confidence (probability of the top class)", "Accuracy (share of top classes right)")
+    else:
+        probabilities = expit(z)
+        axes = ("Predicted probability of positive", "Observed share of positives")
     table = reliability(labels, probabilities)
     ece = expected_calibration_error(labels, probabilities)
     count = np.asarray(table["count"])
@@ -52,9 +62,9 @@ def plot_reliability(labels, logits, path: str | Path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(5.2, 5.2), dpi=100)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
     ax.plot(np.asarray(table["mean_probability"])[shown], np.asarray(table["observed_rate"])[shown], "o-",
-            label=f"model (ECE {ece:.3f})")
-    ax.set_xlabel("Predicted probability of positive")
-    ax.set_ylabel("Observed share of positives")
+            label=f"model ({'top-label ' if z.ndim == 2 else ''}ECE {ece:.3f})")
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
     ax.set_title("Reliability" + (f" — {title}" if title else ""))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)

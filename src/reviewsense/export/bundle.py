@@ -25,12 +25,15 @@ from .. import __version__
 from .._fs import atomic_dir, sha256_file, write_json
 from ..errors import ModelFileError
 from ..models.base import Predictor, predictor_class
-from ..models.calibration import LengthCalibration
+from ..models.calibration import SoftmaxLengthCalibration, calibration_from_dict
 from ..text import load_vectorizer
 
 FORMAT = "reviewsense-model"
-FORMAT_VERSION = 2  # 2: the manifest may hold a length calibration (1: none; still read)
-READABLE_VERSIONS = (1, 2)
+# 2: the manifest may hold a length calibration (1: none; still read); 3: more than two
+# classes (softmax logits, a "length_softmax" calibration). A model is written with the lowest
+# version that holds it, so two-class exports still load in reviewsense versions that read 2.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 WEIGHTS, VECTORIZER = "model.safetensors", "vectorizer.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
@@ -54,12 +57,13 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
         save_file(tensors, str(tmp / WEIGHTS), metadata={"family": predictor.family})
         manifest = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": 2 if predictor.binary else FORMAT_VERSION,
             "family": predictor.family,
             "reviewsense_version": __version__,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "class_names": list(predictor.class_names),
-            "output": "probability of class_names[1] = sigmoid(logit)",
+            "output": "probability of class_names[1] = sigmoid(logit)" if predictor.binary
+            else "probabilities of class_names = softmax(logits)",
             "config": predictor.config,
             # logit = prior + Σ slope_j(n)·(raw_j − empty_j) + shift(n), n = tokens (reviewsense.models.calibration)
             "length_calibration": predictor.length_calibration.to_dict() if predictor.length_calibration else None,
@@ -94,10 +98,13 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{__version__} (supports {', '.join(map(str, READABLE_VERSIONS))})"
         )
     names = manifest.get("class_names")
-    if not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) and n.strip() for n in names)
-            and names[0] != names[1]):
+    most = 2 if manifest["format_version"] < 3 else 10_000
+    if not (isinstance(names, list) and 2 <= len(names) <= most and all(isinstance(n, str) and n.strip()
+                                                                     for n in names)
+            and len(set(names)) == len(names)):
         shown = json.dumps(names, ensure_ascii=False)
-        raise ModelFileError(f"{file}: 'class_names' must be two different names, negative first (got "
+        wanted = "two different names, negative first" if most == 2 else "two or more different names"
+        raise ModelFileError(f"{file}: 'class_names' must be {wanted} (got "
                              f"{shown[:60] + '…' if len(shown) > 60 else shown})")
     return manifest
 
@@ -144,12 +151,16 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
         raise ModelFileError(f"{path / MANIFEST}: invalid model configuration ({exc})") from exc
     if manifest.get("length_calibration") is not None:
         try:
-            calibration = LengthCalibration.from_dict(manifest["length_calibration"])
+            calibration = calibration_from_dict(manifest["length_calibration"])
         except ModelFileError as exc:
             raise ModelFileError(f"{path / MANIFEST}: {exc}") from None
         if calibration.scores != predictor.raw_score_count:
             raise ModelFileError(f"{path / MANIFEST}: the length calibration reads {calibration.scores} score(s), "
                                  f"the model gives {predictor.raw_score_count}")
+        if isinstance(calibration, SoftmaxLengthCalibration) != (not predictor.binary) or (
+                isinstance(calibration, SoftmaxLengthCalibration) and calibration.classes != predictor.n_classes):
+            raise ModelFileError(f"{path / MANIFEST}: the length calibration does not fit a model of "
+                                 f"{predictor.n_classes} classes")
         predictor.length_calibration = calibration
     predictor.metadata = manifest
     return predictor

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, softmax
 
 from ..errors import ConfigError, ModelFileError, TextTypeError
-from .calibration import LengthCalibration
+from .calibration import LengthCalibration, SoftmaxLengthCalibration
 from .explanation import Attribution, Explanation, explain
 
 # family name → "module:PredictorClass"; importing is deferred so that loading one family
@@ -37,17 +37,36 @@ ROW_FIELDS = ("probability", "label", "label_name")
 DIGITS = 6  # probabilities are written rounded to this many decimals
 
 
-def result_row(probability: float, class_names: Sequence[str], threshold: float = 0.5) -> dict[str, Any]:
-    """``{"probability", "label", "label_name"}`` for one text: label 1 when probability ≥ threshold."""
-    label = int(probability >= threshold)
-    return {"probability": round(float(probability), DIGITS), "label": label, "label_name": class_names[label]}
+def result_row(probability: float | Sequence[float], class_names: Sequence[str],
+               threshold: float = 0.5) -> dict[str, Any]:
+    """One text's result. Two classes: ``{"probability", "label", "label_name"}``, the
+    probability of ``class_names[1]`` and label 1 when it is ≥ ``threshold``. More classes
+    (``probability`` is then the row of every class's probability): the top label, its
+    probability, and ``probabilities``, every class's by name.
+
+    >>> result_row(0.9, ["neg", "pos"])
+    {'probability': 0.9, 'label': 1, 'label_name': 'pos'}
+    >>> result_row([0.2, 0.5, 0.3], ["bad", "ok", "good"])["label_name"]
+    'ok'
+    """
+    if len(class_names) == 2:
+        label = int(probability >= threshold)  # type: ignore[operator]
+        return {"probability": round(float(probability), DIGITS),  # type: ignore[arg-type]
+                "label": label, "label_name": class_names[label]}
+    row = [round(float(p), DIGITS) for p in probability]  # type: ignore[union-attr]
+    label = max(range(len(row)), key=row.__getitem__)
+    return {"probability": row[label], "label": label, "label_name": class_names[label],
+            "probabilities": dict(zip(class_names, row, strict=True))}
 
 
 class Predictor(ABC):
     """Raw strings in, probabilities out.
 
-    ``predict_proba(texts)`` returns one probability of the positive class per text, in
-    [0, 1]; ``predict_logits`` the scores before the sigmoid; ``predict`` 0/1 labels.
+    ``probabilities(texts)``: shape ``(n, K)``, each class's probability in ``class_names``
+    order. Two classes (the common case): ``predict_proba(texts)`` is the probability of
+    ``class_names[1]``, shape ``(n,)``, and ``predict_logits`` the logit before the sigmoid;
+    K > 2 classes: both are ``(n, K)`` (softmax probabilities, and the logits before it).
+    ``predict`` gives class indices.
 
     A family computes *raw* logits (``_logits``); where training fitted a
     :class:`LengthCalibration` (``length_calibration``), every public score goes through it,
@@ -63,11 +82,20 @@ class Predictor(ABC):
         self.config = dict(config)
         self.class_names = tuple(class_names)
         self.metadata: dict[str, Any] = {}
-        self.length_calibration: LengthCalibration | None = None
+        self.length_calibration: LengthCalibration | SoftmaxLengthCalibration | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def binary(self) -> bool:
+        """Two classes: one logit per text (of ``class_names[1]``); else K logits."""
+        return len(self.class_names) == 2
 
     @abstractmethod
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Logits for one batch of texts."""
+        """Logits for one batch of texts: ``(n,)`` for two classes, ``(n, K)`` for more."""
 
     #: how many raw scores a text has (what a length calibration reads); ensembles: their members
     @property
@@ -90,7 +118,9 @@ class Predictor(ABC):
         texts = list(texts)
         step = self.batch_size
         parts = [self._logits_and_lengths(texts[i : i + step]) for i in range(0, len(texts), step)] or \
-            [(np.zeros(0), np.zeros(0, dtype=np.int64))]
+            [self._logits_and_lengths([""])]
+        if not texts:
+            parts = [(parts[0][0][:0], parts[0][1][:0])]
         return (np.concatenate([p[0] for p in parts]).astype(np.float64),
                 np.concatenate([p[1] for p in parts]).astype(np.int64))
 
@@ -105,56 +135,106 @@ class Predictor(ABC):
         """Rebuild a predictor from what :meth:`tensors` returned; validate shapes."""
 
     def predict_logits(self, texts: Sequence[str] | str) -> np.ndarray:
+        """Two classes: ``(n,)`` logits of ``class_names[1]``; K > 2: ``(n, K)`` softmax logits."""
         texts = as_texts(texts)
         if not texts:
-            return np.zeros(0, dtype=np.float32)
+            return np.zeros(0 if self.binary else (0, self.n_classes), dtype=np.float32)
         step = self.batch_size
         parts = [self._calibrated(texts[i : i + step]) for i in range(0, len(texts), step)]
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def predict_proba(self, texts: Sequence[str] | str) -> np.ndarray:
-        return expit(self.predict_logits(texts)).astype(np.float32)
+        """Two classes: ``(n,)``, the probability of ``class_names[1]``; K > 2: ``(n, K)``."""
+        return to_probabilities(self.predict_logits(texts))
+
+    def probabilities(self, texts: Sequence[str] | str) -> np.ndarray:
+        """``(n, K)``: every class's probability, in ``class_names`` order, for any K."""
+        return as_columns(self.predict_proba(texts))
 
     def predict(self, texts: Sequence[str] | str, threshold: float = 0.5) -> np.ndarray:
-        return (self.predict_proba(texts) >= threshold).astype(np.int8)
+        """Class indices: two classes, 1 where the probability of ``class_names[1]`` ≥
+        ``threshold``; K > 2, the most probable class."""
+        proba = self.predict_proba(texts)
+        if proba.ndim == 1:
+            return (proba >= threshold).astype(np.int8)
+        return proba.argmax(axis=1).astype(np.int16)
 
     @property
     def can_explain(self) -> bool:
         """Whether :meth:`explain` works for this model."""
         return type(self)._attribute is not Predictor._attribute
 
-    def explain(self, text: str, k: int = 10) -> Explanation:
+    def explain(self, text: str, k: int = 10, label: int | str | None = None) -> Explanation:
         """Why ``text`` got its score: the ``k`` words/n-grams that pushed it up and down most
         (``.top()``), every feature's contribution to the logit, and per-word contributions
-        with character spans (``.tokens``). Contributions plus bias add up to the logit."""
+        with character spans (``.tokens``). Contributions plus bias add up to the logit.
+
+        Two classes: the logit of ``class_names[1]``. More: the logit of class ``label`` (an
+        index or a class name; default the most probable class), and ``.probabilities`` holds
+        every class's probability."""
         if not isinstance(text, str):
             raise TextTypeError(f"explain takes one string, got {type(text).__name__}")
         text = as_texts([text])[0]
+        target = None if self.binary else self._target(text, label)
         calibration = self.length_calibration
         if calibration is None:
-            return self._explain(text, k)
-        from ..text.ngrams import count_tokens  # per text the calibration is affine in the raw score(s)
+            explanation = self._explain(text, k, target)
+        else:
+            from ..text.ngrams import count_tokens  # per text the calibration is affine in the raw score(s)
 
-        slopes, shift = calibration.slope_shift(count_tokens([text]))
-        return self._explain_calibrated(text, k, slopes[0], float(shift[0]))
+            slopes, shift = calibration.slope_shift(count_tokens([text]))
+            explanation = self._explain_calibrated(text, k, slopes[0], float(np.atleast_1d(shift[0])[target or 0]),
+                                                   target)
+        if target is not None:
+            explanation.target = target
+            explanation.probabilities = [float(p) for p in self.probabilities([text])[0]]
+        return explanation
 
-    def _explain_calibrated(self, text: str, k: int, slopes: np.ndarray, shift: float) -> Explanation:
-        """The explanation of the calibrated logit, given this text's slope(s) and shift."""
+    def _target(self, text: str, label: int | str | None) -> int:
+        """The class index an explanation is of: ``label`` (index or name), else the top class."""
+        if label is None:
+            return int(self.predict([text])[0])
+        if isinstance(label, str) and label in self.class_names:
+            return self.class_names.index(label)
+        if isinstance(label, int | np.integer) and not isinstance(label, bool) and 0 <= label < self.n_classes:
+            return int(label)
+        raise ConfigError(f"class {label!r} is not one of {list(self.class_names)}")
+
+    def _explain_calibrated(self, text: str, k: int, slopes: np.ndarray, shift: float,
+                            target: int | None = None) -> Explanation:
+        """The explanation of the calibrated logit (of class ``target``), given this text's
+        slope(s) and shift."""
         calibration = self.length_calibration
         assert calibration is not None and calibration.scores == 1
         slope = float(slopes[0])
-        return self._explain(text, k).affine(slope, calibration.prior - slope * float(calibration.empty[0]) + shift)
+        c = target or 0
+        prior = float(np.atleast_1d(calibration.prior)[c])
+        empty = float(calibration.empty.reshape(-1)[c])
+        return self._explain(text, k, target).affine(slope, prior - slope * empty + shift)
 
-    def _explain(self, text: str, k: int) -> Explanation:
-        """The explanation of the raw logit (before the length calibration)."""
-        return explain(text, self._attribute(text), self.class_names, k)
+    def _explain(self, text: str, k: int, target: int | None = None) -> Explanation:
+        """The explanation of the raw logit (of class ``target``; before the length calibration)."""
+        return explain(text, self._attribute(text, target), self.class_names, k)
 
-    def _attribute(self, text: str) -> Attribution:
+    def _attribute(self, text: str, target: int | None = None) -> Attribution:
         raise ConfigError(f"explanations are not available for '{self.family}' models (nblinear, seed, cnn and "
                           "ensembles of them have them)")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(config={self.config})"
+
+
+def to_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Logits → probabilities: a sigmoid for ``(n,)`` logits (two classes), a softmax over the
+    last axis for ``(n, K)``."""
+    logits = np.asarray(logits, dtype=np.float64)
+    return (expit(logits) if logits.ndim == 1 else softmax(logits, axis=-1)).astype(np.float32)
+
+
+def as_columns(proba: np.ndarray) -> np.ndarray:
+    """``(n, K)`` probabilities from either shape :meth:`Predictor.predict_proba` gives."""
+    proba = np.asarray(proba)
+    return np.column_stack([1 - proba, proba]) if proba.ndim == 1 else proba
 
 
 def as_texts(texts: Sequence[str] | str) -> list[str]:

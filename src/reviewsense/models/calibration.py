@@ -144,6 +144,141 @@ class LengthCalibration:
         return cls(prior, empty, slope, shift, knots)
 
 
+@dataclass
+class SoftmaxLengthCalibration:
+    """K > 2 classes: ``logit_c = prior_c + Σ_j slope_j(n) · (raw_jc − empty_jc) + shift_c(n)``.
+
+    The same idea as :class:`LengthCalibration` for a softmax over K logits: ``prior`` is the
+    log of the training data's class rates, so a text with no tokens gets the class rates;
+    each raw score vector (one, or an ensemble's members) is scaled by a slope that depends on
+    the text's length (a temperature by length), and each class has a shift by length
+    (``shift_c(0) = 0``)."""
+
+    prior: np.ndarray  # (K,): log class rates of the training data
+    empty: np.ndarray  # (scores, K): the raw scores of a text with no tokens
+    slope: np.ndarray  # (scores, len(knots) + 1)
+    shift: np.ndarray  # (K, len(knots))
+    knots: tuple[int, ...] = KNOTS
+
+    def __post_init__(self) -> None:
+        self.prior = np.asarray(self.prior, dtype=np.float64).ravel()
+        self.empty = np.asarray(self.empty, dtype=np.float64).reshape(-1, len(self.prior))
+        self.slope = np.atleast_2d(np.asarray(self.slope, dtype=np.float64))
+        self.shift = np.asarray(self.shift, dtype=np.float64).reshape(len(self.prior), -1)
+
+    @property
+    def scores(self) -> int:
+        """How many raw score vectors a text has (1, or an ensemble's members)."""
+        return len(self.empty)
+
+    @property
+    def classes(self) -> int:
+        return len(self.prior)
+
+    def slope_shift(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per text: the slope of each raw score vector, ``(texts, scores)``, and each class's
+        shift, ``(texts, K)``."""
+        basis = ramps(lengths, np.asarray(self.knots))
+        return self.slope[:, 0] + basis @ self.slope[:, 1:].T, basis @ self.shift.T
+
+    def __call__(self, raw: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Calibrated ``(texts, K)`` logits of texts with raw scores ``raw`` and ``lengths`` tokens."""
+        slope, shift = self.slope_shift(lengths)
+        centred = np.asarray(raw, dtype=np.float64).reshape(len(shift), self.scores, self.classes) - self.empty
+        return (self.prior + np.einsum("ns,nsk->nk", slope, centred) + shift).astype(np.float32)
+
+    @classmethod
+    def fit(cls, raw: np.ndarray, lengths: np.ndarray, labels: np.ndarray, prior: np.ndarray, empty,
+            l2: float = 1e-3, knots: tuple[int, ...] = KNOTS,
+            weights: np.ndarray | None = None) -> SoftmaxLengthCalibration:
+        """Maximum-likelihood (softmax cross-entropy) fit on held-out (raw scores, length, label)."""
+        from scipy.optimize import minimize
+        from scipy.special import log_softmax, softmax
+
+        prior = np.asarray(prior, dtype=np.float64)
+        classes = len(prior)
+        y = np.asarray(labels, dtype=np.int64)
+        onehot = np.eye(classes)[y]
+        w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+        basis = ramps(lengths, np.asarray(knots))
+        design = np.column_stack([np.ones(len(y)), basis])  # the slope's terms
+        empty = np.asarray(empty, dtype=np.float64).reshape(-1, classes)
+        scores, k = len(empty), len(knots)
+        centred = np.asarray(raw, dtype=np.float64).reshape(len(y), scores, classes) - empty
+        penalty = np.r_[np.tile(np.r_[0.0, np.full(k, l2)], scores), np.full(classes * k, l2)]
+        total = w.sum()
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            slope = theta[: scores * (k + 1)].reshape(scores, k + 1)
+            shift = theta[scores * (k + 1) :].reshape(classes, k)
+            z = prior + np.einsum("ns,nsk->nk", design @ slope.T, centred) + basis @ shift.T
+            value = -(w * (log_softmax(z, axis=1) * onehot).sum(axis=1)).sum() / total
+            g = (softmax(z, axis=1) - onehot) * (w / total)[:, None]  # d loss / d z
+            grad_slope = ((g[:, None, :] * centred).sum(axis=2).T @ design)  # (scores, k + 1)
+            grad = np.r_[grad_slope.ravel(), (g.T @ basis).ravel()] + penalty * theta
+            return float(value + 0.5 * (penalty * theta**2).sum()), grad
+
+        start = np.zeros(scores * (k + 1) + classes * k)
+        start[: scores * (k + 1) : k + 1] = 1.0 / scores
+        theta = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 2000}).x
+        return cls(prior, empty, theta[: scores * (k + 1)].reshape(scores, k + 1),
+                   theta[scores * (k + 1) :].reshape(classes, k), tuple(knots))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "length_softmax", "knots": list(self.knots), "prior": self.prior.tolist(),
+                "empty": self.empty.tolist(), "slope": self.slope.tolist(), "shift": self.shift.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SoftmaxLengthCalibration:
+        try:
+            knots = tuple(int(k) for k in data["knots"])
+            prior = np.asarray(data["prior"], dtype=np.float64)
+            empty = np.asarray(data["empty"], dtype=np.float64)
+            slope = np.asarray(data["slope"], dtype=np.float64)
+            shift = np.asarray(data["shift"], dtype=np.float64)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"invalid length calibration: {exc}") from None
+        if not knots or list(knots) != sorted(set(knots)) or knots[0] < 1:
+            raise ModelFileError("invalid length calibration: knots must be increasing token counts ≥ 1")
+        classes = prior.shape[0] if prior.ndim == 1 else 0
+        if classes < 3 or empty.ndim != 2 or empty.shape[1] != classes or slope.shape != (len(empty), len(knots) + 1) \
+                or shift.shape != (classes, len(knots)):
+            raise ModelFileError("invalid length calibration: 'prior' (K), 'empty' (scores × K), 'slope' "
+                                 "(scores × knots+1) and 'shift' (K × knots) do not fit together")
+        if not all(np.isfinite(a).all() for a in (prior, empty, slope, shift)):
+            raise ModelFileError("invalid length calibration: NaN or infinite values")
+        return cls(prior, empty, slope, shift, knots)
+
+
+def calibration_from_dict(data: Any) -> LengthCalibration | SoftmaxLengthCalibration:
+    """The length calibration a manifest holds: ``kind`` "length" (two classes) or
+    "length_softmax" (more)."""
+    if isinstance(data, dict) and data.get("kind") == "length_softmax":
+        return SoftmaxLengthCalibration.from_dict(data)
+    return LengthCalibration.from_dict(data)
+
+
+def vector_scaling(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(2, K)``: a scale and an offset per class, ``softmax(scale ⊙ score + offset)``,
+    fitted by maximum likelihood on held-out scores (Platt scaling for K classes)."""
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax, softmax
+
+    s = np.asarray(scores, dtype=np.float64)
+    n, classes = s.shape
+    onehot = np.eye(classes)[np.asarray(labels, dtype=np.int64)]
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        scale, offset = theta[:classes], theta[classes:]
+        z = s * scale + offset
+        g = (softmax(z, axis=1) - onehot) / n
+        value = -(log_softmax(z, axis=1) * onehot).sum() / n + 0.5e-4 * (offset**2).sum()
+        return float(value), np.r_[(g * s).sum(axis=0), g.sum(axis=0) + 1e-4 * offset]
+
+    theta = minimize(loss, np.r_[np.ones(classes), np.zeros(classes)], jac=True, method="L-BFGS-B").x
+    return np.stack([theta[:classes], theta[classes:]]).astype(np.float32)
+
+
 def prior_logit(labels: np.ndarray) -> float:
     """The logit of the positive rate of ``labels`` (kept away from 0 and 1)."""
     rate = float(np.clip(np.mean(np.asarray(labels) == 1), 1e-3, 1 - 1e-3))
@@ -159,17 +294,19 @@ def calibrate_by_length(predictor, held_out, train_labels: np.ndarray, validatio
     calibration = fit_length_calibration(held_out, validation, np.concatenate([train_labels, validation.labels]),
                                          seed=seed)
     held_out.length_calibration = calibration
-    predictor.length_calibration = replace(calibration, empty=predictor.raw_scores([""])[0][0])
+    empty = predictor.raw_scores([""])[0][0]
+    predictor.length_calibration = replace(calibration, empty=empty)
 
 
 def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int = 0,
-                           max_texts: int | None = 20_000) -> LengthCalibration:
-    """Fit a :class:`LengthCalibration` for a model on spans of every length cut from the
-    ``validation`` reviews (:func:`~reviewsense.data.spans.cut_spans`), scored by
-    ``held_out``: the model, or the version of it that did not see the validation labels.
+                           max_texts: int | None = 20_000) -> LengthCalibration | SoftmaxLengthCalibration:
+    """Fit a :class:`LengthCalibration` (two classes; :class:`SoftmaxLengthCalibration` for
+    more) for a model on spans of every length cut from the ``validation`` reviews
+    (:func:`~reviewsense.data.spans.cut_spans`), scored by ``held_out``: the model, or the
+    version of it that did not see the validation labels.
 
-    The prior is the positive rate of ``labelled`` (all labelled training rows, validation
-    included). The validation spans are weighted to that rate: a split that holds out whole
+    The prior is the class rates of ``labelled`` (all labelled training rows, validation
+    included). The validation spans are weighted to those rates: a split that holds out whole
     groups (movies, products) can hold out more of one class by chance, and the calibration
     should not learn that chance as a bias of every short text. Larger validation sets give
     spans of ``max_texts`` of their texts (a seeded sample): 20,000 texts, ~150,000 spans, pin
@@ -179,7 +316,18 @@ def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int
     spans = cut_spans(validation, seed=seed, max_texts=max_texts)
     raw, lengths = held_out.raw_scores(spans.data.texts)
     empty = held_out.raw_scores([""])[0][0]
+    classes = len(validation.class_names)
+    labelled = np.asarray(labelled)
+    if classes > 2:
+        y = spans.data.labels.astype(np.int64)
+        rate = np.clip(np.bincount(labelled[labelled >= 0], minlength=classes) / max((labelled >= 0).sum(), 1),
+                       1e-3, None)
+        rate /= rate.sum()
+        seen = np.bincount(y, minlength=classes) / max(len(y), 1)
+        weights = np.where(seen[y] > 0, rate[y] / np.maximum(seen[y], 1e-12), 0.0)
+        prior = np.log(rate)
+        return SoftmaxLengthCalibration.fit(raw, lengths, y, prior - prior.mean(), empty, weights=weights)
     y = spans.data.labels == 1
-    rate, seen = float(np.mean(np.asarray(labelled) == 1)), float(y.mean())
+    rate, seen = float(np.mean(labelled == 1)), float(y.mean())
     weights = np.where(y, rate / seen, (1 - rate) / (1 - seen)) if 0 < seen < 1 else None
     return LengthCalibration.fit(raw, lengths, y, prior_logit(labelled), empty, weights=weights)

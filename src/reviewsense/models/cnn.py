@@ -3,7 +3,7 @@
 text → :class:`TextVectorizer` word ids (the first and last ``max_length / 2`` words of a
 longer text) → embedding (initialised from word2vec vectors pretrained on the unlabelled
 reviews, trainable) → 1-D convolutions of widths 3, 4 and 5 (ReLU) → max and mean over the
-text → dropout → Dense(1) logit.
+text → dropout → Dense(1) logit (Dense(K) for K > 2 classes).
 
 It reads words in order, so it sees what a bag of n-grams cannot ("not bad at all", the
 verdict in the last sentence); stacked with the NB-weighted linear model it adds about half
@@ -28,6 +28,7 @@ from ..training.history import History
 from ..training.torch_loop import Features, FitOptions, evaluate_module
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
+from .seed import output_layer, outputs
 from .explanation import Attribution
 
 
@@ -148,10 +149,9 @@ class CNNPredictor(Predictor):
         for out in self._convolve(self._project(ids)):
             active = np.maximum(out, 0.0) * valid
             pooled += [active.max(axis=1), active.sum(axis=1) / count]
-        head = self.weights["output.weight"][0]
-        return np.concatenate(pooled, axis=1) @ head + self.weights["output.bias"][0]
+        return output_layer(np.concatenate(pooled, axis=1), self.weights, self.binary)
 
-    def _attribute(self, text: str) -> Attribution:
+    def _attribute(self, text: str, target: int | None = None) -> Attribution:
         """Exact decomposition of the logit: with the ReLU pattern and each filter's max
         position fixed, the network is linear in the word vectors, so each word gets its
         kernel responses weighted by how the pooling and the output layer use them."""
@@ -159,8 +159,8 @@ class CNNPredictor(Predictor):
         ids, lengths = self._encode([text])
         positions = kept_positions(len(words), int(self.config["max_length"]))
         length = int(lengths[0])
-        head = self.weights["output.weight"][0]
-        bias = float(self.weights["output.bias"][0])
+        head = self.weights["output.weight"][target or 0]
+        bias = float(self.weights["output.bias"][target or 0])
         if not length:
             return Attribution(words, [], bias)
         projected = self._project(ids[:, :length])
@@ -199,15 +199,17 @@ class CNNPredictor(Predictor):
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"a cnn model's config needs embedding_dim, filters, widths and max_length ({exc})"
                                  ) from exc
-        expected = {"embedding.weight": (vocab, dim), "output.weight": (1, 2 * filters * len(widths)),
-                    "output.bias": (1,)}
+        out = outputs(len(class_names))
+        expected = {"embedding.weight": (vocab, dim), "output.weight": (out, 2 * filters * len(widths)),
+                    "output.bias": (out,)}
         for i, width in enumerate(widths):
             expected |= {f"convs.{i}.weight": (filters, dim, width), f"convs.{i}.bias": (filters,)}
         check_shapes(tensors, expected)
         return cls(vectorizer, config, tensors, class_names)
 
 
-def build_module(vocabulary_size: int, dim: int, params: CNNParams, init: np.ndarray | None = None):
+def build_module(vocabulary_size: int, dim: int, params: CNNParams, init: np.ndarray | None = None,
+                 classes: int = 2):
     """The PyTorch network; its ``state_dict`` names are the export's tensor names."""
     torch = require("torch", "torch", "Training the cnn model")
     nn: Any = torch.nn  # untyped for the checker: the classes below subclass its Module
@@ -219,7 +221,7 @@ def build_module(vocabulary_size: int, dim: int, params: CNNParams, init: np.nda
             self.embedding = nn.Embedding(vocabulary_size, dim, padding_idx=0, sparse=True)
             self.convs = nn.ModuleList(nn.Conv1d(dim, params.filters, w, padding=w // 2) for w in params.widths)
             self.dropout = nn.Dropout(params.dropout)
-            self.output = nn.Linear(2 * params.filters * len(params.widths), 1)
+            self.output = nn.Linear(2 * params.filters * len(params.widths), outputs(classes))
 
         def forward(self, ids):
             valid = (ids > 0).unsqueeze(1)
@@ -230,7 +232,8 @@ def build_module(vocabulary_size: int, dim: int, params: CNNParams, init: np.nda
                 # ReLU outputs are ≥ 0, so zeroing the padding leaves the max of the words
                 out = torch.relu(conv(x)[:, :, : ids.shape[1]]).masked_fill(~valid, 0.0)
                 pooled += [out.max(2).values, out.sum(2) / count]
-            return self.output(self.dropout(torch.cat(pooled, 1))).squeeze(1)
+            logits = self.output(self.dropout(torch.cat(pooled, 1)))
+            return logits.squeeze(1) if classes == 2 else logits
 
     module = TextCNN()
     if init is not None:
@@ -258,7 +261,7 @@ def fit(train: Dataset, validation: Dataset, params: CNNParams, options: FitOpti
     import torch
 
     torch.manual_seed(options.seed)
-    module = build_module(vectorizer.vocabulary_size, dim, params, init)
+    module = build_module(vectorizer.vocabulary_size, dim, params, init, len(train.class_names))
     history = fit_loop(module, data["train"], data["validation"], options)
     _, _, validation_logits = evaluate_module(module, data["validation"], options.eval_batch_size)
     if params.refit:
@@ -267,7 +270,7 @@ def fit(train: Dataset, validation: Dataset, params: CNNParams, options: FitOpti
         both = Features(_stack_rows(data["train"].rows, data["validation"].rows),
                         np.concatenate([train.labels, validation.labels]), dtype=np.int64)
         torch.manual_seed(options.seed)
-        module = build_module(vectorizer.vocabulary_size, dim, params, init)
+        module = build_module(vectorizer.vocabulary_size, dim, params, init, len(train.class_names))
         # no checkpoint: a stop here ends the run and resuming starts the preset over
         fit_loop(module, both, None, replace(options, epochs=epochs, early_stopping=None, checkpoint=None))
     weights = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ModelFileError
 from ..text import MemberVectorizers
 from .base import Predictor, check_shapes, predictor_class
-from .calibration import LengthCalibration
+from .calibration import SoftmaxLengthCalibration, calibration_from_dict
 from .explanation import Explanation, combine
 
 
@@ -29,7 +29,8 @@ class EnsemblePredictor(Predictor):
         self.members = list(members)
         super().__init__(MemberVectorizers([m.vectorizer for m in members]), {}, class_names)
         self.weights = np.asarray(weights, dtype=np.float32)
-        self.bias = float(bias)
+        # two classes: one bias; more: one per class
+        self.bias: Any = float(np.ravel(bias)[0]) if self.binary else np.asarray(bias, dtype=np.float32).ravel()
 
     @property
     def config(self) -> dict[str, Any]:
@@ -43,11 +44,12 @@ class EnsemblePredictor(Predictor):
         """Derived from the members: nothing to set."""
 
     def member_logits(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, members)``; ``(n, members, K)`` for K > 2 classes."""
         return np.stack([m.predict_logits(texts) for m in self.members], axis=1)
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         """The stack: the members' logits weighted as fitted on whole validation texts."""
-        return self.member_logits(texts) @ self.weights + self.bias
+        return combine_logits(self.member_logits(texts), self.weights, self.bias)
 
     @property
     def raw_score_count(self) -> int:
@@ -64,21 +66,25 @@ class EnsemblePredictor(Predictor):
     def can_explain(self) -> bool:
         return all(member.can_explain for member in self.members)
 
-    def _explain(self, text: str, k: int) -> Explanation:
-        """The members' explanations, weighted like their logits in the stack."""
-        parts = [member.explain(text, k) for member in self.members]
-        return combine(parts, self.weights.tolist(), self.bias, self.class_names, k)
+    def _explain(self, text: str, k: int, target: int | None = None) -> Explanation:
+        """The members' explanations (of class ``target``'s logit), weighted like their logits in the stack."""
+        parts = [member.explain(text, k, label=target) for member in self.members]
+        bias = self.bias if self.binary else float(self.bias[target or 0])
+        return combine(parts, self.weights.tolist(), bias, self.class_names, k)
 
-    def _explain_calibrated(self, text: str, k: int, slopes: np.ndarray, shift: float) -> Explanation:
+    def _explain_calibrated(self, text: str, k: int, slopes: np.ndarray, shift: float,
+                            target: int | None = None) -> Explanation:
         """The members' explanations, weighted by the length calibration's slopes for this text."""
         calibration = self.length_calibration
         assert calibration is not None
-        parts = [member.explain(text, k) for member in self.members]
-        bias = calibration.prior - float(slopes @ calibration.empty) + shift
+        parts = [member.explain(text, k, label=target) for member in self.members]
+        c = target or 0
+        empty = calibration.empty.reshape(len(self.members), -1)[:, c]
+        bias = float(np.atleast_1d(calibration.prior)[c]) - float(slopes @ empty) + shift
         return combine(parts, slopes.tolist(), bias, self.class_names, k)
 
     def tensors(self) -> dict[str, np.ndarray]:
-        out = {"stack.weights": self.weights, "stack.bias": np.array([self.bias], dtype=np.float32)}
+        out = {"stack.weights": self.weights, "stack.bias": np.atleast_1d(np.asarray(self.bias, dtype=np.float32))}
         for i, member in enumerate(self.members):
             out.update({f"m{i}.{k}": v for k, v in member.tensors().items()})
         return out
@@ -97,22 +103,49 @@ class EnsemblePredictor(Predictor):
             own = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
             member = predictor_class(spec["family"]).from_tensors(member_vectorizer, spec["config"], own, class_names)
             if spec.get("length_calibration") is not None:
-                member.length_calibration = LengthCalibration.from_dict(spec["length_calibration"])
-                if member.length_calibration.scores != 1:
-                    raise ModelFileError(f"member {i}'s length calibration must read one score")
+                member.length_calibration = calibration_from_dict(spec["length_calibration"])
+                if member.length_calibration.scores != 1 or isinstance(member.length_calibration,
+                                                                       SoftmaxLengthCalibration) == member.binary:
+                    raise ModelFileError(f"member {i}'s length calibration must read one score of its classes")
             members.append(member)
         stack = {k: v for k, v in tensors.items() if k.startswith("stack.")}
-        check_shapes(stack, {"stack.weights": (len(members),), "stack.bias": (1,)})
-        return cls(members, stack["stack.weights"], float(stack["stack.bias"][0]), class_names)
+        biases = 1 if len(class_names) == 2 else len(class_names)
+        check_shapes(stack, {"stack.weights": (len(members),), "stack.bias": (biases,)})
+        return cls(members, stack["stack.weights"], stack["stack.bias"], class_names)
+
+
+def combine_logits(member_logits: np.ndarray, weights: np.ndarray, bias) -> np.ndarray:
+    """The stack's logits: ``(n, members) @ weights + bias``, or for K classes
+    ``Σ_m weights[m] · logits[:, m, :] + bias`` (one bias per class)."""
+    if member_logits.ndim == 2:
+        return member_logits @ weights + bias
+    return np.einsum("nmk,m->nk", member_logits, weights) + bias
 
 
 def stack(members: Sequence[Predictor], validation_logits: np.ndarray, labels: np.ndarray,
           class_names: Sequence[str]) -> EnsemblePredictor:
-    """Fit the combining logistic regression on the members' validation logits."""
-    from sklearn.linear_model import LogisticRegression
+    """Fit the combining logistic regression on the members' validation logits: a weight per
+    member and a bias (per class, for K > 2 classes, by softmax cross-entropy)."""
+    if validation_logits.ndim == 2:
+        from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=1e4, max_iter=1000).fit(validation_logits, labels)
-    return EnsemblePredictor(members, model.coef_[0], float(model.intercept_[0]), class_names)
+        model = LogisticRegression(C=1e4, max_iter=1000).fit(validation_logits, labels)
+        return EnsemblePredictor(members, model.coef_[0], float(model.intercept_[0]), class_names)
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax, softmax
+
+    z = np.asarray(validation_logits, dtype=np.float64)
+    n, m, classes = z.shape
+    onehot = np.eye(classes)[np.asarray(labels, dtype=np.int64)]
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        logits = combine_logits(z, theta[:m], theta[m:])
+        g = (softmax(logits, axis=1) - onehot) / n
+        value = -(log_softmax(logits, axis=1) * onehot).sum() / n + 0.5e-4 * (theta**2).sum()
+        return float(value), np.r_[np.einsum("nk,nmk->m", g, z), g.sum(axis=0)] + 1e-4 * theta
+
+    theta = minimize(loss, np.r_[np.full(m, 1.0 / m), np.zeros(classes)], jac=True, method="L-BFGS-B").x
+    return EnsemblePredictor(members, theta[:m], theta[m:], class_names)
 
 
 def stack_held_out(members: Sequence[Predictor], held_out: Sequence[Predictor], validation_logits: np.ndarray,
@@ -129,4 +162,4 @@ def stack_held_out(members: Sequence[Predictor], held_out: Sequence[Predictor], 
 
 def describe(ensemble: EnsemblePredictor) -> dict[str, Any]:
     return {"members": [m.family for m in ensemble.members], "weights": ensemble.weights.round(4).tolist(),
-            "bias": round(ensemble.bias, 4)}
+            "bias": np.round(ensemble.bias, 4).tolist()}

@@ -39,13 +39,22 @@ class Explanation:
     tokens: list[dict[str, Any]] = field(default_factory=list)
     class_names: tuple[str, ...] = ("negative", "positive")
     k: int = 10  # how many features ``top`` and ``to_dict`` show per direction
+    # more than two classes: the class whose logit is explained, and every class's probability
+    target: int | None = None
+    probabilities: list[float] | None = None
 
     @property
     def probability(self) -> float:
+        """The probability of the explained class (two classes: of ``class_names[1]``)."""
+        if self.probabilities is not None and self.target is not None:
+            return self.probabilities[self.target]
         return float(expit(self.logit))
 
     @property
     def label(self) -> int:
+        """The predicted class (two classes: 1 when the probability is ≥ 0.5)."""
+        if self.probabilities is not None:
+            return int(np.argmax(self.probabilities))
         return int(self.probability >= 0.5)
 
     def top(self, k: int | None = None) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
@@ -64,6 +73,10 @@ class Explanation:
             "positive": [{"feature": f, "contribution": round(c, 6)} for f, c in up],
             "negative": [{"feature": f, "contribution": round(c, 6)} for f, c in down],
         }
+        if self.probabilities is not None and self.target is not None:
+            out["explained"] = self.class_names[self.target]  # whose logit the contributions add up to
+            out["probabilities"] = {name: round(p, 6) for name, p in zip(self.class_names, self.probabilities,
+                                                                        strict=True)}
         if tokens:
             out["tokens"] = self.tokens
         return out
@@ -77,7 +90,8 @@ class Explanation:
         bias takes the shift, so contributions + bias still add up to the logit."""
         return Explanation(
             self.logit * weight + shift, self.bias * weight + shift, {f: c * weight for f, c in self.features.items()},
-            [{**t, "contribution": t["contribution"] * weight} for t in self.tokens], self.class_names, self.k)
+            [{**t, "contribution": t["contribution"] * weight} for t in self.tokens], self.class_names, self.k,
+            self.target, self.probabilities)
 
 
 def align(text: str, words: Sequence[str]) -> list[tuple[int, int] | None]:

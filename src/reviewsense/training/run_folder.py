@@ -10,6 +10,7 @@ from .. import __version__
 from .._fs import check_new_folder
 from ..data.splits import Splits
 from ..errors import ConfigError
+from ..evaluation.metrics import format_confusion, format_per_class, is_multiclass
 from ..training.history import History
 from .config import TrainConfig
 
@@ -79,10 +80,10 @@ def model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], his
 {f", embedding: `{config.embedding}`" if config.uses_word_vectors else ""}, {stop}
 - data: `{splits.source}` — train {len(splits.train):,}, validation {len(splits.validation):,}, \
 test {len(splits.test):,}
-- **test accuracy {test['accuracy']:.2%}**, loss {test['loss']:.4f}, \
-F1 {'n/a' if test['f1'] is None else format(test['f1'], '.4f')}, ROC-AUC {test['roc_auc']}
+{_test_line(test)}
 - validation accuracy {val['accuracy']:.2%}, loss {val['loss']:.4f}
 {_length_line(metrics)}- trained in {metrics['timing']['train_seconds']:.1f} s with reviewsense {__version__}
+{_per_class_section(test)}
 
 {"![loss](loss.png) ![accuracy](accuracy.png)" if history is not None else ""}
 
@@ -95,9 +96,38 @@ model.predict_proba(["The movie was great!"])
 ```
 
 or `reviewsense predict --model {Path(config.run_dir) / 'model'} "The movie was great!"`.
-Intended use: binary sentiment of English reviews similar to the training data. Scores on
+Intended use: {_task(test)} of English reviews similar to the training data. Scores on
 text from other domains are less reliable; check them on a labelled sample first.
 """
+
+
+def _test_line(test: dict[str, Any]) -> str:
+    """The model card's line of test metrics: of two classes (F1 of the positive class,
+    macro-F1, ROC-AUC) or of more (macro-F1, the MAE of numbered classes, top-label ECE)."""
+    def number(key: str) -> str:
+        return "n/a" if test.get(key) is None else format(test[key], ".4f")
+
+    line = f"- **test accuracy {test['accuracy']:.2%}**, loss {test['loss']:.4f}, "
+    if not is_multiclass(test):
+        return line + f"F1 {number('f1')}, macro-F1 {number('macro_f1')}, ROC-AUC {test['roc_auc']}"
+    mae = "" if test.get("mae") is None else f", MAE {test['mae']:.4f} (classes as numbers)"
+    return line + f"macro-F1 {number('macro_f1')}{mae}, top-label ECE {test['ece']:.4f}"
+
+
+def _per_class_section(test: dict[str, Any]) -> str:
+    """For more than two classes: the test set's per-class table and confusion matrix."""
+    if not is_multiclass(test):
+        return ""
+    note = f"\n{test['note']}.\n" if test.get("note") else ""
+    return (f"\nPer class (test):\n\n{format_per_class(test)}\n{note}\n"
+            f"Confusion matrix (test; rows: true class, columns: predicted):\n\n{format_confusion(test)}\n")
+
+
+def _task(test: dict[str, Any]) -> str:
+    if not is_multiclass(test):
+        return "binary sentiment"
+    names = list(test["per_class"])
+    return f"sentiment in {len(names)} classes ({', '.join(names)})"
 
 
 def _length_line(metrics: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The PyTorch training loop for binary classifiers that output one logit per text.
+"""The PyTorch training loop for classifiers: one logit per text for two classes (binary
+cross-entropy), K logits for K > 2 classes (softmax cross-entropy).
 
 Inputs are either ragged token ids (:class:`Ragged`, for embedding-bag models) or fixed-size
 rows (:class:`Features`: cached sentence embeddings, or token ids padded to one length for
@@ -76,8 +77,20 @@ def _tensors(torch, inputs: tuple[np.ndarray, ...]):
     return tuple(torch.from_numpy(x) for x in inputs)
 
 
+def _loss_and_correct(torch, logits, labels: np.ndarray):
+    """The mean cross-entropy (binary for one logit per text, softmax for K) and how many texts
+    the logits put on the side of their label (soft binary labels count by side)."""
+    functional = torch.nn.functional
+    if logits.ndim == 1:
+        y = torch.from_numpy(labels.astype(np.float32))
+        return (functional.binary_cross_entropy_with_logits(logits, y),
+                int(((logits.detach() > 0) == (y > 0.5)).sum()))
+    y = torch.from_numpy(labels.astype(np.int64))
+    return functional.cross_entropy(logits, y), int((logits.detach().argmax(1) == y).sum())
+
+
 def evaluate_module(module, data: Batches, batch_size: int = 4096) -> tuple[float, float, np.ndarray]:
-    """Mean binary cross-entropy, accuracy at logit 0, and the logits."""
+    """Mean cross-entropy, accuracy (at logit 0, or of the top class), and the logits."""
     torch = require("torch", "torch", "Neural training")
     logits = []
     module.eval()
@@ -86,15 +99,13 @@ def evaluate_module(module, data: Batches, batch_size: int = 4096) -> tuple[floa
             inputs, _ = data.batch(np.arange(start, min(start + batch_size, len(data))))
             logits.append(module(*_tensors(torch, inputs)).numpy())
     out = np.concatenate(logits) if logits else np.zeros(0, dtype=np.float32)
-    y = data.labels.astype(np.float32)
-    loss = float(torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(out), torch.from_numpy(y)))
-    accuracy = float(((out > 0).astype(np.float32) == y).mean())
-    return loss, accuracy, out
+    loss, correct = _loss_and_correct(torch, torch.from_numpy(out), data.labels)
+    return float(loss), correct / max(len(out), 1), out
 
 
 def fit(module, train: Batches, validation: Batches | None, options: FitOptions,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> History:
-    """Train ``module`` with Adam on ``BCEWithLogitsLoss``; return the History.
+    """Train ``module`` with Adam on the cross-entropy of its logits; return the History.
 
     With early stopping, the best epoch's weights (lowest val_loss) are restored at the end.
     Without ``validation`` (a final fit on all the data) val_loss and val_accuracy are NaN.
@@ -106,7 +117,6 @@ def fit(module, train: Batches, validation: Batches | None, options: FitOptions,
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
     optimizer = SparseAwareAdam(torch, module, options.learning_rate)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
     history = History()
     stopper = options.early_stopping
     if stopper is not None:
@@ -129,14 +139,13 @@ def fit(module, train: Batches, validation: Batches | None, options: FitOptions,
         batches = range(position, len(order), options.batch_size)
         for start in bar(batches, desc=f"epoch {epoch}/{options.epochs}", unit="batch"):
             inputs, labels = train.batch(order[start : start + options.batch_size])
-            y_t = torch.from_numpy(labels.astype(np.float32))
             optimizer.zero_grad(set_to_none=True)
             logits = module(*_tensors(torch, inputs))
-            loss = loss_fn(logits, y_t)
+            loss, correct = _loss_and_correct(torch, logits, labels)
             loss.backward()
             optimizer.step()
             total_loss += float(loss.detach()) * len(labels)
-            total_correct += int(((logits.detach() > 0) == (y_t > 0.5)).sum())  # soft labels count by side
+            total_correct += correct
             if stop_requested():
                 done = min(start + options.batch_size, len(order))
                 where = f"interrupted in epoch {epoch} ({done:,} of {len(order):,} examples)"
