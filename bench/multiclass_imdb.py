@@ -122,19 +122,23 @@ def sklearn_tfidf_lr(tmp: Path) -> tuple[Predict, dict]:
     features = vectorizer.fit_transform(train.texts)
     vectorize_seconds = time.perf_counter() - started
     held = vectorizer.transform(validation.texts)
-    grid, fits = {}, {}
+    grid: dict[str, dict] = {}
+    best = None  # (validation accuracy, setting, model, fit seconds): only the best model is kept
     for c in TFIDF_C:
         fit_started = time.perf_counter()
         model = LogisticRegression(C=c, max_iter=1000).fit(features, train.labels)
-        fits[c] = (model, time.perf_counter() - fit_started)
-        grid[f"C={c:g}"] = scores(model.predict(held), validation.labels)
-        print(f"  tfidf C={c:g}: validation {grid[f'C={c:g}']}", file=sys.stderr, flush=True)
-    best = max(TFIDF_C, key=lambda c: grid[f"C={c:g}"]["accuracy"])
-    model, fit_seconds = fits[best]
+        fit_seconds = time.perf_counter() - fit_started
+        key = f"C={c:g}"
+        grid[key] = scores(model.predict(held), validation.labels)
+        print(f"  tfidf {key}: validation {grid[key]}", file=sys.stderr, flush=True)
+        if best is None or grid[key]["accuracy"] > best[0]:
+            best = (grid[key]["accuracy"], key, model, fit_seconds)
+    assert best is not None
+    _, key, model, fit_seconds = best
     pipe = make_pipeline(vectorizer, model)
     return pipe.predict, {"train_seconds": vectorize_seconds + fit_seconds,
-                          "search_seconds": time.perf_counter() - started, "settings": f"C={best:g}",
-                          "labels_seen": "train", "validation": grid[f"C={best:g}"], "grid": grid}
+                          "search_seconds": time.perf_counter() - started, "settings": key,
+                          "labels_seen": "train", "validation": grid[key], "grid": grid}
 
 
 def fasttext_bigrams(tmp: Path) -> tuple[Predict, dict]:
@@ -150,19 +154,23 @@ def fasttext_bigrams(tmp: Path) -> tuple[Predict, dict]:
         labels, _ = model.predict(clean, k=1)
         return np.array([int(lab[0].removeprefix("__label__")) for lab in labels])
 
-    grid, fits = {}, {}
+    grid: dict[str, dict] = {}
+    best = None  # (validation accuracy, setting, model, fit seconds): only the best model is kept
     for epoch, lr in FASTTEXT_GRID:
         key = f"epoch={epoch} lr={lr:g}"
         fit_started = time.perf_counter()
         model = fasttext_train(clean_train, train.labels, tmp, seed=DATA["seed"], epoch=epoch, lr=lr)
-        fits[key] = (model, time.perf_counter() - fit_started)
+        fit_seconds = time.perf_counter() - fit_started
         grid[key] = scores(classes(model, clean_validation), validation.labels)
         print(f"  fasttext {key}: validation {grid[key]}", file=sys.stderr, flush=True)
-    best = max(grid, key=lambda key: grid[key]["accuracy"])
-    model, fit_seconds = fits[best]
-    return (lambda texts: classes(model, fasttext_clean(texts))), {
+        if best is None or grid[key]["accuracy"] > best[0]:
+            best = (grid[key]["accuracy"], key, model, fit_seconds)
+        del model
+    assert best is not None
+    _, key, chosen, fit_seconds = best
+    return (lambda texts: classes(chosen, fasttext_clean(texts))), {
         "train_seconds": clean_seconds + fit_seconds, "search_seconds": time.perf_counter() - started,
-        "settings": best, "labels_seen": "train", "validation": grid[best], "grid": grid}
+        "settings": key, "labels_seen": "train", "validation": grid[key], "grid": grid}
 
 
 ENTRIES: dict[str, tuple[str, Callable[[Path], tuple[Predict, dict]]]] = {

@@ -89,11 +89,18 @@ def cmd_train(args) -> int:
 
 
 def _report(metrics: dict, run_dir: str) -> int:
+    from ..evaluation.metrics import is_multiclass
+
     test = metrics["test"]
-    auc = "n/a" if test["roc_auc"] is None else f"{test['roc_auc']:.4f}"
-    f1 = "n/a" if test["f1"] is None else f"{test['f1']:.4f}"
-    print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  f1 {f1}  "
-          f"roc_auc {auc}  (train {metrics['timing']['train_seconds']:.1f}s)")
+    if is_multiclass(test):  # K > 2 classes: no positive class, so macro-F1 (and MAE of numbered classes)
+        mae = "" if test.get("mae") is None else f"  mae {test['mae']:.4f}"
+        print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  macro_f1 {test['macro_f1']:.4f}"
+              f"{mae}  (train {metrics['timing']['train_seconds']:.1f}s)")
+    else:
+        auc = "n/a" if test["roc_auc"] is None else f"{test['roc_auc']:.4f}"
+        f1 = "n/a" if test["f1"] is None else f"{test['f1']:.4f}"
+        print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  f1 {f1}  "
+              f"roc_auc {auc}  (train {metrics['timing']['train_seconds']:.1f}s)")
     print(f"run folder: {run_dir}  (model: {run_dir}/model)")
     return 0
 

@@ -41,7 +41,7 @@ from ..data.files import (
     prepare_delimited,
 )
 from ..errors import ConfigError, DataError
-from ..models.base import DIGITS, ROW_FIELDS
+from ..models.base import DIGITS, ROW_FIELDS, result_row
 from ..progress import bar
 
 CHUNK_ROWS = 32_768
@@ -261,7 +261,10 @@ class ResultWriter:
     """Result rows, chunk by chunk, as JSONL or CSV (to a text stream) or Parquet (to a binary one).
 
     Columns carried through from the input (``--keep-columns``) come first, then
-    ``probability``, ``label`` and ``label_name``.
+    ``probability``, ``label`` and ``label_name``. More than two classes: ``probability`` is
+    the top label's, and every class's probability follows, as ``probabilities`` (an object
+    by class name) in JSONL and as one ``probability_<class>`` column per class in CSV and
+    Parquet.
     """
 
     def __init__(self, out, fmt: str, class_names, threshold: float = 0.5, keep: Sequence[str] = ()):
@@ -270,12 +273,17 @@ class ResultWriter:
         self.out, self.fmt, self.threshold, self.keep = out, fmt, threshold, list(keep)
         self.class_names = list(class_names)
         self._parquet: Any = None  # pyarrow's ParquetWriter, made with the first chunk
+        # more than two classes: every class's probability, one column each (CSV, Parquet)
+        self.class_columns = [f"probability_{name}" for name in self.class_names] if len(self.class_names) > 2 else []
         if fmt == "csv":
-            csv.writer(out, lineterminator="\n").writerow([*self.keep, *FIELDS])
+            csv.writer(out, lineterminator="\n").writerow([*self.keep, *FIELDS, *self.class_columns])
 
     def write(self, proba: np.ndarray, extra: dict[str, Any] | None = None) -> None:
         extra = {c: (col.to_pylist() if self.fmt != "parquet" and hasattr(col, "to_pylist") else col)
                  for c, col in (extra or {}).items()}
+        if proba.ndim == 2:
+            self._write_classes(proba, extra)
+            return
         labels = (proba >= self.threshold).astype(np.int8)
         rounded = [round(p, DIGITS) for p in proba.tolist()]
         names = [self.class_names[k] for k in labels.tolist()] if self.fmt != "jsonl" else []
@@ -295,12 +303,36 @@ class ResultWriter:
                         + row for i, row in enumerate(rows)]
             self.out.write("".join("{" + row for row in rows))
 
-    def _write_parquet(self, rounded, labels, names, extra) -> None:
+    def _write_classes(self, proba: np.ndarray, extra: dict[str, Any]) -> None:
+        """Rows of a model of more than two classes: the top label and every class's probability."""
+        rows = [result_row(p, self.class_names) for p in proba.tolist()]
+        if self.fmt == "jsonl":
+            named = [(c, extra[c]) for c in self.keep]
+            self.out.write("".join(json.dumps({**{c: col[i] for c, col in named}, **row}, ensure_ascii=False,
+                                              default=str) + "\n" for i, row in enumerate(rows)))
+            return
+        rounded = [row["probability"] for row in rows]
+        labels = np.array([row["label"] for row in rows], dtype=np.int16)
+        names = [row["label_name"] for row in rows]
+        each = np.round(proba.astype(np.float64), DIGITS)
+        if self.fmt == "parquet":
+            self._write_parquet(rounded, labels, names, extra, each)
+            return
+        kept = [[_cell(v) for v in extra[c]] for c in self.keep]
+        csv.writer(self.out, lineterminator="\n").writerows(
+            (*(col[i] for col in kept), rounded[i], int(labels[i]), names[i], *each[i].tolist())
+            for i in range(len(rows)))
+
+    def _write_parquet(self, rounded, labels, names, extra, each: np.ndarray | None = None) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         columns = {**{c: _arrow_column(extra[c]) for c in self.keep}, "probability": pa.array(rounded, pa.float64()),
-                   "label": pa.array(labels, pa.int8()), "label_name": pa.array(names, pa.string())}
+                   "label": pa.array(labels, pa.int8() if not self.class_columns else pa.int16()),
+                   "label_name": pa.array(names, pa.string())}
+        if self.class_columns:
+            each = np.zeros((0, len(self.class_names))) if each is None else each
+            columns |= {name: pa.array(each[:, k], pa.float64()) for k, name in enumerate(self.class_columns)}
         table = pa.table(columns)
         if self._parquet is None:
             self._parquet = pq.ParquetWriter(self.out, table.schema)

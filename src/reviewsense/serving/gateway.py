@@ -223,7 +223,8 @@ def score(predictor: Predictor, texts: list[str], explain: bool, top_k: int,
         row = result_row(p, names, threshold)
         if explain:
             e = predictor.explain(text, top_k).to_dict()
-            row["explanation"] = {k: e[k] for k in ("logit", "bias", "positive", "negative", "tokens")}
+            row["explanation"] = {k: e[k] for k in ("explained", "logit", "bias", "positive", "negative", "tokens")
+                                  if k in e}
         out.append(row)
     return {"predictions": out}
 

@@ -32,8 +32,8 @@ class PredictRequest(BaseModel):
     explain: bool = Field(False, description="also return the words/n-grams that pushed each score up and down")
     top_k: int = Field(10, ge=1, description="features per direction in explanations")
     threshold: float = Field(DEFAULT_THRESHOLD, ge=0, le=1, allow_inf_nan=False,
-                             description="probability at which the label turns positive (label = probability "
-                                         ">= threshold)")
+                             description="two classes: probability at which the label turns positive (label "
+                                         "= probability >= threshold); more classes: the top label, whatever this")
 
     @field_validator("top_k", mode="before")
     @classmethod
@@ -55,6 +55,8 @@ class Token(BaseModel):
 
 
 class ExplanationOut(BaseModel):
+    explained: str | None = Field(None, description="more than two classes: the class whose logit the "
+                                                    "contributions add up to (the top label)")
     logit: float
     bias: float
     positive: list[Contribution]
@@ -63,9 +65,12 @@ class ExplanationOut(BaseModel):
 
 
 class PredictionOut(BaseModel):
-    probability: float = Field(ge=0, le=1, description="probability of the positive class")
-    label: int
+    probability: float = Field(ge=0, le=1, description="two classes: probability of the positive class "
+                                                        "(class_names[1]); more: of the top label")
+    label: int = Field(description="index of the label in class_names")
     label_name: str
+    probabilities: dict[str, float] | None = Field(None, description="more than two classes: every class's "
+                                                                     "probability, by name")
     explanation: ExplanationOut | None = None
 
 

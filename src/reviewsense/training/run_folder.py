@@ -84,7 +84,6 @@ test {len(splits.test):,}
 - validation accuracy {val['accuracy']:.2%}, loss {val['loss']:.4f}
 {_length_line(metrics)}- trained in {metrics['timing']['train_seconds']:.1f} s with reviewsense {__version__}
 {_per_class_section(test)}
-
 {"![loss](loss.png) ![accuracy](accuracy.png)" if history is not None else ""}
 
 Use it:
