@@ -285,7 +285,7 @@ def main() -> None:
     counts = np.bincount(train.labels, minlength=len(RATING_CLASS_NAMES))
     common = int(counts.argmax())
     baseline = scores(np.full(len(test), common), test.labels)
-    reference = (f"For reference: always the most frequent training rating ({RATING_CLASS_NAMES[common]} stars) "
+    reference = (f"For reference: always the most frequent training rating (rating {RATING_CLASS_NAMES[common]}) "
                  f"scores {baseline['accuracy']:.2%} accuracy, macro-F1 {baseline['macro_f1']:.4f}, "
                  f"MAE {baseline['mae_stars']:.3f} stars.")
     meta = machine()

@@ -334,8 +334,8 @@ def test_a_manifest_without_two_class_names_is_one_line(model, tmp_path, capsys,
     assert "'class_names' must be two different names, negative first (got [])" in read_error_line(capsys, rc)
 
 
-@pytest.mark.parametrize(("family", "message"), [(None, "no model family (known: seed, "),
-                                               ("zzz", "unknown model family 'zzz' (known: seed, ")])
+@pytest.mark.parametrize(("family", "message"), [(None, "no model family (known: nblinear, seed, "),
+                                               ("zzz", "unknown model family 'zzz' (known: nblinear, seed, ")])
 def test_info_on_a_manifest_without_a_known_family_is_one_line(model, tmp_path, capsys, family, message):
     copy = shutil.copytree(model[0], tmp_path / "model")
     manifest = json.loads((copy / "manifest.json").read_text())
@@ -358,8 +358,10 @@ def test_info_is_listed_with_an_example(capsys):
 @pytest.mark.parametrize(("flags", "expected"), [
     (["--model", "seed", "--C", "0.01"], "--C applies to --model nblinear, not to --model seed"),
     (["--model", "seed", "--binary"], "--binary applies to --model nblinear, not to --model seed"),
-    (["--hidden-units", "64"], "--hidden-units applies to --model seed, not to --model nblinear"),
-    (["--epochs", "3"], "--epochs applies to --model seed and --preset best's network, not to --model nblinear"),
+    (["--hidden-units", "64"], "--hidden-units applies to --model seed, --model sentence, not to --model nblinear"),
+    (["--epochs", "3"], "--epochs applies to --model seed, --model cnn (--preset best's network), --model sentence, "
+                        "not to --model nblinear"),
+    (["--model", "cnn", "--hash-bits", "12"], "--hash-bits applies to --model nblinear, not to --model cnn"),
     (["--preset", "best", "--frozen-embedding"], "--frozen-embedding applies to --model seed, not to --preset best"),
     (["--preset", "best", "--model", "seed"], "--preset best builds its own models; drop --model seed"),
 ])

@@ -16,26 +16,23 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ._fs import fingerprint, write_json, write_text
 from .data.download import cache_dir
 from .data.splits import DataSpec, Splits, load_splits
-from .errors import ConfigError
-from .models.base import Predictor
+from .models.family import FitJob, Fitted, family
 from .progress import log
 from .training.checkpoint import Checkpoint, Interrupted, check_stop, stop_on_signals
-from .training.config import MODELS, TrainConfig, resume_config
-from .training.history import EarlyStopping, History
+from .training.config import TrainConfig, resume_config
+from .training.history import EarlyStopping
 from .training.run_folder import check_run_dir, model_card, peak_rss_mb, remove_stale, run_files
 from .training.torch_loop import FitOptions
 
-__all__ = ["DataSpec", "Fitted", "MODELS", "Splits", "TrainConfig", "load_splits", "resolve_vectors", "resume_config",
-           "train"]
+__all__ = ["DataSpec", "Fitted", "Splits", "TrainConfig", "calibrate", "load_splits", "resolve_vectors",
+           "resume_config", "train"]
 
 
 def resolve_vectors(config: TrainConfig, splits: Splits):
@@ -48,7 +45,7 @@ def resolve_vectors(config: TrainConfig, splits: Splits):
     if choice in ("word2vec", "fasttext"):
         # Unlabelled text only: the training split and IMDB's unsup reviews, never test.
         texts = list(splits.train.texts) + (list(splits.unlabelled.texts) if splits.unlabelled else [])
-        settings: dict[str, Any] = {"method": choice, "dim": config.params.embedding_dim,
+        settings: dict[str, Any] = {"method": choice, "dim": config.embedding_dim,
                                     "epochs": config.pretrain_epochs, "seed": config.seed}
         cached = cache_dir() / "vectors" / fingerprint(texts, json.dumps(settings, sort_keys=True))[:20]
         if (cached / "vectors.json").is_file():
@@ -60,73 +57,26 @@ def resolve_vectors(config: TrainConfig, splits: Splits):
     return load_word_vectors(choice)
 
 
-@dataclass
-class Fitted:
-    predictor: Predictor
-    history: History | None = None  # families trained in epochs
-    held_out: Predictor | None = None  # the model that did not see the validation labels, if not ``predictor``
+def calibrate(fitted: Fitted, splits: Splits, seed: int = 0) -> None:
+    """Fit the length calibration on spans of the validation reviews, scored by the model
+    that did not see them, and give it to both models."""
+    from .models.calibration import calibrate_by_length
 
-    def calibrate(self, splits: Splits, seed: int = 0) -> None:
-        """Fit the length calibration on spans of the validation reviews, scored by the model
-        that did not see them, and give it to both models."""
-        from .models.calibration import calibrate_by_length
-
-        calibrate_by_length(self.predictor, self.held_out or self.predictor, splits.train.labels, splits.validation,
-                            seed=seed)
+    calibrate_by_length(fitted.predictor, fitted.held_out or fitted.predictor, splits.train.labels, splits.validation,
+                        seed=seed)
 
 
 def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | None = None) -> Fitted:
-    """Train the configured family; the one place that knows which families exist."""
+    """Train the configured family, through the registry (reviewsense.models.family)."""
     options = FitOptions(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
                          seed=config.seed, threads=config.threads, checkpoint=checkpoint,
                          early_stopping=EarlyStopping(patience=config.patience) if config.early_stopping else None)
-    if config.preset == "best":
-        return _fit_best(config, splits, vectors, options)
-    if config.model == "nblinear":
-        from .models import nblinear
-
-        predictor, held_out = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
-        return Fitted(predictor, held_out=held_out)
-    if config.embedding.startswith("sentence:"):
-        from .models import sentence
-
-        sentence_params = sentence.SentenceParams(encoder=config.embedding.removeprefix("sentence:"),
-                                                  hidden_units=config.params.hidden_units)
-        return Fitted(*sentence.fit(splits.train, splits.validation, sentence_params, options))
-    from .models import seed
-
-    return Fitted(*seed.fit(splits.train, splits.validation, config.params, options, vectors))
-
-
-def _cnn_params(config: TrainConfig):
-    """The preset's network settings, checked (before any data is read, and again at fit time)."""
-    from .models.cnn import CNNParams
-
-    try:
-        return CNNParams(**config.cnn).check()
-    except TypeError as exc:
-        raise ConfigError(f"the 'cnn' settings hold an unknown field ({exc})") from None
-
-
-def _fit_best(config: TrainConfig, splits: Splits, vectors, options: FitOptions) -> Fitted:
-    """The most accurate preset: the NB-weighted linear model (n-grams, labelled data) and a
-    convolutional network over word2vec vectors pretrained on the unlabelled reviews, stacked
-    by a logistic regression fitted on their validation logits."""
-    from .models import cnn, ensemble, nblinear
-
-    params = _cnn_params(config)
-    linear, linear_held_out = nblinear.fit(splits.train, splits.validation, nblinear.NBLinearParams(**config.linear))
-    linear_logits = linear_held_out.predict_logits(splits.validation.texts)
-    # the network's own schedule: CNNParams, with what --epochs, --batch-size, --learning-rate
-    # and --patience set for the preset (the CLI puts them in config.cnn)
-    options = replace(options, epochs=params.epochs, batch_size=params.batch_size,
-                      learning_rate=params.learning_rate, eval_batch_size=512,
-                      early_stopping=EarlyStopping(patience=params.patience) if config.early_stopping else None)
-    neural, history, neural_logits = cnn.fit(splits.train, splits.validation, params, options, vectors)
-    model, held_out = ensemble.stack_held_out([linear, neural], [linear_held_out, neural],
-                                              np.stack([linear_logits, neural_logits], axis=1),
-                                              splits.validation.labels, splits.train.class_names)
-    return Fitted(model, history, held_out)
+    settings = {name: config.params_of(name) for name in config.families}
+    job = FitJob(splits.train, splits.validation, options, vectors, settings)
+    name = config.family
+    declared = family(name)
+    assert declared.fit is not None  # TrainConfig.check: a trainable family
+    return declared.fit(job, job.params(name))
 
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
@@ -139,12 +89,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     from .evaluation.metrics import evaluate
     from .evaluation.plots import plot_history
     from .export.bundle import save_model
-    if config.model not in MODELS:
-        raise ConfigError(f"unknown model family '{config.model}' (available: {', '.join(MODELS)})")
-    if config.cnn and config.preset != "best":
-        raise ConfigError("the 'cnn' settings are for --preset best's network")
-    if config.preset == "best":
-        _cnn_params(config)
+    config.check()
     run_dir = Path(config.run_dir)
     check_run_dir(run_dir, overwrite=overwrite or resume)
     started = time.perf_counter()
@@ -158,6 +103,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     if not resume:
         checkpoint.clear()  # a new run never continues an old one by accident
     config_dict = asdict(config)
+    config_dict["settings"] = {name: config.params_of(name) for name in config.families}  # as trained
     write_json(run_dir / "config.json", config_dict)  # first: --resume rebuilds the run from it
     vectors = resolve_vectors(config, splits)
     pretrained = time.perf_counter()
@@ -167,7 +113,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
             check_stop("after training, before evaluation")  # a stop asked during a closed-form fit
             if config.length_calibration:
                 log("calibrating on spans of the validation reviews (1 word to the whole review)")
-                fitted.calibrate(splits, seed=config.seed)
+                calibrate(fitted, splits, seed=config.seed)
         except Interrupted as exc:
             if not checkpoint.exists():  # stopped before any resumable state: resuming starts over
                 checkpoint.save({}, {"stage": "start"})

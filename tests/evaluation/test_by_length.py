@@ -92,7 +92,7 @@ def runs(tmp_path_factory) -> dict[str, dict]:
     # "plain": the model as it was before the length work (no spans in the fit, no length calibration)
     for name, calibrated in (("calibrated", True), ("plain", False)):
         linear = {"hash_bits": 14} if calibrated else {"hash_bits": 14, "span_weight": 0.0}
-        config = TrainConfig(run_dir=str(root / name), linear=linear, length_calibration=calibrated,
+        config = TrainConfig(run_dir=str(root / name), settings={"nblinear": linear}, length_calibration=calibrated,
                              data=DataSpec(path=str(train_csv), test_path=str(test_csv), random_split=True))
         out[name] = {"metrics": train(config), "run": root / name}
     return out

@@ -82,9 +82,9 @@ def test_model_info_refuses_bad_class_names(export):
 
 
 @pytest.mark.parametrize(("family", "message"), [
-    (None, r"manifest\.json: no model family \(known: seed, .*ensemble\)$"),
-    ("zzz", r"manifest\.json: unknown model family 'zzz' \(known: seed, .*\)$"),
-    (7, r"manifest\.json: unknown model family 7 \(known: seed, .*\)$"),
+    (None, r"manifest\.json: no model family \(known: nblinear, seed, .*ensemble\)$"),
+    ("zzz", r"manifest\.json: unknown model family 'zzz' \(known: nblinear, seed, .*\)$"),
+    (7, r"manifest\.json: unknown model family 7 \(known: nblinear, seed, .*\)$"),
 ])
 def test_model_info_refuses_a_family_that_load_model_refuses(export, family, message):
     manifest = json.loads((export / "manifest.json").read_text())

@@ -160,14 +160,14 @@ def test_kernels_wider_than_the_text_score_and_explain_like_torch():
     ({"widths": []}, "widths must be a non-empty list"),
     ({"widths": [3, 0]}, "widths must be a non-empty list"),
     ({"dropout": 1.0}, "dropout must be in"),
-    ({"filterz": 3}, "unknown field"),
+    ({"filterz": 3}, "'cnn' has no setting 'filterz'"),
 ])
 def test_bad_network_settings_are_refused_before_any_data_is_read(tmp_path, settings, message):
     from reviewsense.errors import ConfigError
     from reviewsense.pipeline import DataSpec, TrainConfig, train
 
     config = TrainConfig(run_dir=str(tmp_path / "run"), data=DataSpec(path=str(tmp_path / "missing.csv")),
-                         preset="best", cnn=settings)
+                         preset="best", settings={"cnn": settings})
     with pytest.raises(ConfigError, match=message):
         train(config)
 
@@ -176,6 +176,6 @@ def test_network_settings_without_the_preset_are_refused(tmp_path):
     from reviewsense.errors import ConfigError
     from reviewsense.pipeline import DataSpec, TrainConfig, train
 
-    with pytest.raises(ConfigError, match="--preset best"):
+    with pytest.raises(ConfigError, match="the 'cnn' settings are for --preset best; this run trains nblinear"):
         train(TrainConfig(run_dir=str(tmp_path / "run"), data=DataSpec(path=str(tmp_path / "x.csv")),
-                          cnn={"epochs": 2}))
+                          settings={"cnn": {"epochs": 2}}))

@@ -114,7 +114,7 @@ def test_pipeline_interrupted_between_linear_stages_resumes(tmp_path, toy_csv, m
     from reviewsense.models import nblinear
     from reviewsense.pipeline import DataSpec, TrainConfig, resume_config, train
 
-    config = {"data": DataSpec(path=str(toy_csv)), "linear": {"hash_bits": 14}}
+    config = {"data": DataSpec(path=str(toy_csv)), "settings": {"nblinear": {"hash_bits": 14}}}
     reference = train(TrainConfig(run_dir=str(tmp_path / "a"), **config))
     real = _stop_in_linear_stage(monkeypatch)
     with pytest.raises(Interrupted, match="resume with: reviewsense train --resume"):
@@ -133,7 +133,8 @@ def test_resume_refuses_finished_and_unknown_runs(tmp_path, toy_csv):
 
     with pytest.raises(ConfigError, match="not a run folder"):
         resume_config(tmp_path / "nothing")
-    train(TrainConfig(run_dir=str(tmp_path / "done"), data=DataSpec(path=str(toy_csv)), linear={"hash_bits": 12}))
+    train(TrainConfig(run_dir=str(tmp_path / "done"), data=DataSpec(path=str(toy_csv)),
+                      settings={"nblinear": {"hash_bits": 12}}))
     with pytest.raises(ConfigError, match="the run finished"):
         resume_config(tmp_path / "done")
 
@@ -187,8 +188,9 @@ def test_cli_signal_then_resume_gives_the_same_metrics(tmp_path, whole_run, sign
     assert not (run / "checkpoint").exists()
 
 
-PRESET = {"preset": "best", "embedding": "scratch", "threads": 1, "linear": {"hash_bits": 12},
-          "cnn": {"embedding_dim": 8, "filters": 4, "epochs": 3, "batch_size": 32, "max_length": 40}}
+CNN = {"embedding_dim": 8, "filters": 4, "epochs": 3, "batch_size": 32, "max_length": 40}
+PRESET = {"preset": "best", "embedding": "scratch", "threads": 1,
+          "settings": {"nblinear": {"hash_bits": 12}, "cnn": CNN}}
 
 
 def test_preset_best_stopped_in_its_linear_stage_resumes(tmp_path, toy_csv, monkeypatch):
@@ -213,7 +215,8 @@ def test_preset_best_stopped_in_its_network_refit_starts_over_and_matches(tmp_pa
     from reviewsense.models import cnn
     from reviewsense.pipeline import DataSpec, TrainConfig, resume_config, train
 
-    config = {"data": DataSpec(path=str(toy_csv)), **PRESET, "cnn": {**PRESET["cnn"], "refit": True}}
+    config = {"data": DataSpec(path=str(toy_csv)), **PRESET,
+              "settings": {"nblinear": {"hash_bits": 12}, "cnn": {**CNN, "refit": True}}}
     reference = train(TrainConfig(run_dir=str(tmp_path / "a"), **config))
     real, calls = cnn.fit_loop, []
 
@@ -246,7 +249,8 @@ def test_a_stop_during_the_final_linear_fit_is_honoured(tmp_path, toy_csv, monke
         return real(*args)
 
     monkeypatch.setattr(nblinear, "_fit_weights", fit_then_signal)
-    config = TrainConfig(run_dir=str(tmp_path / "run"), data=DataSpec(path=str(toy_csv)), linear={"hash_bits": 12})
+    config = TrainConfig(run_dir=str(tmp_path / "run"), data=DataSpec(path=str(toy_csv)),
+                         settings={"nblinear": {"hash_bits": 12}})
     with pytest.raises(Interrupted, match="after training, before evaluation"):
         train(config)
     assert not (tmp_path / "run" / "metrics.json").exists()

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 
 from .. import __version__
+from ..models.family import families, trainable
 
 DESCRIPTION = """The ``reviewsense`` command: train | evaluate | predict | explain | serve | pretrain | data | info.
 
@@ -114,8 +115,9 @@ def _columns(value: str) -> list[str]:
 
 def _classes(value: str) -> list[str]:
     parts = [p.strip() for p in value.split(",")]
-    if len(parts) != 2 or not all(parts):
-        raise argparse.ArgumentTypeError("give two class names, negative first: NEG,POS")
+    if len(parts) < 2 or not all(parts) or len(set(parts)) != len(parts):
+        raise argparse.ArgumentTypeError("give two or more different class names, e.g. NEG,POS (negative first) "
+                                         "or bad,ok,good")
     return parts
 
 
@@ -133,8 +135,9 @@ def _add_data_args(p: argparse.ArgumentParser, test: bool = False) -> None:
                    help="label column/field (default: label); IMDB: label (negative/positive) or rating (its star "
                         "ratings 1-4 and 7-10 as 8 classes)")
     g.add_argument("--classes", type=_classes, metavar="NEG,POS",
-                   help="the two label values, negative first (0/1, true/false, neg/pos are understood; "
-                        "evaluate: the model's classes by default, and refuses others)")
+                   help="the label values: two, negative first (0/1, true/false, neg/pos are understood), or more "
+                        "in the order you want (default: three or more labels are the classes, sorted; evaluate: "
+                        "the model's classes by default, and refuses others)")
     g.add_argument("--sep", metavar="CHAR", help="CSV separator (default: ',' for .csv, tab for .tsv; ';', tab or "
                    "'|' are found from the header when the columns are not; '\\t' = tab)")
     g.add_argument("--encoding", metavar="NAME", help="text encoding, e.g. cp1252 or latin-1 (default: utf-8, or "
@@ -164,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold out random rows, not whole groups (IMDB is split by movie, like its test set)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (split, init, shuffling)")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="nblinear", choices=["nblinear", "seed"],
-                   help="nblinear (default): NB-weighted n-gram logistic regression; seed: the tutorial's network")
+    m.add_argument("--model", default="nblinear", choices=trainable(),
+                   help="; ".join(f"{name}: {families()[name].summary}" for name in trainable()))
     m.add_argument("--preset", choices=["best"], default=None,
                    help="best: nblinear + a convolutional network on word2vec vectors pretrained on the unlabelled "
                         "reviews, stacked on validation (about 10 minutes on IMDB, 2 cores)")

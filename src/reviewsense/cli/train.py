@@ -5,38 +5,53 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .parser import build_parser
 
-# the training flags that only some models read: flag → (argparse dest, the models that read it)
-FAMILY_FLAGS: dict[str, tuple[str, frozenset[str]]] = {
-    **{flag: (dest, frozenset({"nblinear"})) for flag, dest in (
-        ("--hash-bits", "hash_bits"), ("--min-df", "min_df"), ("--C", "C"), ("--span-weight", "span_weight"),
-        ("--binary", "binary"))},
-    **{flag: (dest, frozenset({"seed"})) for flag, dest in (
-        ("--hidden-units", "hidden_units"), ("--frozen-embedding", "frozen_embedding"))},
-    **{flag: (dest, frozenset({"seed", "cnn"})) for flag, dest in (
-        ("--embedding", "embedding"), ("--embedding-dim", "embedding_dim"), ("--max-tokens", "max_tokens"),
-        ("--sequence-length", "sequence_length"), ("--epochs", "epochs"), ("--batch-size", "batch_size"),
-        ("--learning-rate", "learning_rate"), ("--patience", "patience"),
-        ("--no-early-stopping", "no_early_stopping"), ("--threads", "threads"))},
-    "--ngrams": ("ngrams", frozenset({"nblinear", "seed"})),
-}
+# the flags of families trained in epochs, and of those that read word vectors
+SCHEDULE_FLAGS = ("--epochs", "--batch-size", "--learning-rate", "--patience", "--no-early-stopping", "--threads")
 
 
-def _check_family_flags(args) -> None:
-    """Refuse a flag that the model being trained would silently ignore (``--model seed --C 0.01``)."""
-    if args.preset and args.model != "nblinear":
-        raise ConfigError(f"--preset {args.preset} builds its own models; drop --model {args.model}")
-    parts = {"nblinear", "cnn"} if args.preset else {args.model}
-    what = f"--preset {args.preset} (nblinear + its network)" if args.preset else f"--model {args.model}"
-    for flag, (dest, readers) in FAMILY_FLAGS.items():
-        value = getattr(args, dest)
-        if value is not None and value is not False and not parts & readers:
-            names = " and ".join(sorted("--preset best's network" if r == "cnn" else f"--model {r}"
-                                        for r in readers))
+def family_flags() -> dict[str, list[str]]:
+    """Every flag that only some families read → those families (from the registry)."""
+    from ..models.family import families
+
+    readers: dict[str, list[str]] = {}
+    for name, declared in families().items():
+        flags = [*declared.flags, *(SCHEDULE_FLAGS if declared.epochs else ()),
+                 *(("--embedding",) if declared.word_vectors else ())]
+        for flag in dict.fromkeys(flags):
+            readers.setdefault(flag, []).append(name)
+    return readers
+
+
+def _dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
+def _check_family_flags(args, trained: list[str], what: str) -> None:
+    """Refuse a flag that the families being trained would silently ignore (``--model seed --C 0.01``)."""
+    for flag, readers in family_flags().items():
+        value = getattr(args, _dest(flag))
+        if value is not None and value is not False and not set(trained) & set(readers):
+            names = ", ".join(f"--model {r}" + (" (--preset best's network)" if r == "cnn" else "")
+                              for r in readers if r != "ensemble")
             raise ConfigError(f"{flag} applies to {names}, not to {what}")
 
 
+def _settings(args, trained: list[str]) -> dict[str, dict]:
+    """Each trained family's parameters set by flags (the flags each family declares)."""
+    from ..models.family import family
+
+    settings: dict[str, dict] = {}
+    for name in trained:
+        for flag, target in family(name).flags.items():
+            value = getattr(args, _dest(flag))
+            if value is None or value is False:
+                continue
+            field, convert = (target, None) if isinstance(target, str) else target
+            settings.setdefault(name, {})[field] = convert(value) if convert else value
+    return settings
+
+
 def cmd_train(args) -> int:
-    from ..models.seed import SeedParams
     from ..pipeline import DataSpec, TrainConfig, resume_config, train
 
     if args.resume:
@@ -48,16 +63,9 @@ def cmd_train(args) -> int:
         config = resume_config(args.resume)
         return _report(train(config, resume=True), config.run_dir)
 
+    if args.preset and args.model != "nblinear":
+        raise ConfigError(f"--preset {args.preset} builds its own models; drop --model {args.model}")
     defaults = TrainConfig()
-    _check_family_flags(args)
-    params = defaults.params
-    overrides = {"max_tokens": args.max_tokens, "ngrams": args.ngrams, "sequence_length": args.sequence_length,
-                 "embedding_dim": args.embedding_dim}
-    params = SeedParams(**{**params.__dict__, **{k: v for k, v in overrides.items() if v is not None},
-                           "hidden_units": args.hidden_units or params.hidden_units,
-                           "trainable_embedding": not args.frozen_embedding})
-    schedule = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-                "patience": args.patience}
     config = TrainConfig(
         run_dir=args.run_dir,
         data=DataSpec(path=args.data, test_path=args.test_data, text_column=args.text_column,
@@ -67,7 +75,6 @@ def cmd_train(args) -> int:
                       encoding=args.encoding),
         model=args.model,
         embedding=args.embedding or defaults.embedding,
-        params=params,
         epochs=args.epochs or defaults.epochs,
         batch_size=args.batch_size or defaults.batch_size,
         learning_rate=args.learning_rate or defaults.learning_rate,
@@ -77,14 +84,11 @@ def cmd_train(args) -> int:
         seed=args.seed,
         threads=args.threads,
         preset=args.preset,
-        linear={k: v for k, v in (("ngrams", args.ngrams), ("hash_bits", args.hash_bits), ("C", args.C),
-                                  ("min_df", args.min_df), ("binary", args.binary or None),
-                                  ("span_weight", args.span_weight))
-                if v is not None},
-        # --preset best's network: the schedule and vocabulary flags given, else its own defaults
-        cnn={k: v for k, v in {**schedule, "embedding_dim": args.embedding_dim, "max_tokens": args.max_tokens,
-                               "max_length": args.sequence_length}.items() if v is not None} if args.preset else {},
     )
+    trained = config.families
+    what = f"--preset {args.preset} (nblinear + its network)" if args.preset else f"--model {args.model}"
+    _check_family_flags(args, trained, what)
+    config.settings = _settings(args, trained)
     return _report(train(config, overwrite=args.overwrite), args.run_dir)
 
 

@@ -1,12 +1,10 @@
-"""The one interface every model family exposes, and the registry of families.
-
-A family is one module in this package with a :class:`Predictor` subclass (numpy-only
-inference, so exported models load without torch) and a ``fit`` function used by training.
+"""The one interface every model family's predictor exposes (numpy-only inference, so
+exported models load without torch). The families themselves are listed and declared in
+:mod:`reviewsense.models.family`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from abc import ABC, abstractmethod
@@ -19,16 +17,6 @@ from scipy.special import expit, softmax
 from ..errors import ConfigError, ModelFileError, TextTypeError
 from .calibration import LengthCalibration, SoftmaxLengthCalibration
 from .explanation import Attribution, Explanation, explain
-
-# family name → "module:PredictorClass"; importing is deferred so that loading one family
-# never imports another family's dependencies.
-FAMILIES: dict[str, str] = {
-    "seed": "reviewsense.models.seed:SeedPredictor",
-    "sentence": "reviewsense.models.sentence:SentencePredictor",
-    "nblinear": "reviewsense.models.nblinear:NBLinearPredictor",
-    "cnn": "reviewsense.models.cnn:CNNPredictor",
-    "ensemble": "reviewsense.models.ensemble:EnsemblePredictor",
-}
 
 BATCH = 4096
 
@@ -276,17 +264,20 @@ _LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 def check_family(family: Any) -> str:
     """``family`` (as a manifest gives it) if it names a model family; else :class:`ModelFileError`.
     Nothing is imported: ``reviewsense info`` checks a manifest with it without loading a model."""
+    from .family import MODULES
+
     if family is None:
-        raise ModelFileError(f"no model family (known: {', '.join(FAMILIES)})")
-    if not isinstance(family, str) or family not in FAMILIES:
+        raise ModelFileError(f"no model family (known: {', '.join(MODULES)})")
+    if not isinstance(family, str) or family not in MODULES:
         shown = f"'{family}'" if isinstance(family, str) else json.dumps(family)[:40]
-        raise ModelFileError(f"unknown model family {shown} (known: {', '.join(FAMILIES)})")
+        raise ModelFileError(f"unknown model family {shown} (known: {', '.join(MODULES)})")
     return family
 
 
 def predictor_class(family: Any) -> type[Predictor]:
-    module, name = FAMILIES[check_family(family)].split(":")
-    return getattr(importlib.import_module(module), name)
+    from .family import families
+
+    return families()[check_family(family)].predictor
 
 
 def check_shapes(tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> None:

@@ -327,7 +327,8 @@ def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int
         weights = np.where(seen[y] > 0, rate[y] / np.maximum(seen[y], 1e-12), 0.0)
         prior = np.log(rate)
         return SoftmaxLengthCalibration.fit(raw, lengths, y, prior - prior.mean(), empty, weights=weights)
-    y = spans.data.labels == 1
-    rate, seen = float(np.mean(labelled == 1)), float(y.mean())
-    weights = np.where(y, rate / seen, (1 - rate) / (1 - seen)) if 0 < seen < 1 else None
-    return LengthCalibration.fit(raw, lengths, y, prior_logit(labelled), empty, weights=weights)
+    positive = spans.data.labels == 1
+    positive_rate, positive_seen = float(np.mean(labelled == 1)), float(positive.mean())
+    binary_weights = np.where(positive, positive_rate / positive_seen, (1 - positive_rate) / (1 - positive_seen)) \
+        if 0 < positive_seen < 1 else None
+    return LengthCalibration.fit(raw, lengths, positive, prior_logit(labelled), empty, weights=binary_weights)

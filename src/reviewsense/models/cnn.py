@@ -28,8 +28,9 @@ from ..training.history import History
 from ..training.torch_loop import Features, FitOptions, evaluate_module
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
-from .seed import output_layer, outputs
 from .explanation import Attribution
+from .family import Family, FitJob, Fitted
+from .seed import output_layer, outputs
 
 
 @dataclass
@@ -282,3 +283,23 @@ def _stack_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Two padded id matrices of possibly different widths, one under the other."""
     width = max(a.shape[1], b.shape[1])
     return np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in (a, b)])
+
+
+def fit_family(job: FitJob, params: CNNParams) -> Fitted:
+    """The network's own schedule (its ``epochs``, ``batch_size``, ``learning_rate``, ``patience``)."""
+    from ..training.history import EarlyStopping
+
+    stopping = EarlyStopping(patience=params.patience) if job.options.early_stopping is not None else None
+    options = replace(job.options, epochs=params.epochs, batch_size=params.batch_size,
+                      learning_rate=params.learning_rate, eval_batch_size=512, early_stopping=stopping)
+    predictor, history, validation_logits = fit(job.train, job.validation, params, options, job.vectors)
+    return Fitted(predictor, history, validation_logits=validation_logits)  # of the first fit, with refit
+
+
+FAMILY = Family(
+    name="cnn", summary="convolutions of 3, 4 and 5 words over word vectors (--preset best's network)",
+    params=CNNParams, predictor=CNNPredictor, fit=fit_family,
+    flags={"--embedding-dim": "embedding_dim", "--max-tokens": "max_tokens", "--sequence-length": "max_length",
+           "--epochs": "epochs", "--batch-size": "batch_size", "--learning-rate": "learning_rate",
+           "--patience": "patience"},
+    epochs=True, word_vectors=True)

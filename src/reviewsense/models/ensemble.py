@@ -9,15 +9,17 @@ their weights in ``model.safetensors`` under ``m0.``, ``m1.``, … prefixes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import ModelFileError
+from ..errors import ConfigError, ModelFileError
 from ..text import MemberVectorizers
 from .base import Predictor, check_shapes, predictor_class
 from .calibration import SoftmaxLengthCalibration, calibration_from_dict
 from .explanation import Explanation, combine
+from .family import Family, FitJob, Fitted, family
 
 
 class EnsemblePredictor(Predictor):
@@ -163,3 +165,34 @@ def stack_held_out(members: Sequence[Predictor], held_out: Sequence[Predictor], 
 def describe(ensemble: EnsemblePredictor) -> dict[str, Any]:
     return {"members": [m.family for m in ensemble.members], "weights": ensemble.weights.round(4).tolist(),
             "bias": np.round(ensemble.bias, 4).tolist()}
+
+
+@dataclass
+class StackParams:
+    members: tuple[str, ...] = ("nblinear", "cnn")  # families, each trained with its own settings
+
+
+def fit_family(job: FitJob, params: StackParams) -> Fitted:
+    """``--preset best``: each member trained on the same split (with its settings from the
+    job), then stacked on the validation scores of the members that did not see those labels."""
+    if len(params.members) < 2 or "ensemble" in params.members:
+        raise ConfigError("a stack needs two or more member families, none of them a stack")
+    fitted = []
+    for name in params.members:
+        member = family(name)
+        if member.fit is None:
+            raise ConfigError(f"'{name}' cannot be trained as a member of a stack")
+        fitted.append(member.fit(job, job.params(name)))
+    held_out = [f.held_out or f.predictor for f in fitted]
+    logits = np.stack([f.validation_logits if f.validation_logits is not None
+                       else model.predict_logits(job.validation.texts)
+                       for f, model in zip(fitted, held_out, strict=True)], axis=1)
+    model, held_out_model = stack_held_out([f.predictor for f in fitted], held_out, logits, job.validation.labels,
+                                           job.train.class_names)
+    history = next((f.history for f in fitted if f.history is not None), None)
+    return Fitted(model, history, held_out_model)
+
+
+FAMILY = Family(
+    name="ensemble", summary="a stack of other families (--preset best: nblinear + cnn)",
+    params=StackParams, predictor=EnsemblePredictor, fit=fit_family, standalone=False)

@@ -36,6 +36,7 @@ from ..training.checkpoint import check_stop
 from .base import Predictor, check_shapes
 from .calibration import vector_scaling
 from .explanation import Attribution
+from .family import Family, FitJob, Fitted
 
 
 @dataclass
@@ -282,3 +283,15 @@ def _spans(vectorizer: NgramVectorizer, data: Dataset, params: NBLinearParams) -
         return None
     spans = cut_spans(data, windows=params.span_windows, full=False, seed=0)
     return vectorizer.transform(spans.data.texts), spans.data.labels.astype(np.int64)
+
+
+def fit_family(job: FitJob, params: NBLinearParams) -> Fitted:
+    predictor, held_out = fit(job.train, job.validation, params)
+    return Fitted(predictor, held_out=held_out)
+
+
+FAMILY = Family(
+    name="nblinear", summary="NB-weighted word n-gram logistic regression (the default: fast and accurate)",
+    params=NBLinearParams, predictor=NBLinearPredictor, fit=fit_family,
+    flags={"--ngrams": "ngrams", "--hash-bits": "hash_bits", "--min-df": "min_df", "--C": "C",
+           "--span-weight": "span_weight", "--binary": "binary"})

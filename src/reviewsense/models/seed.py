@@ -27,6 +27,7 @@ from ..training.torch_loop import FitOptions, Ragged
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
 from .explanation import Attribution
+from .family import Family, FitJob, Fitted
 
 
 @dataclass
@@ -162,3 +163,17 @@ def fit(train: Dataset, validation: Dataset, params: SeedParams, options: FitOpt
                                "embedding_source": "pretrained" if vectors is not None else "scratch"}
     weights = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
     return SeedPredictor(vectorizer, config, weights, train.class_names), history
+
+
+def fit_family(job: FitJob, params: SeedParams) -> Fitted:
+    predictor, history = fit(job.train, job.validation, params, job.options, job.vectors)
+    return Fitted(predictor, history)
+
+
+FAMILY = Family(
+    name="seed", summary="the tutorial's network: text embedding → Dense(16, relu) → logit(s)",
+    params=SeedParams, predictor=SeedPredictor, fit=fit_family,
+    flags={"--embedding-dim": "embedding_dim", "--max-tokens": "max_tokens", "--ngrams": "ngrams",
+           "--sequence-length": "sequence_length", "--hidden-units": "hidden_units",
+           "--frozen-embedding": ("trainable_embedding", lambda frozen: not frozen)},
+    epochs=True, word_vectors=True)

@@ -28,6 +28,7 @@ from ..training.history import History
 from ..training.torch_loop import Features, FitOptions
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
+from .family import Family, FitJob, Fitted
 from .seed import output_layer, outputs
 
 
@@ -152,3 +153,14 @@ def fit(train: Dataset, validation: Dataset, params: SentenceParams,
     config = asdict(params) | {"embedding_dim": dim, "encoder_resolved": str(encoder.path)}
     weights = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
     return SentencePredictor(None, config, weights, train.class_names), history
+
+
+def fit_family(job: FitJob, params: SentenceParams) -> Fitted:
+    return Fitted(*fit(job.train, job.validation, params, job.options))
+
+
+FAMILY = Family(
+    name="sentence", summary="a sentence-transformers encoder (frozen) → Dense(16, relu) → logit(s)",
+    params=SentenceParams, predictor=SentencePredictor, fit=fit_family,
+    flags={"--hidden-units": "hidden_units", "--embedding": ("encoder", lambda value: value.removeprefix("sentence:"))},
+    epochs=True)
