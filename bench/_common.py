@@ -88,16 +88,16 @@ def fit_reviewsense(splits, model: str = "nblinear", preset: str | None = None, 
     """What ``reviewsense train`` fits, on ``splits`` (a ``reviewsense.pipeline.Splits``): word
     vectors where the model uses them (pretrained on train + unlabelled reviews, cached), the
     model (``pipeline._fit``: e.g. ``nblinear.fit(train, validation, NBLinearParams())``) and
-    its length calibration (``Fitted.calibrate``). Returns the ``Fitted``, the training
+    its length calibration (``pipeline.calibrate``). Returns the ``Fitted``, the training
     seconds and the pretraining seconds."""
-    from reviewsense.pipeline import TrainConfig, _fit, resolve_vectors
+    from reviewsense.pipeline import TrainConfig, _fit, calibrate, resolve_vectors
 
     config = TrainConfig(model=model, preset=preset, seed=seed)
     started = time.perf_counter()
     vectors = resolve_vectors(config, splits)
     pretrain = time.perf_counter() - started
     fitted = _fit(config, splits, vectors)
-    fitted.calibrate(splits, seed=config.seed)  # what `reviewsense train` does (length calibration)
+    calibrate(fitted, splits, seed=config.seed)  # what `reviewsense train` does (length calibration)
     return fitted, time.perf_counter() - started - pretrain, pretrain
 
 

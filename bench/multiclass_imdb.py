@@ -11,7 +11,7 @@ validation split of about 10,000 held out whole movies at a time, like the test 
 
 - ``nblinear``: the reviewsense default model, fitted and length-calibrated as ``reviewsense
   train`` does (``nblinear.fit(train, validation, NBLinearParams())``, which refits on train +
-  validation after calibrating, then ``Fitted.calibrate``);
+  validation after calibrating, then ``pipeline.calibrate``);
 - ``seed``: the tutorial's network (``--model seed``: word2vec pretrained on train + unsup,
   cached; validation for early stopping and the calibration);
 - ``tfidf``: scikit-learn TF-IDF (word 1-2-grams, sublinear tf, min_df 2) + multinomial

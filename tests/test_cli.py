@@ -71,7 +71,7 @@ def test_train_writes_the_run_folder(run):
     assert len(rows) == history["epochs"] + 1
 
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["epochs"] == 15 and config["batch_size"] == 32 and config["params"]["embedding_dim"] == 16
+    assert config["epochs"] == 15 and config["batch_size"] == 32 and config["settings"]["seed"]["embedding_dim"] == 16
     for png in ("loss.png", "accuracy.png"):
         assert (run_dir / png).read_bytes()[:4] == b"\x89PNG"
     readme = (run_dir / "README.md").read_text()
@@ -460,7 +460,7 @@ def test_train_binary_features_and_group_column(toy_csv, tmp_path, capsys):
                "--hash-bits", "16"])
     assert rc == 0, capsys.readouterr().err
     config = json.loads((run / "config.json").read_text())
-    assert config["linear"]["binary"] is True and config["data"]["group_column"] == "author"
+    assert config["settings"]["nblinear"]["binary"] is True and config["data"]["group_column"] == "author"
     vectorizer = json.loads((run / "model" / "vectorizer.json").read_text())
     assert vectorizer["config"]["binary"] is True
     assert json.loads((run / "metrics.json").read_text())["test"]["accuracy"] > 0.8
