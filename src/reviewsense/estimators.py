@@ -30,6 +30,7 @@ Two classes: ``classes_[1]`` is the positive class (column 1 of ``predict_proba`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -42,7 +43,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from .data.dataset import Dataset, train_validation_split
 from .errors import ConfigError, DataError, ModelFileError
-from .models.base import Predictor, as_texts
+from .models.base import as_texts
+from .models.registry import Fitted
 
 
 class _TextClassifier(ClassifierMixin, BaseEstimator):
@@ -78,20 +80,57 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
             train = data
             validation = Dataset(texts=v_texts, labels=self._encode(_labels(v_labels, len(v_texts))),
                                  name="validation", class_names=names)
-        predictor, held_out, history = self._fit_family(train, validation)
+        fitted = self._fit_family(train, validation)
         if self.length_calibration:
             from .models.calibration import calibrate_by_length
 
-            calibrate_by_length(predictor, held_out or predictor, train.labels, validation, seed=self.random_state)
-        self.predictor_ = predictor
-        if history is not None:
-            self.history_ = history
+            calibrate_by_length(fitted.predictor, fitted.held_out or fitted.predictor, train.labels, validation,
+                                seed=self.random_state)
+        self.predictor_ = fitted.predictor
+        if fitted.history is not None:
+            self.history_ = fitted.history
         self.n_features_in_ = 1  # one text per row
         return self
 
-    def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
-        """(the predictor, the model that did not see the validation labels or None, a history or None)."""
-        raise NotImplementedError
+    #: the family this estimator trains (reviewsense.models.registry): its hyper-parameters that
+    #: name a field of the family's parameters are passed on as they are
+    _family: str = ""
+
+    def _settings(self) -> dict[str, Any]:
+        """This estimator's hyper-parameters that are the family's parameters."""
+        from .models.registry import family
+
+        fields = {f.name for f in dataclasses.fields(family(self._family).params)}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params(deep=False).items()
+                if k in fields}
+
+    def _options(self):
+        """The training schedule of families trained in epochs."""
+        from .training.history import EarlyStopping
+        from .training.torch_loop import FitOptions
+
+        get = self.get_params(deep=False).get
+        return FitOptions(epochs=get("epochs", 1), batch_size=get("batch_size", 512),
+                          learning_rate=get("learning_rate", 1e-3), seed=self.random_state, threads=get("threads"),
+                          early_stopping=EarlyStopping(patience=get("patience", 3)) if get("early_stopping") else None)
+
+    def _vectors(self, train: Dataset, validation: Dataset) -> Any:
+        """Word vectors for families that read them (none by default)."""
+        return None
+
+    def _fit_family(self, train: Dataset, validation: Dataset) -> Fitted:
+        """Train through the family's registered fit."""
+        from .models.registry import FitJob, family
+
+        declared = family(self._family)
+        assert declared.fit is not None
+        job = FitJob(train, validation, self._options(), self._vectors(train, validation),
+                     {self._family: self._settings()})
+        try:
+            params = job.params(self._family)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+        return declared.fit(job, params)
 
     def _encode(self, labels: np.ndarray) -> np.ndarray:
         unknown = sorted({str(v) for v in labels[~np.isin(labels, self.classes_)]})
@@ -168,6 +207,7 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class NBLinearClassifier(_TextClassifier):
+    _family = "nblinear"
     """NB-weighted word n-gram logistic regression (``reviewsense train``'s default model).
 
     Parameters are those of ``reviewsense train`` (:class:`~reviewsense.models.nblinear.NBLinearParams`):
@@ -191,20 +231,9 @@ class NBLinearClassifier(_TextClassifier):
         self.length_calibration = length_calibration
         self.random_state = random_state
 
-    def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
-        from .models import nblinear
-
-        try:
-            params = nblinear.NBLinearParams(ngrams=self.ngrams, hash_bits=self.hash_bits, min_df=self.min_df,
-                                             C=self.C, binary=self.binary, span_weight=self.span_weight,
-                                             refit=self.refit)
-        except TypeError as exc:
-            raise ConfigError(str(exc)) from None
-        predictor, held_out = nblinear.fit(train, validation, params)
-        return predictor, held_out, None
-
 
 class SeedClassifier(_TextClassifier):
+    _family = "seed"
     """The tutorial's network: a trainable text embedding → Dense(``hidden_units``, relu) →
     Dense(1) logit, binary cross-entropy, Adam, early stopping on the validation loss.
 
@@ -236,24 +265,12 @@ class SeedClassifier(_TextClassifier):
         self.length_calibration = length_calibration
         self.random_state = random_state
 
-    def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
-        from .models import seed
-        from .training.history import EarlyStopping
-        from .training.torch_loop import FitOptions
+    def _vectors(self, train: Dataset, validation: Dataset) -> Any:
+        if self.embedding == "scratch":
+            return None
+        from .text.word_vectors import load_word_vectors
 
-        vectors = None
-        if self.embedding != "scratch":
-            from .text.word_vectors import load_word_vectors
-
-            vectors = load_word_vectors(self.embedding)
-        params = seed.SeedParams(max_tokens=self.max_tokens, ngrams=self.ngrams, sequence_length=self.sequence_length,
-                                 embedding_dim=vectors.dim if vectors is not None else self.embedding_dim,
-                                 hidden_units=self.hidden_units, trainable_embedding=self.trainable_embedding)
-        options = FitOptions(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                             seed=self.random_state, threads=self.threads,
-                             early_stopping=EarlyStopping(patience=self.patience) if self.early_stopping else None)
-        predictor, history = seed.fit(train, validation, params, options, vectors)
-        return predictor, None, history
+        return load_word_vectors(self.embedding)
 
 
 def _word_vectors(embedding: str, texts: Sequence[str], dim: int, seed: int):
@@ -271,6 +288,7 @@ def _word_vectors(embedding: str, texts: Sequence[str], dim: int, seed: int):
 
 
 class CNNClassifier(_TextClassifier):
+    _family = "cnn"
     """``--preset best``'s network: word vectors → convolutions of ``widths`` words (``filters``
     each) → max-pooling → dropout → a logit, trained with early stopping on the validation loss.
 
@@ -304,26 +322,13 @@ class CNNClassifier(_TextClassifier):
         self.length_calibration = length_calibration
         self.random_state = random_state
 
-    def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
-        from .models import cnn
-        from .training.history import EarlyStopping
-        from .training.torch_loop import FitOptions
-
-        params = cnn.CNNParams(max_length=self.max_length, max_tokens=self.max_tokens, min_count=self.min_count,
-                               embedding_dim=self.embedding_dim, filters=self.filters, widths=list(self.widths),
-                               dropout=self.dropout, epochs=self.epochs, batch_size=self.batch_size,
-                               learning_rate=self.learning_rate, patience=self.patience, refit=self.refit).check()
-        vectors = _word_vectors(self.embedding, list(train.texts) + list(validation.texts), self.embedding_dim,
-                                self.random_state)
-        options = FitOptions(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                             seed=self.random_state, threads=self.threads, eval_batch_size=512,
-                             early_stopping=EarlyStopping(patience=self.patience) if self.early_stopping else None)
-        predictor, history, validation_logits = cnn.fit(train, validation, params, options, vectors)
-        self.validation_logits_ = validation_logits  # of the fit that did not see the validation labels
-        return predictor, None, history
+    def _vectors(self, train: Dataset, validation: Dataset) -> Any:
+        return _word_vectors(self.embedding, list(train.texts) + list(validation.texts), self.embedding_dim,
+                             self.random_state)
 
 
 class StackedClassifier(_TextClassifier):
+    _family = "ensemble"
     """What ``reviewsense train --preset best`` builds: ``linear`` (an :class:`NBLinearClassifier`)
     and ``network`` (a :class:`CNNClassifier`) trained on the same split, combined by a logistic
     regression fitted on their validation logits (scores of models that did not see those
@@ -339,15 +344,10 @@ class StackedClassifier(_TextClassifier):
         self.length_calibration = length_calibration
         self.random_state = random_state
 
-    def _fit_family(self, train: Dataset, validation: Dataset) -> tuple[Predictor, Predictor | None, Any]:
-        from .models import ensemble
+    def _fit_family(self, train: Dataset, validation: Dataset) -> Fitted:
+        from .models.ensemble import stack_fitted
 
         linear = clone(self.linear) if self.linear is not None else NBLinearClassifier()
         network = clone(self.network) if self.network is not None else CNNClassifier()
-        linear_model, linear_held_out, _ = linear._fit_family(train, validation)
-        neural_model, _, history = network._fit_family(train, validation)
-        linear_held_out = linear_held_out or linear_model
-        member_logits = np.stack([linear_held_out.predict_logits(validation.texts), network.validation_logits_], axis=1)
-        model, held_out = ensemble.stack_held_out([linear_model, neural_model], [linear_held_out, neural_model],
-                                                  member_logits, validation.labels, train.class_names)
-        return model, held_out, history
+        members = [linear._fit_family(train, validation), network._fit_family(train, validation)]
+        return stack_fitted(members, validation, train.class_names)

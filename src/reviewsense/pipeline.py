@@ -23,7 +23,7 @@ from typing import Any
 from ._fs import fingerprint, write_json, write_text
 from .data.download import cache_dir
 from .data.splits import DataSpec, Splits, load_splits
-from .models.family import FitJob, Fitted, family
+from .models.registry import FitJob, Fitted, family
 from .progress import log
 from .training.checkpoint import Checkpoint, Interrupted, check_stop, stop_on_signals
 from .training.config import TrainConfig, resume_config
@@ -67,7 +67,7 @@ def calibrate(fitted: Fitted, splits: Splits, seed: int = 0) -> None:
 
 
 def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | None = None) -> Fitted:
-    """Train the configured family, through the registry (reviewsense.models.family)."""
+    """Train the configured family, through the registry (reviewsense.models.registry)."""
     options = FitOptions(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
                          seed=config.seed, threads=config.threads, checkpoint=checkpoint,
                          early_stopping=EarlyStopping(patience=config.patience) if config.early_stopping else None)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 
 from .. import __version__
-from ..models.family import families, trainable
+from ..models.registry import families, trainable
 
 DESCRIPTION = """The ``reviewsense`` command: train | evaluate | predict | explain | serve | pretrain | data | info.
 

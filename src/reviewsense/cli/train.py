@@ -11,7 +11,7 @@ SCHEDULE_FLAGS = ("--epochs", "--batch-size", "--learning-rate", "--patience", "
 
 def family_flags() -> dict[str, list[str]]:
     """Every flag that only some families read → those families (from the registry)."""
-    from ..models.family import families
+    from ..models.registry import families
 
     readers: dict[str, list[str]] = {}
     for name, declared in families().items():
@@ -38,7 +38,7 @@ def _check_family_flags(args, trained: list[str], what: str) -> None:
 
 def _settings(args, trained: list[str]) -> dict[str, dict]:
     """Each trained family's parameters set by flags (the flags each family declares)."""
-    from ..models.family import family
+    from ..models.registry import family
 
     settings: dict[str, dict] = {}
     for name in trained:

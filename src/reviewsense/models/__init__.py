@@ -1,7 +1,7 @@
 """Model stage: one module per family, all behind the :class:`Predictor` interface; the
-families are listed in :mod:`.family` (the registry)."""
+families are listed in :mod:`.registry` (the registry)."""
 
 from .base import Predictor, predictor_class
-from .family import MODULES, Family, FitJob, Fitted, families, family
+from .registry import MODULES, Family, FitJob, Fitted, families, family
 
 __all__ = ["MODULES", "Family", "FitJob", "Fitted", "Predictor", "families", "family", "predictor_class"]

@@ -1,6 +1,6 @@
 """The one interface every model family's predictor exposes (numpy-only inference, so
 exported models load without torch). The families themselves are listed and declared in
-:mod:`reviewsense.models.family`.
+:mod:`reviewsense.models.registry`.
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ _LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 def check_family(family: Any) -> str:
     """``family`` (as a manifest gives it) if it names a model family; else :class:`ModelFileError`.
     Nothing is imported: ``reviewsense info`` checks a manifest with it without loading a model."""
-    from .family import MODULES
+    from .registry import MODULES
 
     if family is None:
         raise ModelFileError(f"no model family (known: {', '.join(MODULES)})")
@@ -275,7 +275,7 @@ def check_family(family: Any) -> str:
 
 
 def predictor_class(family: Any) -> type[Predictor]:
-    from .family import families
+    from .registry import families
 
     return families()[check_family(family)].predictor
 

@@ -29,7 +29,7 @@ from ..training.torch_loop import Features, FitOptions, evaluate_module
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
 from .explanation import Attribution
-from .family import Family, FitJob, Fitted
+from .registry import Family, FitJob, Fitted
 from .seed import output_layer, outputs
 
 

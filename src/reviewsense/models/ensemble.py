@@ -19,7 +19,7 @@ from ..text import MemberVectorizers
 from .base import Predictor, check_shapes, predictor_class
 from .calibration import SoftmaxLengthCalibration, calibration_from_dict
 from .explanation import Explanation, combine
-from .family import Family, FitJob, Fitted, family
+from .registry import Family, FitJob, Fitted, family
 
 
 class EnsemblePredictor(Predictor):
@@ -183,12 +183,18 @@ def fit_family(job: FitJob, params: StackParams) -> Fitted:
         if member.fit is None:
             raise ConfigError(f"'{name}' cannot be trained as a member of a stack")
         fitted.append(member.fit(job, job.params(name)))
+    return stack_fitted(fitted, job.validation, job.train.class_names)
+
+
+def stack_fitted(fitted: Sequence[Fitted], validation, class_names: Sequence[str]) -> Fitted:
+    """The stack of fitted members, on the validation scores of the members that did not see
+    those labels; its history is the first member's that has one."""
     held_out = [f.held_out or f.predictor for f in fitted]
     logits = np.stack([f.validation_logits if f.validation_logits is not None
-                       else model.predict_logits(job.validation.texts)
+                       else model.predict_logits(validation.texts)
                        for f, model in zip(fitted, held_out, strict=True)], axis=1)
-    model, held_out_model = stack_held_out([f.predictor for f in fitted], held_out, logits, job.validation.labels,
-                                           job.train.class_names)
+    model, held_out_model = stack_held_out([f.predictor for f in fitted], held_out, logits, validation.labels,
+                                           class_names)
     history = next((f.history for f in fitted if f.history is not None), None)
     return Fitted(model, history, held_out_model)
 

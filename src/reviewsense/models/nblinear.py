@@ -36,7 +36,7 @@ from ..training.checkpoint import check_stop
 from .base import Predictor, check_shapes
 from .calibration import vector_scaling
 from .explanation import Attribution
-from .family import Family, FitJob, Fitted
+from .registry import Family, FitJob, Fitted
 
 
 @dataclass

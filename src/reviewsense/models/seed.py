@@ -27,7 +27,7 @@ from ..training.torch_loop import FitOptions, Ragged
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
 from .explanation import Attribution
-from .family import Family, FitJob, Fitted
+from .registry import Family, FitJob, Fitted
 
 
 @dataclass

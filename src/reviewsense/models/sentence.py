@@ -28,7 +28,7 @@ from ..training.history import History
 from ..training.torch_loop import Features, FitOptions
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
-from .family import Family, FitJob, Fitted
+from .registry import Family, FitJob, Fitted
 from .seed import output_layer, outputs
 
 

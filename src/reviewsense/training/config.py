@@ -9,7 +9,7 @@ from typing import Any
 
 from ..data.splits import DataSpec
 from ..errors import ConfigError
-from ..models.family import MODULES, family, trainable
+from ..models.registry import MODULES, family, trainable
 from ..training.checkpoint import Checkpoint
 
 # ``reviewsense train``'s own defaults where they differ from a family's: the seed model's are
@@ -24,7 +24,7 @@ class TrainConfig:
     data: DataSpec = field(default_factory=DataSpec)
     # The default family is the most accurate and fastest one (README, bench/); the seed
     # model — the tutorial's network — is `model="seed"`. Any standalone family of the
-    # registry (reviewsense.models.family) can be named.
+    # registry (reviewsense.models.registry) can be named.
     model: str = "nblinear"
     embedding: str = "word2vec"  # scratch | word2vec | fasttext | PATH to vectors | sentence:ENCODER
     pretrain_epochs: int = 5
