@@ -15,13 +15,14 @@ from .export.bundle import MANIFEST, _verify_files, read_manifest
 from .models.base import check_family
 
 # recorded metrics shown, in this order (the manifest holds what evaluate() returned)
-METRIC_KEYS = ("accuracy", "loss", "f1", "roc_auc", "ece", "count")
+METRIC_KEYS = ("accuracy", "loss", "f1", "macro_f1", "mae", "roc_auc", "ece", "count")
 # the training settings worth a line, per kind of run (the whole configuration is in the manifest)
-SETTING_KEYS = {
-    "preset": ("preset", "seed", "linear", "cnn", "length_calibration"),
-    "seed": ("model", "embedding", "seed", "epochs", "batch_size", "learning_rate", "early_stopping",
+SETTING_KEYS = {  # "linear" and "cnn": runs from before the family registry's "settings"
+    "preset": ("preset", "seed", "settings", "linear", "cnn", "length_calibration"),
+    "seed": ("model", "embedding", "seed", "epochs", "batch_size", "learning_rate", "early_stopping", "settings",
              "length_calibration"),
-    "nblinear": ("model", "seed", "linear", "length_calibration"),
+    "cnn": ("model", "embedding", "seed", "settings", "length_calibration"),
+    "nblinear": ("model", "seed", "settings", "linear", "length_calibration"),
 }
 
 
@@ -101,7 +102,7 @@ def _is_imdb(path: str) -> bool:
 
 def _setting_keys(settings: dict[str, Any]) -> tuple[str, ...]:
     kind = "preset" if settings.get("preset") else str(settings.get("model"))
-    return SETTING_KEYS.get(kind, ("model", "seed"))
+    return SETTING_KEYS.get(kind, ("model", "seed", "settings"))
 
 
 def _size(count: int) -> str:
