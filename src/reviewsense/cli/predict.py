@@ -89,7 +89,8 @@ def cmd_explain(args) -> int:
         short = " ".join(text.split())
         print(("\n" if i else "") + f"{explanation.probability:.4f}  {model.class_names[explanation.label]:<9} "
               f"{short[:69] + '…' if len(short) > 70 else short}")
-        print(f"  logit {explanation.logit:+.3f} = bias {explanation.bias:+.3f} + the contributions below and "
+        of = "" if explanation.target is None else f" of '{model.class_names[explanation.target]}'"
+        print(f"  logit{of} {explanation.logit:+.3f} = bias {explanation.bias:+.3f} + the contributions below and "
               "smaller ones")
         width = max([len(f) for f, _ in up] + [10])
         print(f"  {'pushed up':<{width + 9}}  pushed down")

@@ -1,0 +1,132 @@
+"""More than two classes, end to end: data → every family → calibration → export → predict,
+explain, the HTTP API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reviewsense import CNNClassifier, NBLinearClassifier, SeedClassifier, StackedClassifier
+from reviewsense.cli import main
+from reviewsense.export import load_model
+
+WORDS = {"bad": ["awful", "boring", "dull", "worst"], "meh": ["okay", "uneven", "average", "patchy"],
+         "good": ["great", "moving", "superb", "loved"]}
+FILLER = ["the", "film", "plot", "acting", "a", "was", "and", "it"]
+
+
+def _corpus(n: int, seed: int, rates=(0.5, 0.3, 0.2)) -> pd.DataFrame:
+    """Reviews of three classes in unequal shares: filler, two words of the class, one of any."""
+    rng = np.random.default_rng(seed)
+    names = list(WORDS)
+    rows = []
+    for _ in range(n):
+        label = names[rng.choice(3, p=rates)]
+        words = list(rng.choice(FILLER, 6)) + list(rng.choice(WORDS[label], 2)) + [rng.choice(sum(WORDS.values(), []))]
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "label": label})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """A 3-class CSV and the default model trained on it by the CLI."""
+    root = tmp_path_factory.mktemp("three")
+    _corpus(900, 0).to_csv(root / "three.csv", index=False)
+    assert main(["train", "--data", str(root / "three.csv"), "--hash-bits", "14", "--run-dir", str(root / "run")]) == 0
+    return root
+
+
+def test_three_labels_train_a_three_class_model_with_its_metrics(three):
+    metrics = json.loads((three / "run" / "metrics.json").read_text())
+    test = metrics["test"]
+    assert test["accuracy"] > 0.8 and test["macro_f1"] > 0.75
+    assert np.array(test["confusion_matrix"]).shape == (3, 3)
+    model = load_model(three / "run" / "model")
+    assert model.class_names == ("bad", "good", "meh") and model.metadata["format_version"] == 3
+    assert model.predict_proba(["great moving film", "awful"]).shape == (2, 3)
+
+
+def test_a_text_without_words_gets_the_class_rates(three):
+    model = load_model(three / "run" / "model")
+    rates = np.bincount(pd.read_csv(three / "three.csv")["label"].map({"bad": 0, "good": 1, "meh": 2}),
+                        minlength=3) / 900
+    np.testing.assert_allclose(model.probabilities([""])[0], rates, atol=0.04)  # 50/20/30 %, not a third each
+    one = model.probabilities(["superb"])[0]  # one word (which also comes up in other classes' reviews)
+    assert one[1] > rates[1] + 0.05 and one.max() < 0.9  # a lean towards 'good', not a certainty
+
+
+def test_predict_writes_every_class_in_each_format(three, tmp_path, capsys):
+    model = str(three / "run" / "model")
+    assert main(["predict", "--model", model, "--format", "jsonl", "great moving film", "awful dull"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label_name"] for r in rows] == ["good", "bad"]
+    assert set(rows[0]["probabilities"]) == {"bad", "good", "meh"}
+    assert rows[0]["probability"] == max(rows[0]["probabilities"].values())
+    assert sum(rows[0]["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", model, "--output", str(out), "great moving film"]) == 0
+    table = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert list(table[0]) == ["probability", "label", "label_name", "probability_bad", "probability_good",
+                              "probability_meh"]
+    assert float(table[0]["probability_good"]) == rows[0]["probabilities"]["good"]
+    parquet = tmp_path / "p.parquet"
+    assert main(["predict", "--model", model, "--output", str(parquet), "great moving film"]) == 0
+    assert pd.read_parquet(parquet)["probability_good"].iloc[0] == pytest.approx(rows[0]["probabilities"]["good"])
+
+
+def test_explanations_add_up_for_any_class(three):
+    model = load_model(three / "run" / "model")
+    text = "a great film with an awful plot"
+    logits = model.predict_logits([text])[0]
+    for label in ("bad", "good", "meh", None):
+        e = model.explain(text, label=label)
+        target = e.target
+        assert e.bias + sum(e.features.values()) == pytest.approx(float(logits[target]), abs=1e-4)
+        assert e.to_dict()["explained"] == model.class_names[target]
+    assert model.explain(text).target == int(logits.argmax())
+    with pytest.raises(Exception, match="class 'ugly' is not one of"):
+        model.explain(text, label="ugly")
+
+
+def test_the_api_returns_every_class(three):
+    from fastapi.testclient import TestClient
+
+    from reviewsense.serving.app import create_app
+
+    client = TestClient(create_app(load_model(three / "run" / "model")))
+    body = client.post("/v1/predict", json={"texts": ["great moving film"], "explain": True}).json()
+    row = body["predictions"][0]
+    assert row["label_name"] == "good" and set(row["probabilities"]) == {"bad", "good", "meh"}
+    assert row["explanation"]["explained"] == "good"
+    assert client.get("/v1/model").json()["class_names"] == ["bad", "good", "meh"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: NBLinearClassifier(hash_bits=12),
+    lambda: SeedClassifier(embedding_dim=8, epochs=20, batch_size=32, threads=1),
+    lambda: CNNClassifier(embedding="scratch", embedding_dim=8, filters=8, epochs=10, learning_rate=1e-2,
+                          threads=1),
+    lambda: StackedClassifier(linear=NBLinearClassifier(hash_bits=12),
+                              network=CNNClassifier(embedding="scratch", embedding_dim=8, filters=4, epochs=2,
+                                                    threads=1)),
+], ids=["nblinear", "seed", "cnn", "stacked"])
+def test_every_family_learns_three_classes_and_saves_them(make, tmp_path):
+    train, test = _corpus(600, 1), _corpus(200, 2)
+    model = make().fit(train["text"], train["label"])
+    proba = model.predict_proba(test["text"])
+    assert proba.shape == (200, 3) and model.classes_.tolist() == ["bad", "good", "meh"]
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert model.score(test["text"], test["label"]) > 0.6
+    text = "the acting was superb"
+    e = model.predictor_.explain(text) if model.predictor_.can_explain else None
+    if e is not None:
+        assert e.bias + sum(e.features.values()) == pytest.approx(float(model.decision_function([text])[0, e.target]),
+                                                                   abs=1e-3)
+    model.save(tmp_path / "m")
+    np.testing.assert_allclose(type(model).load(tmp_path / "m").predict_proba(test["text"]), proba, atol=1e-6)
