@@ -140,7 +140,7 @@ def test_the_presets_network_and_the_stack_as_estimators(corpus, tmp_path):
     network = CNNClassifier(embedding="scratch", **TINY_CNN).fit(texts, labels)
     assert network.history_.epochs <= 3 and network.predict_proba(texts[:3]).shape == (3, 2)
     stack = StackedClassifier(linear=NBLinearClassifier(**FAST), network=CNNClassifier(embedding="scratch", **TINY_CNN))
-    assert stack.get_params()["linear__C"] == 1.0 and stack.set_params(linear__C=0.5).linear.C == 0.5
+    assert stack.get_params()["linear__C"] is None and stack.set_params(linear__C=0.5).linear.C == 0.5
     stack.fit(texts, labels)
     assert stack.predictor_.family == "ensemble" and stack.score(texts, labels) > 0.9
     assert not hasattr(stack.linear, "predictor_")  # the members given are templates: cloned, never fitted

@@ -207,17 +207,19 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class NBLinearClassifier(_TextClassifier):
-    _family = "nblinear"
     """NB-weighted word n-gram logistic regression (``reviewsense train``'s default model).
 
     Parameters are those of ``reviewsense train`` (:class:`~reviewsense.models.nblinear.NBLinearParams`):
     ``ngrams`` (word n-grams up to this length), ``hash_bits`` (2**bits buckets for the longer
-    n-grams), ``min_df``, ``C`` (inverse regularization), ``binary``, ``span_weight`` (weight of
+    n-grams), ``min_df``, ``C`` (inverse regularization; None: 1.0 for two classes, 0.1 for more),
+    ``binary``, ``span_weight`` (weight of
     short spans of the training texts), ``refit`` (the final fit on train + validation);
     ``validation_size``, ``length_calibration`` and ``random_state`` as for every estimator.
     """
 
-    def __init__(self, ngrams: int = 3, hash_bits: int = 24, min_df: int = 2, C: float = 1.0,
+    _family = "nblinear"
+
+    def __init__(self, ngrams: int = 3, hash_bits: int = 24, min_df: int = 2, C: float | None = None,
                  binary: bool = False, span_weight: float = 0.05, refit: bool = True,
                  validation_size: float | int = 0.2, length_calibration: bool = True, random_state: int = 0):
         self.ngrams = ngrams
@@ -233,7 +235,6 @@ class NBLinearClassifier(_TextClassifier):
 
 
 class SeedClassifier(_TextClassifier):
-    _family = "seed"
     """The tutorial's network: a trainable text embedding → Dense(``hidden_units``, relu) →
     Dense(1) logit, binary cross-entropy, Adam, early stopping on the validation loss.
 
@@ -241,6 +242,8 @@ class SeedClassifier(_TextClassifier):
     (a ``reviewsense pretrain`` folder, a ``.vec`` or ``.txt`` file); ``history_`` holds the
     per-epoch ``loss``, ``accuracy``, ``val_loss`` and ``val_accuracy`` (Keras's ``History``).
     """
+
+    _family = "seed"
 
     def __init__(self, embedding: str = "scratch", embedding_dim: int = 50, hidden_units: int = 16,
                  max_tokens: int | None = 20_000, ngrams: int = 1, sequence_length: int | None = None,
@@ -288,7 +291,6 @@ def _word_vectors(embedding: str, texts: Sequence[str], dim: int, seed: int):
 
 
 class CNNClassifier(_TextClassifier):
-    _family = "cnn"
     """``--preset best``'s network: word vectors → convolutions of ``widths`` words (``filters``
     each) → max-pooling → dropout → a logit, trained with early stopping on the validation loss.
 
@@ -296,6 +298,8 @@ class CNNClassifier(_TextClassifier):
     on IMDB's unlabelled reviews), ``"fasttext"``, ``"scratch"``, or the path of saved vectors.
     The rest are :class:`~reviewsense.models.cnn.CNNParams`; ``history_`` as for ``SeedClassifier``.
     """
+
+    _family = "cnn"
 
     def __init__(self, embedding: str = "word2vec", embedding_dim: int = 100, max_length: int = 300,
                  max_tokens: int | None = 100_000, min_count: int = 2, filters: int = 64,
@@ -328,13 +332,14 @@ class CNNClassifier(_TextClassifier):
 
 
 class StackedClassifier(_TextClassifier):
-    _family = "ensemble"
     """What ``reviewsense train --preset best`` builds: ``linear`` (an :class:`NBLinearClassifier`)
     and ``network`` (a :class:`CNNClassifier`) trained on the same split, combined by a logistic
     regression fitted on their validation logits (scores of models that did not see those
     labels), then calibrated by length as one model. Their hyper-parameters are reached the
     scikit-learn way: ``StackedClassifier(...).set_params(linear__C=0.5, network__epochs=3)``.
     """
+
+    _family = "ensemble"
 
     def __init__(self, linear: NBLinearClassifier | None = None, network: CNNClassifier | None = None,
                  validation_size: float | int = 0.2, length_calibration: bool = True, random_state: int = 0):

@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--hash-bits", type=_positive, default=None, help="nblinear: 2**bits n-gram buckets (24)")
     m.add_argument("--min-df", type=_positive, default=None,
                    help="nblinear: drop n-grams found in fewer training texts (2)")
-    m.add_argument("--C", type=_positive_float, default=None, help="nblinear: inverse regularization (1.0)")
+    m.add_argument("--C", type=_positive_float, default=None,
+                   help="nblinear: inverse regularization (default 1.0 for two classes, 0.1 for more)")
     m.add_argument("--span-weight", type=_non_negative_float, default=None, metavar="W",
                    help="nblinear: weight of random spans of the training texts (windows of 1-20 words, a sentence) "
                         "in the fit, relative to a whole text; 0 = none (0.05)")

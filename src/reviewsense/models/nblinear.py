@@ -21,6 +21,7 @@ features a small numba loop that counts each n-gram once, where numba is install
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ from ..data.dataset import Dataset
 from ..data.spans import cut_spans
 from ..errors import ConfigError, ModelFileError
 from ..progress import log
-from ..text.ngrams import NgramVectorizer, tokenize
+from ..text.ngrams import NgramVectorizer, tokenize, workers
 from ..training.checkpoint import check_stop
 from .base import Predictor, check_shapes
 from .calibration import vector_scaling
@@ -45,7 +46,10 @@ class NBLinearParams:
     hash_bits: int = 24  # 16M buckets shared by the 2- and 3-grams
     min_df: int = 2  # features in fewer training texts get no weight (rare n-grams are noise)
     alpha: float = 1.0  # smoothing of the NB counts
-    C: float = 1.0  # inverse L2 strength of the logistic regression
+    # inverse L2 strength of the logistic regressions; None: 1.0 for two classes, 0.1 for more
+    # (one model per class: on IMDB's 8 star ratings 0.1 separated the classes of validation
+    # better, ROC-AUC +0.002 to +0.012, and fits in half the time)
+    C: float | None = None
     # True: an n-gram counts once per text. On IMDB validation held out by movie it scored
     # +0.3 points (C=0.1), within noise and not on test, and it predicts 10-20 % slower.
     binary: bool = False
@@ -185,8 +189,13 @@ def platt(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.array([model.coef_[0, 0], model.intercept_[0]], dtype=np.float32)
 
 
+def strength(params: NBLinearParams, classes: int) -> float:
+    """The C of the logistic regressions: ``params.C``, or the default for this many classes."""
+    return params.C if params.C is not None else 1.0 if classes == 2 else 0.1
+
+
 def _fit_weights(features, labels: np.ndarray, params: NBLinearParams,
-                 spans: tuple[Any, np.ndarray] | None = None) -> tuple[np.ndarray, float]:
+                 spans: tuple[Any, np.ndarray] | None = None, classes: int | None = None) -> tuple[np.ndarray, float]:
     """NB-scaled logistic regression; returns the folded weight vector and the intercept.
     ``spans`` (features, labels) join the fit with weight ``params.span_weight``; the NB
     ratios come from the whole texts.
@@ -212,7 +221,8 @@ def _fit_weights(features, labels: np.ndarray, params: NBLinearParams,
         features, labels = sp.vstack([features, spans[0]], format="csr"), np.concatenate([labels, spans[1]])
     scaled = features.multiply(ratio).tocsr()
     scaled.eliminate_zeros()  # the pruned features
-    model = LogisticRegression(C=params.C, solver="liblinear", dual=True, max_iter=params.max_iter, tol=params.tol,
+    model = LogisticRegression(C=strength(params, 2 if classes is None else classes), solver="liblinear", dual=True,
+                               max_iter=params.max_iter, tol=params.tol,
                                random_state=0)
     model.fit(scaled, labels, sample_weight=weights)
     return (model.coef_[0] * ratio).astype(np.float32), float(model.intercept_[0])
@@ -267,14 +277,16 @@ def _fit_classes(features, labels: np.ndarray, params: NBLinearParams, spans: tu
     if classes == 2:
         coef, intercept = _fit_weights(features, labels, params, spans)
         return coef[None, :], np.array([intercept])
-    rows, intercepts = [], []
-    for c in range(classes):
+
+    def one(c: int) -> tuple[np.ndarray, float]:
         check_stop(f"before fitting class {c + 1} of {classes}")
         mine = None if spans is None else (spans[0], (spans[1] == c).astype(np.int64))
-        coef, intercept = _fit_weights(features, (labels == c).astype(np.int64), params, mine)
-        rows.append(coef)
-        intercepts.append(intercept)
-    return np.stack(rows), np.array(intercepts)
+        return _fit_weights(features, (labels == c).astype(np.int64), params, mine, classes)
+
+    # liblinear releases the GIL: the classes' fits share the cores
+    with ThreadPoolExecutor(min(workers(), classes)) as pool:
+        fitted = list(pool.map(one, range(classes)))
+    return np.stack([coef for coef, _ in fitted]), np.array([intercept for _, intercept in fitted])
 
 
 def _spans(vectorizer: NgramVectorizer, data: Dataset, params: NBLinearParams) -> tuple[Any, np.ndarray] | None:
