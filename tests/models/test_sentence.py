@@ -59,3 +59,18 @@ def test_head_learns_and_exports_without_vectorizer(fake_encoder, tmp_path):
 def test_unknown_encoder_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="neither a folder nor an installed package"):
         sentence.resolve_encoder(str(tmp_path / "no-such-encoder"))
+
+
+def test_the_head_learns_three_classes(fake_encoder, tmp_path):
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 240)
+    texts = [("awful film", "film film", "great film")[y] for y in labels]
+    data = Dataset(texts, labels, class_names=("bad", "meh", "good"))
+    predictor, history = sentence.fit(data.subset(range(180)), data.subset(range(180, 240)),
+                                      sentence.SentenceParams(encoder="fake"),
+                                      FitOptions(epochs=80, batch_size=32, learning_rate=0.05, threads=1))
+    assert history.history["val_accuracy"][-1] == 1.0
+    save_model(predictor, tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    proba = loaded.predict_proba(["awful film", "film film", "great film"])
+    assert proba.shape == (3, 3) and proba.argmax(axis=1).tolist() == [0, 1, 2]
