@@ -281,7 +281,9 @@ def _fit_classes(features, labels: np.ndarray, params: NBLinearParams, spans: tu
     def one(c: int) -> tuple[np.ndarray, float]:
         check_stop(f"before fitting class {c + 1} of {classes}")
         mine = None if spans is None else (spans[0], (spans[1] == c).astype(np.int64))
-        return _fit_weights(features, (labels == c).astype(np.int64), params, mine, classes)
+        fitted = _fit_weights(features, (labels == c).astype(np.int64), params, mine, classes)
+        log(f"  class {c + 1} of {classes} fitted")  # minutes on large data: say how far it is
+        return fitted
 
     # liblinear releases the GIL: the classes' fits share the cores
     with ThreadPoolExecutor(min(workers(), classes)) as pool:
