@@ -130,3 +130,19 @@ def test_every_family_learns_three_classes_and_saves_them(make, tmp_path):
                                                                    abs=1e-3)
     model.save(tmp_path / "m")
     np.testing.assert_allclose(type(model).load(tmp_path / "m").predict_proba(test["text"]), proba, atol=1e-6)
+
+
+def test_info_lists_every_class(three, capsys):
+    assert main(["info", "--model", str(three / "run" / "model")]) == 0
+    assert "3: bad (0), good (1), meh (2)" in capsys.readouterr().out
+
+
+def test_a_class_with_no_training_row_is_refused(tmp_path):
+    from reviewsense.data.dataset import Dataset, check_split
+    from reviewsense.errors import DataError
+
+    names = ("bad", "good", "meh")
+    train = Dataset(["a", "b", "c", "d"], [0, 1, 0, 1], class_names=names)
+    held = Dataset(["e", "f"], [2, 0], class_names=names)
+    with pytest.raises(DataError, match="leaves no training row of class 'meh'"):
+        check_split(train, held, "--validation-size", 0.2)

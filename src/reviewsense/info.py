@@ -127,12 +127,14 @@ def _metric_line(values: dict[str, Any]) -> str:
 
 def format_info(info: dict[str, Any]) -> str:
     """The :func:`model_info` result as aligned lines for a terminal."""
-    negative, positive = info["class_names"]
+    names = info["class_names"]
+    classes = f"{names[0]} (0, negative), {names[1]} (1, positive)" if len(names) == 2 else \
+        f"{len(names)}: " + ", ".join(f"{name} ({i})" for i, name in enumerate(names))
     family = info["family"] + (f" ({' + '.join(map(str, info['members']))})" if info["members"] else "")
     lines = [
         ("model folder", info["path"]),
         ("family", family),
-        ("classes", f"{negative} (0, negative), {positive} (1, positive)"),
+        ("classes", classes),
         ("created", f"{info['created'] or 'not recorded'} with reviewsense {info['reviewsense_version'] or '?'}"),
         ("format", f"{info['format']} v{info['format_version']}"),
         ("size on disk", f"{_size(info['size_bytes'])} in {len(info['files'])} files (checksums verified)"),

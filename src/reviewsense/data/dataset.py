@@ -134,6 +134,11 @@ def check_split(train: Dataset, held: Dataset, what: str, size: int | float, hel
     if len(held) < min_held:
         raise DataError(f"{what} of {size} holds out {len(held)} row(s) of {len(train) + len(held)}: too few to "
                         f"measure anything (at least {min_held}); hold out more, or give a test file")
+    missing = sorted(set(held.labels.tolist()) - set(train.labels.tolist()))
+    if missing and len(train.class_names) > 2:  # a class the model could never learn
+        names = ", ".join(f"'{train.class_names[c]}'" for c in missing)
+        raise DataError(f"{what} of {size} leaves no training row of class {names} (all its rows are held out); "
+                        "give more rows of it, or hold out fewer")
     for part, side in ((train, "training"), (held, "held-out")):
         present = sorted(set(part.labels.tolist()))
         if len(present) > 1:
