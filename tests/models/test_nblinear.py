@@ -84,3 +84,11 @@ def test_spans_of_the_training_texts_join_the_fit_at_their_weight(sentiment_corp
     # settings saved as JSON (a list of windows) fit the same model again
     again, _ = fit(train, validation, NBLinearParams(**{**light.config, "span_windows": [1, 3, 8, 20]}))
     np.testing.assert_array_equal(again.weights["coef"], light.weights["coef"])
+
+
+def test_an_unfinished_fit_is_one_note_not_python_warnings(sentiment_corpus, monkeypatch, capsys, recwarn):
+    monkeypatch.setenv("REVIEWSENSE_QUIET", "0")
+    fit(sentiment_corpus(200, 0), sentiment_corpus(100, 1), NBLinearParams(hash_bits=12, max_iter=1, tol=1e-9,
+                                                                           refit=False))
+    assert "1 of 1 logistic regression(s) stopped at max_iter 1" in capsys.readouterr().err
+    assert not [w for w in recwarn if "converge" in str(w.message)]

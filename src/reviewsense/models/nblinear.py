@@ -20,6 +20,7 @@ features a small numba loop that counts each n-gram once, where numba is install
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -274,6 +275,23 @@ def _fit_classes(features, labels: np.ndarray, params: NBLinearParams, spans: tu
                  classes: int) -> tuple[np.ndarray, np.ndarray]:
     """``(models, features)`` weights and ``(models,)`` intercepts: one model for two classes
     (of class 1), else one per class against the rest."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:  # liblinear's, from every thread: one note below
+        warnings.simplefilter("always", ConvergenceWarning)
+        coef, intercept = _fit_all(features, labels, params, spans, classes)
+    stopped = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if stopped:
+        log(f"note: {stopped} of {1 if classes == 2 else classes} logistic regression(s) stopped at max_iter "
+            f"{params.max_iter} before their tolerance {params.tol:g} (the weights are used as they are)")
+    return coef, intercept
+
+
+def _fit_all(features, labels: np.ndarray, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None,
+             classes: int) -> tuple[np.ndarray, np.ndarray]:
     if classes == 2:
         coef, intercept = _fit_weights(features, labels, params, spans)
         return coef[None, :], np.array([intercept])
