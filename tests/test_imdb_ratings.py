@@ -18,7 +18,7 @@ ALL = ("train", "test", "unsup")
 STARS = ("1", "2", "3", "4", "7", "8", "9", "10")
 
 
-def _bigger_imdb(writer, root, per_rating: int = 6, test_per_rating: int = 2):
+def _bigger_imdb(writer, root, per_rating: int = 6, test_per_rating: int = 2, kind: str = "folder"):
     """An unpacked fake IMDB with every rating several times (made-up texts), and the movie of
     each review in urls_*.txt (4 reviews a movie), so validation is held out by movie."""
     reviews: dict[str, bytes] = {}
@@ -38,7 +38,7 @@ def _bigger_imdb(writer, root, per_rating: int = 6, test_per_rating: int = 2):
     for i in range(3):
         reviews[f"aclImdb/train/unsup/{i}_0.txt"] = b"unrated"
     reviews["aclImdb/train/urls_unsup.txt"] = b"http://www.imdb.com/title/tt0009999/usercomments\n" * 3
-    return writer["folder"](root, reviews)
+    return writer[kind](root, reviews)
 
 
 # -- by_rating / with_labels ------------------------------------------------------------------
@@ -92,15 +92,22 @@ def test_by_rating_needs_ratings():
 
 
 @pytest.mark.parametrize("kind", ["archive", "folder"])
-def test_load_splits_with_label_column_rating(kind, imdb_archive, imdb_folder):
-    path = imdb_archive if kind == "archive" else imdb_folder
-    splits = load_splits(DataSpec(path=str(path), label_column="rating", random_split=True, validation_size=2),
+def test_load_splits_with_label_column_rating(kind, imdb_writer, tmp_path):
+    path = _bigger_imdb(imdb_writer, tmp_path / ("imdb.tar.gz" if kind == "archive" else "imdb"), kind=kind)
+    splits = load_splits(DataSpec(path=str(path), label_column="rating", random_split=True, validation_size=8),
                          seed=0, want_unsup=True)
     for part in (splits.train, splits.validation, splits.test):
         assert part.class_names == STARS
         assert [STARS[k] for k in part.labels] == [str(r) for r in part.ratings]
-    assert splits.test.labels.tolist() == [0, 3, 7, 6]
+    assert sorted(splits.test.labels.tolist()) == sorted(list(range(8)) * 2)  # two test reviews of each rating
     assert splits.unlabelled is not None and (splits.unlabelled.labels == -1).all()
+
+
+def test_a_rating_held_out_whole_is_refused(imdb_archive):
+    """The small archive has one review of some ratings: held out, no model could learn them."""
+    with pytest.raises(DataError, match="leaves no training row of class"):
+        load_splits(DataSpec(path=str(imdb_archive), label_column="rating", random_split=True, validation_size=2),
+                    seed=0)
 
 
 def test_rating_split_is_the_label_split(imdb_writer, tmp_path):
@@ -161,7 +168,7 @@ def test_cli_refuses_other_label_columns_for_imdb(command, imdb_archive, tmp_pat
     assert "'label'" in line and "'rating'" in line
 
 
-def test_train_passes_label_column_to_the_data_spec(imdb_archive, tmp_path, monkeypatch):
+def test_train_passes_label_column_to_the_data_spec(imdb_writer, tmp_path, monkeypatch):
     from reviewsense import pipeline
 
     seen = {}
@@ -176,8 +183,8 @@ def test_train_passes_label_column_to_the_data_spec(imdb_archive, tmp_path, monk
 
     monkeypatch.setattr(pipeline, "train", fake_train)
     with pytest.raises(Stop):
-        main(["train", "--data", str(imdb_archive), "--label-column", "rating", "--run-dir", str(tmp_path / "run"),
-              "--validation-size", "2", "--random-split"])
+        main(["train", "--data", str(_bigger_imdb(imdb_writer, tmp_path / "imdb")), "--label-column", "rating",
+              "--run-dir", str(tmp_path / "run"), "--validation-size", "8", "--random-split"])
     assert seen["spec"].label_column == "rating"
     assert seen["splits"].train.class_names == STARS
 
