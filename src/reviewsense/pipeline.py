@@ -103,7 +103,8 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     if not resume:
         checkpoint.clear()  # a new run never continues an old one by accident
     config_dict = asdict(config)
-    config_dict["settings"] = {name: config.params_of(name) for name in config.families}  # as trained
+    # what this run set over each trained family's defaults (train's own and the given ones)
+    config_dict["settings"] = {name: config.params_of(name) for name in config.families}
     write_json(run_dir / "config.json", config_dict)  # first: --resume rebuilds the run from it
     vectors = resolve_vectors(config, splits)
     pretrained = time.perf_counter()
