@@ -99,14 +99,6 @@ class NBLinearPredictor(Predictor):
             score, lengths = self.vectorizer.score_rows_and_count(texts, self._rows, self._table)
         return slope * (score + self.weights["intercept"]) + offset, lengths
 
-    def class_coef(self, target: int | None = None) -> np.ndarray:
-        """The weight of every feature column for the logit of class ``target`` (two classes: the one vector)."""
-        if self.binary:
-            return self.weights["coef"]
-        coef = np.zeros(len(self._rows), dtype=np.float32)
-        coef[self._index] = self._table[1:, target or 0]
-        return coef
-
     def _attribute(self, text: str, target: int | None = None) -> Attribution:
         """Each n-gram occurrence contributes its weight (times the calibration slope)."""
         c = 0 if self.binary else target or 0
@@ -195,16 +187,19 @@ def strength(params: NBLinearParams, classes: int) -> float:
     return params.C if params.C is not None else 1.0 if classes == 2 else 0.1
 
 
-def _fit_weights(features, labels: np.ndarray, params: NBLinearParams,
-                 spans: tuple[Any, np.ndarray] | None = None, classes: int | None = None) -> tuple[np.ndarray, float]:
-    """NB-scaled logistic regression; returns the folded weight vector and the intercept.
-    ``spans`` (features, labels) join the fit with weight ``params.span_weight``; the NB
-    ratios come from the whole texts.
+@dataclass
+class _Design:
+    """What the fits of one training set share (every class's, one-vs-rest), computed once:
+    which features each text has and which are kept (``min_df``), and the rows fitted — the
+    texts, then the spans at their weight."""
 
-    liblinear's dual solver: with millions of features and tens of thousands of texts it is
-    about ten times faster than the primal one, for the same solution."""
-    from sklearn.linear_model import LogisticRegression
+    present: Any  # texts × features: 1 where the text has the feature
+    keep: np.ndarray | None  # 1 for features in at least min_df texts (None: min_df 1)
+    rows: Any  # texts × features, then spans × features
+    weights: np.ndarray | None  # each row's weight in the fit (None: all 1, no spans)
 
+
+def _design(features, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None) -> _Design:
     present = features.sign()
     keep = None
     if params.min_df > 1:
@@ -215,17 +210,31 @@ def _fit_weights(features, labels: np.ndarray, params: NBLinearParams,
             raise ConfigError(f"--min-df {params.min_df}: no n-gram occurs in at least {params.min_df:,} of the "
                               f"{features.shape[0]:,} training texts (the most common is in {most:,}); "
                               f"use --min-df {max(most, 1)} or less")
-    ratio = nb_ratio(present, labels, params.alpha, keep)
-    weights = None
-    if spans is not None and spans[0].shape[0]:
-        weights = np.r_[np.ones(features.shape[0]), np.full(spans[0].shape[0], params.span_weight)]
-        features, labels = sp.vstack([features, spans[0]], format="csr"), np.concatenate([labels, spans[1]])
-    scaled = features.multiply(ratio).tocsr()
+    if spans is None or not spans[0].shape[0]:
+        return _Design(present, keep, features, None)
+    weights = np.r_[np.ones(features.shape[0]), np.full(spans[0].shape[0], params.span_weight)]
+    return _Design(present, keep, sp.vstack([features, spans[0]], format="csr"), weights)
+
+
+def _fit_weights(design: _Design, labels: np.ndarray, span_labels: np.ndarray | None, params: NBLinearParams,
+                 classes: int = 2) -> tuple[np.ndarray, float]:
+    """NB-scaled logistic regression of ``labels`` (1 = the class fitted); returns the folded
+    weight vector and the intercept. The spans of ``design`` join the fit with their labels
+    ``span_labels`` at weight ``params.span_weight``; the NB ratios come from the whole texts.
+
+    liblinear's dual solver: with millions of features and tens of thousands of texts it is
+    about ten times faster than the primal one, for the same solution."""
+    from sklearn.linear_model import LogisticRegression
+
+    ratio = nb_ratio(design.present, labels, params.alpha, design.keep)
+    if design.weights is not None:
+        assert span_labels is not None
+        labels = np.concatenate([labels, span_labels])
+    scaled = design.rows.multiply(ratio).tocsr()
     scaled.eliminate_zeros()  # the pruned features
-    model = LogisticRegression(C=strength(params, 2 if classes is None else classes), solver="liblinear", dual=True,
-                               max_iter=params.max_iter, tol=params.tol,
-                               random_state=0)
-    model.fit(scaled, labels, sample_weight=weights)
+    model = LogisticRegression(C=strength(params, classes), solver="liblinear", dual=True, max_iter=params.max_iter,
+                               tol=params.tol, random_state=0)
+    model.fit(scaled, labels, sample_weight=design.weights)
     return (model.coef_[0] * ratio).astype(np.float32), float(model.intercept_[0])
 
 
@@ -292,14 +301,16 @@ def _fit_classes(features, labels: np.ndarray, params: NBLinearParams, spans: tu
 
 def _fit_all(features, labels: np.ndarray, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None,
              classes: int) -> tuple[np.ndarray, np.ndarray]:
+    design = _design(features, params, spans)  # once: every class's fit shares it
+    span_labels = None if spans is None else spans[1]
     if classes == 2:
-        coef, intercept = _fit_weights(features, labels, params, spans)
+        coef, intercept = _fit_weights(design, labels, span_labels, params)
         return coef[None, :], np.array([intercept])
 
     def one(c: int) -> tuple[np.ndarray, float]:
         check_stop(f"before fitting class {c + 1} of {classes}")
-        mine = None if spans is None else (spans[0], (spans[1] == c).astype(np.int64))
-        fitted = _fit_weights(features, (labels == c).astype(np.int64), params, mine, classes)
+        mine = None if span_labels is None else (span_labels == c).astype(np.int64)
+        fitted = _fit_weights(design, (labels == c).astype(np.int64), mine, params, classes)
         log(f"  class {c + 1} of {classes} fitted")  # minutes on large data: say how far it is
         return fitted
 
