@@ -146,3 +146,11 @@ def test_a_class_with_no_training_row_is_refused(tmp_path):
     held = Dataset(["e", "f"], [2, 0], class_names=names)
     with pytest.raises(DataError, match="leaves no training row of class 'meh'"):
         check_split(train, held, "--validation-size", 0.2)
+
+
+def test_the_same_seed_gives_the_same_multiclass_model(monkeypatch):
+    """liblinear shuffles with a process-wide rand(): class fits in parallel threads would not repeat."""
+    monkeypatch.setenv("REVIEWSENSE_THREADS", "2")
+    train, test = _corpus(900, 3), _corpus(100, 4)
+    first, second = (NBLinearClassifier(hash_bits=14).fit(train["text"], train["label"]) for _ in range(2))
+    np.testing.assert_array_equal(first.decision_function(test["text"]), second.decision_function(test["text"]))

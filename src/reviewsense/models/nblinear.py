@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,7 +32,7 @@ from ..data.dataset import Dataset
 from ..data.spans import cut_spans
 from ..errors import ConfigError, ModelFileError
 from ..progress import log
-from ..text.ngrams import NgramVectorizer, tokenize, workers
+from ..text.ngrams import NgramVectorizer, tokenize
 from ..training.checkpoint import check_stop
 from .base import Predictor, check_shapes
 from .calibration import vector_scaling
@@ -314,9 +313,10 @@ def _fit_all(features, labels: np.ndarray, params: NBLinearParams, spans: tuple[
         log(f"  class {c + 1} of {classes} fitted")  # minutes on large data: say how far it is
         return fitted
 
-    # liblinear releases the GIL: the classes' fits share the cores
-    with ThreadPoolExecutor(min(workers(), classes)) as pool:
-        fitted = list(pool.map(one, range(classes)))
+    # one after another: liblinear shuffles with the C library's global rand(), so fits in
+    # parallel threads (it releases the GIL) would draw from one another's sequence and the
+    # same seed would not give the same model
+    fitted = [one(c) for c in range(classes)]
     return np.stack([coef for coef, _ in fitted]), np.array([intercept for _, intercept in fitted])
 
 
