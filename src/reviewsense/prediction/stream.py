@@ -314,7 +314,8 @@ class ResultWriter:
         rounded = [row["probability"] for row in rows]
         labels = np.array([row["label"] for row in rows], dtype=np.int16)
         names = [row["label_name"] for row in rows]
-        each = np.round(proba.astype(np.float64), DIGITS)
+        each = np.array([list(row["probabilities"].values()) for row in rows], dtype=np.float64).reshape(
+            len(rows), len(self.class_names))  # rounded once, by result_row
         if self.fmt == "parquet":
             self._write_parquet(rounded, labels, names, extra, each)
             return
