@@ -71,7 +71,9 @@ def test_train_writes_the_run_folder(run):
     assert len(rows) == history["epochs"] + 1
 
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["epochs"] == 15 and config["batch_size"] == 32 and config["settings"]["seed"]["embedding_dim"] == 16
+    seed = config["settings"]["seed"]
+    assert seed["epochs"] == 15 and seed["batch_size"] == 32 and seed["embedding_dim"] == 16
+    assert set(config["settings"]) == {"seed"}  # only the trained family's settings
     for png in ("loss.png", "accuracy.png"):
         assert (run_dir / png).read_bytes()[:4] == b"\x89PNG"
     readme = (run_dir / "README.md").read_text()
@@ -91,7 +93,7 @@ def test_train_with_the_default_embedding_pretrains_word2vec(toy_csv, tmp_path, 
     assert main(["train", "--model", "seed", "--data", str(toy_csv), "--run-dir", str(run_dir), "--epochs", "2",
                  "--embedding-dim", "8", "--threads", "1"]) == 0
     manifest = json.loads((run_dir / "model" / "manifest.json").read_text())
-    assert manifest["training"]["config"]["embedding"] == "word2vec"
+    assert manifest["training"]["config"]["settings"]["seed"]["embedding"] == "word2vec"
     assert manifest["config"]["embedding_source"] == "pretrained"
     assert manifest["config"]["embedding_dim"] == 8
     assert 0 <= json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] <= 1
@@ -385,8 +387,9 @@ def test_validation_size_too_large(toy_csv, tmp_path, capsys):
 
 
 def test_out_of_range_ngrams_is_a_clean_error(toy_csv, tmp_path, capsys):
-    rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--ngrams", "9"])
-    assert "ngrams" in read_error_line(capsys, rc)
+    with pytest.raises(SystemExit) as stop:  # argparse checks the range the family declares
+        main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "r"), "--ngrams", "9"])
+    assert stop.value.code == 2 and "--ngrams: must be ≤ 5, got 9" in capsys.readouterr().err
 
 
 def test_train_when_the_held_out_test_split_has_one_class(tmp_path, capsys):

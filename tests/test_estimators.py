@@ -118,8 +118,9 @@ def test_load_refuses_a_folder_of_another_estimator(corpus, tmp_path):
 def test_the_tutorials_network_as_an_estimator(corpus):
     pytest.importorskip("torch")
     texts, labels = corpus
-    model = SeedClassifier(embedding_dim=8, hidden_units=4, epochs=4, batch_size=32, learning_rate=0.02,
-                           threads=1)
+    model = SeedClassifier(embedding="scratch", ngrams=1, embedding_dim=8,
+                           hidden_units=4, epochs=4, batch_size=32, learning_rate=0.02,
+                           n_jobs=1)
     assert clone(model).get_params() == model.get_params()
     model.fit(texts, labels)
     assert 1 <= model.history_.epochs <= 4
@@ -128,7 +129,7 @@ def test_the_tutorials_network_as_an_estimator(corpus):
     assert model.score(texts, labels) > 0.8
 
 
-TINY_CNN = {"embedding_dim": 8, "filters": 4, "widths": (2, 3), "epochs": 3, "batch_size": 32, "threads": 1,
+TINY_CNN = {"embedding_dim": 8, "filters": 4, "widths": (2, 3), "epochs": 3, "batch_size": 32, "n_jobs": 1,
             "max_length": 20, "min_count": 1}
 
 

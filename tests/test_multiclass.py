@@ -109,12 +109,12 @@ def test_the_api_returns_every_class(three):
 
 @pytest.mark.parametrize("make", [
     lambda: NBLinearClassifier(hash_bits=12),
-    lambda: SeedClassifier(embedding_dim=8, epochs=20, batch_size=32, threads=1),
+    lambda: SeedClassifier(embedding="scratch", embedding_dim=8, epochs=20, batch_size=32, n_jobs=1),
     lambda: CNNClassifier(embedding="scratch", embedding_dim=8, filters=8, epochs=10, learning_rate=1e-2,
-                          threads=1),
+                          n_jobs=1),
     lambda: StackedClassifier(linear=NBLinearClassifier(hash_bits=12),
                               network=CNNClassifier(embedding="scratch", embedding_dim=8, filters=4, epochs=2,
-                                                    threads=1)),
+                                                    n_jobs=1)),
 ], ids=["nblinear", "seed", "cnn", "stacked"])
 def test_every_family_learns_three_classes_and_saves_them(make, tmp_path):
     train, test = _corpus(600, 1), _corpus(200, 2)

@@ -15,18 +15,31 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .estimators import CNNClassifier, NBLinearClassifier, SeedClassifier, StackedClassifier
+    from .estimators import (
+        CNNClassifier,
+        NBLinearClassifier,
+        SeedClassifier,
+        SentenceClassifier,
+        StackedClassifier,
+        estimator_class,
+    )
     from .models.base import Predictor
+    from .models.registry import Family, register
 
-_ESTIMATORS = ("NBLinearClassifier", "SeedClassifier", "CNNClassifier", "StackedClassifier")
+_ESTIMATORS = ("NBLinearClassifier", "SeedClassifier", "CNNClassifier", "SentenceClassifier", "StackedClassifier",
+               "estimator_class")
 
 
 def __getattr__(name: str):
-    """The estimators, imported when first used (``import reviewsense`` stays light)."""
+    """The estimators and the registry, imported when first used (``import reviewsense`` stays light)."""
     if name in _ESTIMATORS:
         from . import estimators
 
         return getattr(estimators, name)
+    if name in ("Family", "register"):
+        from .models import registry
+
+        return getattr(registry, name)
     raise AttributeError(f"module 'reviewsense' has no attribute {name!r}")
 
 
@@ -37,4 +50,5 @@ def load(path: str) -> Predictor:
     return load_model(path)
 
 
-__all__ = ["CNNClassifier", "NBLinearClassifier", "SeedClassifier", "StackedClassifier", "load", "__version__"]
+__all__ = ["CNNClassifier", "Family", "NBLinearClassifier", "SeedClassifier", "SentenceClassifier", "StackedClassifier",
+           "estimator_class", "load", "register", "__version__"]

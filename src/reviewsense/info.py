@@ -12,12 +12,15 @@ from typing import Any
 
 from .errors import ModelFileError
 from .export.bundle import MANIFEST, _verify_files, read_manifest
-from .models.base import check_family
+from .models.registry import check_family
 
 # recorded metrics shown, in this order (the manifest holds what evaluate() returned)
 METRIC_KEYS = ("accuracy", "loss", "f1", "macro_f1", "mae", "roc_auc", "ece", "count")
-# the training settings worth a line, per kind of run (the whole configuration is in the manifest)
-SETTING_KEYS = {  # "linear" and "cnn": runs from before the family registry's "settings"
+# the training settings worth a line: the run's own, and every parameter of the family it trained
+# ("settings": family → its parameters; the whole configuration is in the manifest)
+RUN_KEYS = ("model", "preset", "seed", "class_weight", "length_calibration", "settings")
+# runs written by earlier versions, per kind of run ("linear" and "cnn": before the family registry)
+SETTING_KEYS = {
     "preset": ("preset", "seed", "settings", "linear", "cnn", "length_calibration"),
     "seed": ("model", "embedding", "seed", "epochs", "batch_size", "learning_rate", "early_stopping", "settings",
              "length_calibration"),
@@ -101,8 +104,30 @@ def _is_imdb(path: str) -> bool:
 
 
 def _setting_keys(settings: dict[str, Any]) -> tuple[str, ...]:
+    if "n_jobs" in settings:  # written by this version: the family's parameters hold its schedule
+        return RUN_KEYS
     kind = "preset" if settings.get("preset") else str(settings.get("model"))
     return SETTING_KEYS.get(kind, ("model", "seed", "settings"))
+
+
+def _shown_settings(settings: dict[str, Any]) -> str:
+    """``key=value`` pairs; a family's parameters as those that differ from its defaults."""
+    from .models.params import defaults
+    from .models.registry import families
+
+    parts = []
+    for key, value in settings.items():
+        if value in (None, {}):
+            continue
+        if key != "settings" or not isinstance(value, dict):
+            parts.append(f"{key}={value}")
+            continue
+        for name, params in value.items():
+            declared = families().get(name)
+            base = defaults(declared.params) if declared is not None else {}
+            changed = {k: v for k, v in _dict(params).items() if k not in base or base[k] != v}
+            parts.append(f"{name}: " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"))
+    return ", ".join(parts)
 
 
 def _size(count: int) -> str:
@@ -162,8 +187,7 @@ def format_info(info: dict[str, Any]) -> str:
             best = training["epochs"]["best"]
             lines.append(("epochs", f"{training['epochs']['run']}" + (f" (best: {best})" if best else "")))
         if training["settings"]:
-            lines.append(("settings", ", ".join(f"{k}={v}" for k, v in training["settings"].items()
-                                                if v not in (None, {}))))
+            lines.append(("settings", _shown_settings(training["settings"])))
     else:
         lines.append(("training", "not recorded"))
     width = max(len(label) for label, _ in lines)

@@ -14,47 +14,36 @@ export, everything written into one run folder.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._fs import fingerprint, write_json, write_text
-from .data.download import cache_dir
+from ._fs import write_json, write_text
 from .data.splits import DataSpec, Splits, load_splits
-from .models.registry import FitJob, Fitted, family
+from .models.registry import Fitted
 from .progress import log
+from .run_config import TrainConfig, resume_config
+from .run_folder import check_run_dir, model_card, peak_rss_mb, remove_stale, run_files
 from .training.checkpoint import Checkpoint, Interrupted, check_stop, stop_on_signals
-from .training.config import TrainConfig, resume_config
-from .training.history import EarlyStopping
-from .training.run_folder import check_run_dir, model_card, peak_rss_mb, remove_stale, run_files
-from .training.torch_loop import FitOptions
 
-__all__ = ["DataSpec", "Fitted", "Splits", "TrainConfig", "calibrate", "load_splits", "resolve_vectors",
-           "resume_config", "train"]
+if TYPE_CHECKING:
+    from .estimators import TextClassifier
+
+__all__ = ["DataSpec", "Fitted", "Splits", "TrainConfig", "build_estimator", "calibrate", "load_splits",
+           "resolve_vectors", "resume_config", "train"]
 
 
 def resolve_vectors(config: TrainConfig, splits: Splits):
-    """The pretrained word vectors for ``--embedding``, or None for 'scratch'."""
-    from .text.word_vectors import load_word_vectors, pretrain
+    """The pretrained word vectors the run's ``embedding`` names (None for 'scratch'): pretrained
+    on the training split and IMDB's unlabelled reviews (never test), cached."""
+    from .text.word_vectors import vectors_for
 
-    choice = config.embedding
-    if not config.uses_word_vectors or choice == "scratch" or choice.startswith("sentence:"):
+    if not config.uses_word_vectors:
         return None
-    if choice in ("word2vec", "fasttext"):
-        # Unlabelled text only: the training split and IMDB's unsup reviews, never test.
-        texts = list(splits.train.texts) + (list(splits.unlabelled.texts) if splits.unlabelled else [])
-        settings: dict[str, Any] = {"method": choice, "dim": config.embedding_dim,
-                                    "epochs": config.pretrain_epochs, "seed": config.seed}
-        cached = cache_dir() / "vectors" / fingerprint(texts, json.dumps(settings, sort_keys=True))[:20]
-        if (cached / "vectors.json").is_file():
-            log(f"using cached {choice} vectors from {cached}")
-            return load_word_vectors(cached)
-        vectors = pretrain(texts, method=choice, dim=settings["dim"], epochs=settings["epochs"], seed=config.seed)
-        vectors.save(cached)
-        return vectors
-    return load_word_vectors(choice)
+    choice, dim = config.vector_settings()
+    texts = list(splits.train.texts) + (list(splits.unlabelled.texts) if splits.unlabelled else [])
+    return vectors_for(choice, texts, dim, seed=config.seed, epochs=config.pretrain_epochs, cache=True)
 
 
 def calibrate(fitted: Fitted, splits: Splits, seed: int = 0) -> None:
@@ -66,17 +55,32 @@ def calibrate(fitted: Fitted, splits: Splits, seed: int = 0) -> None:
                         seed=seed)
 
 
+def build_estimator(config: TrainConfig) -> TextClassifier:
+    """The estimator ``reviewsense train`` fits: the family's own, with the run's settings (the
+    same class and ``fit`` a Python user has)."""
+    from .estimators import StackedClassifier, estimator_class
+
+    common: dict[str, Any] = {"length_calibration": config.length_calibration, "random_state": config.seed,
+              "n_jobs": config.n_jobs, "class_weight": config.class_weight}
+
+    def member(name: str) -> TextClassifier:
+        own = {k: tuple(v) if isinstance(v, list) else v for k, v in config.params_of(name).items()}
+        return estimator_class(name)(**own, random_state=config.seed, n_jobs=config.n_jobs)
+
+    if config.family == "ensemble":
+        return StackedClassifier(*(member(name) for name in config.families[1:]), **common)
+    own = {k: tuple(v) if isinstance(v, list) else v for k, v in config.params_of(config.family).items()}
+    return estimator_class(config.family)(**own, **common)
+
+
 def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | None = None) -> Fitted:
-    """Train the configured family, through the registry (reviewsense.models.registry)."""
-    options = FitOptions(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-                         seed=config.seed, threads=config.threads, checkpoint=checkpoint,
-                         early_stopping=EarlyStopping(patience=config.patience) if config.early_stopping else None)
-    settings = {name: config.params_of(name) for name in config.families}
-    job = FitJob(splits.train, splits.validation, options, vectors, settings)
-    name = config.family
-    declared = family(name)
-    assert declared.fit is not None  # TrainConfig.check: a trainable family
-    return declared.fit(job, job.params(name))
+    """Train the configured family through its estimator's ``fit_split``: the same checks, fit and
+    length calibration as ``Estimator.fit`` from Python."""
+    size = config.data.validation_size if config.data.validation_size is not None else "(default)"
+    estimator = build_estimator(config)
+    estimator.fit_split(splits.train, splits.validation, vectors=vectors, checkpoint=checkpoint,
+                        what="--validation-size", size=size)
+    return estimator.fitted_
 
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
@@ -94,7 +98,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     check_run_dir(run_dir, overwrite=overwrite or resume)
     started = time.perf_counter()
     previous = run_files(run_dir) if overwrite else {}
-    want_unsup = config.uses_word_vectors and config.embedding in ("word2vec", "fasttext")
+    want_unsup = config.uses_word_vectors and config.vector_settings()[0] in ("word2vec", "fasttext")
     splits = load_splits(config.data, seed=config.seed, want_unsup=want_unsup)
     log(f"data: train {len(splits.train):,}, validation {len(splits.validation):,}, test {len(splits.test):,}"
         f" from {splits.source}")
@@ -103,8 +107,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     if not resume:
         checkpoint.clear()  # a new run never continues an old one by accident
     config_dict = asdict(config)
-    # what this run set over each trained family's defaults (train's own and the given ones)
-    config_dict["settings"] = {name: config.params_of(name) for name in config.families}
+    config_dict["settings"] = config.resolved()  # every parameter of each trained family, defaults included
     write_json(run_dir / "config.json", config_dict)  # first: --resume rebuilds the run from it
     vectors = resolve_vectors(config, splits)
     pretrained = time.perf_counter()
@@ -112,9 +115,6 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         try:
             fitted = _fit(config, splits, vectors, checkpoint)
             check_stop("after training, before evaluation")  # a stop asked during a closed-form fit
-            if config.length_calibration:
-                log("calibrating on spans of the validation reviews (1 word to the whole review)")
-                calibrate(fitted, splits, seed=config.seed)
         except Interrupted as exc:
             if not checkpoint.exists():  # stopped before any resumable state: resuming starts over
                 checkpoint.save({}, {"stage": "start"})

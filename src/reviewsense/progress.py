@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -13,8 +15,37 @@ from tqdm.auto import tqdm
 T = TypeVar("T")
 
 
+# Set for one call by the estimators' ``verbose`` and ``n_jobs`` (``settings``); otherwise the
+# environment gives the CLI's defaults (REVIEWSENSE_QUIET=1, REVIEWSENSE_THREADS=N).
+_verbose: ContextVar[bool | None] = ContextVar("reviewsense_verbose", default=None)
+_threads: ContextVar[int | None] = ContextVar("reviewsense_threads", default=None)
+
+
 def quiet() -> bool:
+    verbose = _verbose.get()
+    if verbose is not None:
+        return not verbose
     return os.environ.get("REVIEWSENSE_QUIET", "") not in ("", "0")
+
+
+def threads() -> int:
+    """Threads for the work that uses several: ``n_jobs`` where a caller set it, else
+    ``$REVIEWSENSE_THREADS``, else every core."""
+    return max(1, _threads.get() or int(os.environ.get("REVIEWSENSE_THREADS") or os.cpu_count() or 1))
+
+
+@contextmanager
+def settings(verbose: bool | None = None, n_jobs: int | None = None) -> Iterator[None]:
+    """Within the block: progress shown or not (``verbose``), and this many threads (``n_jobs``;
+    -1 or None: the default). Per thread of control (a ContextVar), not process-wide."""
+    cores = os.cpu_count() or 1
+    jobs = None if n_jobs is None else cores if n_jobs < 0 else n_jobs
+    tokens = (_verbose.set(verbose), _threads.set(jobs))
+    try:
+        yield
+    finally:
+        _verbose.reset(tokens[0])
+        _threads.reset(tokens[1])
 
 
 def bar(iterable: Iterable[T] | None = None, **kwargs: Any) -> Any:

@@ -156,10 +156,10 @@ def test_kernels_wider_than_the_text_score_and_explain_like_torch():
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"max_length": 0}, "max_length must be at least 1"),
+    ({"max_length": 0}, "cnn: max_length must be ≥ 1, got 0"),
     ({"widths": []}, "widths must be a non-empty list"),
-    ({"widths": [3, 0]}, "widths must be a non-empty list"),
-    ({"dropout": 1.0}, "dropout must be in"),
+    ({"widths": [3, 0]}, "widths: each item must be ≥ 1, got 0"),
+    ({"dropout": 1.0}, "dropout must be < 1"),
     ({"filterz": 3}, "'cnn' has no setting 'filterz'"),
 ])
 def test_bad_network_settings_are_refused_before_any_data_is_read(tmp_path, settings, message):
@@ -176,6 +176,6 @@ def test_network_settings_without_the_preset_are_refused(tmp_path):
     from reviewsense.errors import ConfigError
     from reviewsense.pipeline import DataSpec, TrainConfig, train
 
-    with pytest.raises(ConfigError, match="the 'cnn' settings are for --preset best; this run trains nblinear"):
+    with pytest.raises(ConfigError, match="the 'cnn' settings are for --model cnn or --preset best; this run trains "):
         train(TrainConfig(run_dir=str(tmp_path / "run"), data=DataSpec(path=str(tmp_path / "x.csv")),
                           settings={"cnn": {"epochs": 2}}))

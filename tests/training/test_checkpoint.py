@@ -15,7 +15,7 @@ import pytest
 from reviewsense.errors import Interrupted, ModelFileError
 from reviewsense.training.checkpoint import Checkpoint, request_stop, stop_on_signals, stop_requested
 from reviewsense.training.history import EarlyStopping
-from reviewsense.training.torch_loop import Features, FitOptions, Ragged, fit
+from reviewsense.training.torch_loop import Callback, Features, FitOptions, Ragged, fit
 
 torch = pytest.importorskip("torch")
 
@@ -49,13 +49,14 @@ def _run(checkpoint=None, stop_after_epoch=None, kind="seed"):
         train, validation = _padded(train), _padded(validation)
     module = _module(kind)
 
-    def on_epoch(epoch, _values):
-        if epoch == stop_after_epoch:
-            request_stop()
+    class StopAfter(Callback):
+        def on_epoch_end(self, loop, epoch, logs):
+            if epoch == stop_after_epoch:
+                request_stop()
 
     options = FitOptions(epochs=6, batch_size=16, learning_rate=0.05, threads=1, checkpoint=checkpoint,
-                         early_stopping=EarlyStopping(patience=10))
-    history = fit(module, train, validation, options, on_epoch=on_epoch)
+                         early_stopping=EarlyStopping(patience=10), callbacks=[StopAfter()])
+    history = fit(module, train, validation, options)
     return module, history
 
 
@@ -189,8 +190,8 @@ def test_cli_signal_then_resume_gives_the_same_metrics(tmp_path, whole_run, sign
 
 
 CNN = {"embedding_dim": 8, "filters": 4, "epochs": 3, "batch_size": 32, "max_length": 40}
-PRESET = {"preset": "best", "embedding": "scratch", "threads": 1,
-          "settings": {"nblinear": {"hash_bits": 12}, "cnn": CNN}}
+PRESET = {"preset": "best", "n_jobs": 1,
+          "settings": {"nblinear": {"hash_bits": 12}, "cnn": {**CNN, "embedding": "scratch"}}}
 
 
 def test_preset_best_stopped_in_its_linear_stage_resumes(tmp_path, toy_csv, monkeypatch):

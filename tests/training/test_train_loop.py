@@ -8,7 +8,7 @@ import pytest
 from reviewsense.models.seed import build_module
 from reviewsense.text.vectorizer import TextVectorizer
 from reviewsense.training.history import EarlyStopping
-from reviewsense.training.torch_loop import Features, FitOptions, Ragged, evaluate_module, fit
+from reviewsense.training.torch_loop import Callback, Features, FitOptions, Ragged, evaluate_module, fit
 
 torch = pytest.importorskip("torch")
 
@@ -53,11 +53,18 @@ def test_fit_reports_every_epoch_and_returns_an_eval_mode_module(toy_corpus):
     v = TextVectorizer().adapt(texts[:60])
     train, validation = _ragged(texts[:60], labels[:60], v), _ragged(texts[60:], labels[60:], v)
     seen = []
+
+    class Record(Callback):
+        def on_epoch_end(self, loop, epoch, logs):
+            seen.append((epoch, dict(logs)))
+            logs["val_error"] = 1 - logs["val_accuracy"]  # a metric of the user's own joins the History
+
     torch.manual_seed(0)
     module = build_module(v.vocabulary_size, 8, 4)
-    history = fit(module, train, validation, FitOptions(epochs=4, batch_size=16, learning_rate=0.01, threads=1),
-                  on_epoch=lambda epoch, values: seen.append((epoch, values)))
+    history = fit(module, train, validation, FitOptions(epochs=4, batch_size=16, learning_rate=0.01, threads=1,
+                                                        callbacks=[Record()]))
     assert [e for e, _ in seen] == [1, 2, 3, 4]
+    assert history.history["val_error"] == pytest.approx([1 - a for a in history.history["val_accuracy"]])
     assert [v["val_loss"] for _, v in seen] == history.history["val_loss"]
     assert not module.training
     assert history.stopped_epoch is None

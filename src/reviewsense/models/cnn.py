@@ -14,13 +14,13 @@ product per batch), so an exported model loads and predicts without torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..data.dataset import Dataset
-from ..errors import ConfigError, ModelFileError, require
+from ..errors import ModelFileError, require
 from ..progress import log
 from ..text.vectorizer import TextVectorizer
 from ..text.word_vectors import WordVectors, embedding_matrix
@@ -29,45 +29,31 @@ from ..training.torch_loop import Features, FitOptions, evaluate_module
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
 from .explanation import Attribution
+from .params import Schedule, default, param
 from .registry import Family, FitJob, Fitted
-from .seed import output_layer, outputs
+from .seed import EMBEDDING_HELP, output_layer, outputs
 
 
 @dataclass
-class CNNParams:
-    """Settings of the network and of its training (chosen on IMDB validation, README)."""
+class CNNParams(Schedule):
+    """Settings of the network and of its training (chosen on IMDB validation, docs/benchmarks.md)."""
 
-    max_length: int = 300  # words read per text: the first and the last half of a longer one
-    max_tokens: int | None = 100_000
-    min_count: int = 2
-    embedding_dim: int = 100  # without pretrained vectors (else their size)
-    filters: int = 64  # per width
-    widths: list[int] = field(default_factory=lambda: [3, 4, 5])
-    dropout: float = 0.5
-    epochs: int = 6
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    patience: int = 2  # early stopping on val_loss, best epoch restored
-    # True: a final fit on train + validation for the best epoch count (the stack is fitted on
-    # the first fit's validation logits). Off by default: on IMDB it adds ~3.5 minutes, more
-    # than the preset's 15-minute budget allows on a slow machine, for a gain within noise.
-    refit: bool = False
-
-    def check(self) -> CNNParams:
-        """Refuse settings that would train a model that ignores its input or cannot load."""
-        problems = [f"{name} must be at least 1" for name, value in (("max_length", self.max_length),
-                                                                      ("filters", self.filters),
-                                                                      ("epochs", self.epochs),
-                                                                      ("batch_size", self.batch_size))
-                    if not isinstance(value, int) or value < 1]
-        if not self.widths or any(not isinstance(w, int) or w < 1 for w in self.widths):
-            problems.append("widths must be a non-empty list of positive integers")
-        if not 0 <= self.dropout < 1:
-            problems.append("dropout must be in [0, 1)")
-        if problems:
-            raise ConfigError(f"cnn settings: {'; '.join(problems)}")
-        return self
-
+    embedding: str = param("word2vec", EMBEDDING_HELP, metavar="SOURCE")
+    max_length: int = param(300, "words read per text: the first and the last half of a longer one", ge=1)
+    max_tokens: int | None = param(100_000, "vocabulary size (None: every word)", ge=1)
+    min_count: int = param(2, "drop words seen fewer times in the training texts", ge=1)
+    embedding_dim: int = param(100, "embedding size (without pretrained vectors; else their size)", ge=1)
+    filters: int = param(64, "convolution filters per width", ge=1)
+    widths: list[int] = param([3, 4, 5], "convolution widths, in words", ge=1, cli=False)
+    dropout: float = param(0.5, "dropout before the output layer", ge=0, lt=1)
+    epochs: int = default(Schedule, "epochs", 6)
+    batch_size: int = default(Schedule, "batch_size", 64)
+    learning_rate: float = default(Schedule, "learning_rate", 2e-3)
+    patience: int = default(Schedule, "patience", 2)
+    # Off by default: on IMDB it adds ~3.5 minutes, more than the preset's 15-minute budget
+    # allows on a slow machine, for a gain within noise.
+    refit: bool = param(False, "a final fit on train + validation for the best epoch count (the stack is "
+                        "fitted on the first fit's validation logits)")
 
 def head_tail(ids: np.ndarray, offsets: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Ragged token ids → a zero-padded ``(texts, longest kept)`` matrix and the kept lengths.
@@ -258,7 +244,8 @@ def fit(train: Dataset, validation: Dataset, params: CNNParams, options: FitOpti
         dim = vectors.dim
         log(f"cnn: {vectorizer.vocabulary_size:,} words, {coverage:.1%} with pretrained vectors (dim {dim})")
     data = {name: Features(head_tail(*vectorizer.encode_ragged(ds.texts), params.max_length)[0], ds.labels,
-                           dtype=np.int64) for name, ds in (("train", train), ("validation", validation))}
+                           dtype=np.int64, weights=ds.weights) for name, ds in (("train", train),
+                                                                                ("validation", validation))}
     import torch
 
     torch.manual_seed(options.seed)
@@ -269,7 +256,8 @@ def fit(train: Dataset, validation: Dataset, params: CNNParams, options: FitOpti
         epochs = history.best_epoch or history.epochs
         log(f"cnn: refitting on train + validation ({len(train) + len(validation):,} texts, {epochs} epochs)")
         both = Features(_stack_rows(data["train"].rows, data["validation"].rows),
-                        np.concatenate([train.labels, validation.labels]), dtype=np.int64)
+                        np.concatenate([train.labels, validation.labels]), dtype=np.int64,
+                        weights=None if train.weights is None else np.r_[train.weights, np.ones(len(validation))])
         torch.manual_seed(options.seed)
         module = build_module(vectorizer.vocabulary_size, dim, params, init, len(train.class_names))
         # no checkpoint: a stop here ends the run and resuming starts the preset over
@@ -286,20 +274,11 @@ def _stack_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def fit_family(job: FitJob, params: CNNParams) -> Fitted:
-    """The network's own schedule (its ``epochs``, ``batch_size``, ``learning_rate``, ``patience``)."""
-    from ..training.history import EarlyStopping
-
-    stopping = EarlyStopping(patience=params.patience) if job.options.early_stopping is not None else None
-    options = replace(job.options, epochs=params.epochs, batch_size=params.batch_size,
-                      learning_rate=params.learning_rate, eval_batch_size=512, early_stopping=stopping)
+    options = replace(job.options(params), eval_batch_size=512)
     predictor, history, validation_logits = fit(job.train, job.validation, params, options, job.vectors)
     return Fitted(predictor, history, validation_logits=validation_logits)  # of the first fit, with refit
 
 
 FAMILY = Family(
     name="cnn", summary="convolutions of 3, 4 and 5 words over word vectors (--preset best's network)",
-    params=CNNParams, predictor=CNNPredictor, fit=fit_family,
-    flags={"--embedding-dim": "embedding_dim", "--max-tokens": "max_tokens", "--sequence-length": "max_length",
-           "--epochs": "epochs", "--batch-size": "batch_size", "--learning-rate": "learning_rate",
-           "--patience": "patience"},
-    epochs=True, word_vectors=True)
+    params=CNNParams, predictor=CNNPredictor, fit=fit_family, estimator="CNNClassifier", word_vectors=True)

@@ -16,10 +16,11 @@ import numpy as np
 
 from ..errors import ConfigError, ModelFileError
 from ..text import MemberVectorizers
-from .base import Predictor, check_shapes, predictor_class
+from .base import Predictor, check_shapes
 from .calibration import SoftmaxLengthCalibration, calibration_from_dict
 from .explanation import Explanation, combine
-from .registry import Family, FitJob, Fitted, family
+from .params import param
+from .registry import Family, FitJob, Fitted, family, predictor_class
 
 
 class EnsemblePredictor(Predictor):
@@ -169,7 +170,8 @@ def describe(ensemble: EnsemblePredictor) -> dict[str, Any]:
 
 @dataclass
 class StackParams:
-    members: tuple[str, ...] = ("nblinear", "cnn")  # families, each trained with its own settings
+    members: list[str] = param(["nblinear", "cnn"], "the families stacked, each trained with its own settings",
+                               cli=False)
 
 
 def fit_family(job: FitJob, params: StackParams) -> Fitted:
@@ -201,4 +203,4 @@ def stack_fitted(fitted: Sequence[Fitted], validation, class_names: Sequence[str
 
 FAMILY = Family(
     name="ensemble", summary="a stack of other families (--preset best: nblinear + cnn)",
-    params=StackParams, predictor=EnsemblePredictor, fit=fit_family, standalone=False)
+    params=StackParams, predictor=EnsemblePredictor, fit=fit_family, standalone=False, estimator="")

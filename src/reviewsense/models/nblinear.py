@@ -37,34 +37,35 @@ from ..training.checkpoint import check_stop
 from .base import Predictor, check_shapes
 from .calibration import vector_scaling
 from .explanation import Attribution
+from .params import param
 from .registry import Family, FitJob, Fitted
 
 
 @dataclass
 class NBLinearParams:
-    ngrams: int = 3
-    hash_bits: int = 24  # 16M buckets shared by the 2- and 3-grams
-    min_df: int = 2  # features in fewer training texts get no weight (rare n-grams are noise)
-    alpha: float = 1.0  # smoothing of the NB counts
-    # inverse L2 strength of the logistic regressions; None: 1.0 for two classes, 0.1 for more
-    # (one model per class: on IMDB's 8 star ratings 0.1 separated the classes of validation
-    # better, ROC-AUC +0.002 to +0.012, and fits in half the time)
-    C: float | None = None
-    # True: an n-gram counts once per text. On IMDB validation held out by movie it scored
-    # +0.3 points (C=0.1), within noise and not on test, and it predicts 10-20 % slower.
-    binary: bool = False
-    max_iter: int = 1000
-    # liblinear's stopping tolerance (its own default for this dual solver is 0.1; scikit-learn's
-    # 1e-4 took 1.6× as long on IMDB for the same validation accuracy)
-    tol: float = 1e-2
-    refit: bool = True  # final fit on train + validation (settings and calibration from the split)
-    # Short texts: each training text also gives one random span of each of these many words
-    # and one sentence (reviewsense.data.spans), weighing ``span_weight`` of a whole text in
-    # the fit (0 = no spans). On IMDB validation held out by movie, 0.05 added 0.6-1.5 points
-    # of accuracy and 0.01 of ROC-AUC on 3-20-word spans and sentences at no cost on whole
-    # reviews; 0.1 cost 0.4 points on whole reviews.
-    span_weight: float = 0.05
-    span_windows: tuple[int, ...] = (1, 3, 8, 20)
+    ngrams: int = param(3, "word n-grams up to this length", ge=1, le=5)
+    hash_bits: int = param(24, "2**bits buckets shared by the hashed 2..n-grams", ge=10, le=30)
+    min_df: int = param(2, "drop n-grams found in fewer training texts (rare n-grams are noise)", ge=1)
+    alpha: float = param(1.0, "smoothing of the naive-Bayes counts", gt=0, cli=False)
+    # One model per class: on IMDB's 8 star ratings 0.1 separated the classes of validation
+    # better than 1.0 (ROC-AUC +0.002 to +0.012) and fits in half the time.
+    C: float | None = param(None, "inverse L2 strength of the logistic regressions; none: 1.0 for two "
+                            "classes, 0.1 for more", gt=0, flag="--C")
+    # On IMDB validation held out by movie it scored +0.3 points (C=0.1), within noise and not
+    # on test, and it predicts 10-20 % slower.
+    binary: bool = param(False, "an n-gram counts once per text however often it occurs (default: counts)")
+    max_iter: int = param(1000, "most iterations of each logistic regression", ge=1, cli=False)
+    # liblinear's own default for this dual solver is 0.1; scikit-learn's 1e-4 took 1.6x as long
+    # on IMDB for the same validation accuracy.
+    tol: float = param(1e-2, "liblinear's stopping tolerance", gt=0, cli=False)
+    refit: bool = param(True, "the final fit on train + validation (settings and calibration from the split)",
+                        flag="--no-refit")
+    # On IMDB validation held out by movie, 0.05 added 0.6-1.5 points of accuracy and 0.01 of
+    # ROC-AUC on 3-20-word spans and sentences at no cost on whole reviews; 0.1 cost 0.4 points
+    # on whole reviews.
+    span_weight: float = param(0.05, "weight of random spans of the training texts (1-20 words, a sentence) "
+                               "in the fit, relative to a whole text; 0 = none", ge=0, metavar="W")
+    span_windows: list[int] = param([1, 3, 8, 20], "the span lengths, in words", cli=False)
 
 
 class NBLinearPredictor(Predictor):
@@ -198,7 +199,9 @@ class _Design:
     weights: np.ndarray | None  # each row's weight in the fit (None: all 1, no spans)
 
 
-def _design(features, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None) -> _Design:
+def _design(features, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None,
+            row_weights: np.ndarray | None = None) -> _Design:
+    """``row_weights``: each text's weight in the logistic regression (sample_weight; None: 1)."""
     present = features.sign()
     keep = None
     if params.min_df > 1:
@@ -209,9 +212,10 @@ def _design(features, params: NBLinearParams, spans: tuple[Any, np.ndarray] | No
             raise ConfigError(f"--min-df {params.min_df}: no n-gram occurs in at least {params.min_df:,} of the "
                               f"{features.shape[0]:,} training texts (the most common is in {most:,}); "
                               f"use --min-df {max(most, 1)} or less")
+    texts = np.ones(features.shape[0]) if row_weights is None else row_weights
     if spans is None or not spans[0].shape[0]:
-        return _Design(present, keep, features, None)
-    weights = np.r_[np.ones(features.shape[0]), np.full(spans[0].shape[0], params.span_weight)]
+        return _Design(present, keep, features, None if row_weights is None else texts)
+    weights = np.r_[texts, np.full(spans[0].shape[0], params.span_weight)]
     return _Design(present, keep, sp.vstack([features, spans[0]], format="csr"), weights)
 
 
@@ -226,8 +230,7 @@ def _fit_weights(design: _Design, labels: np.ndarray, span_labels: np.ndarray | 
     from sklearn.linear_model import LogisticRegression
 
     ratio = nb_ratio(design.present, labels, params.alpha, design.keep)
-    if design.weights is not None:
-        assert span_labels is not None
+    if span_labels is not None:
         labels = np.concatenate([labels, span_labels])
     scaled = design.rows.multiply(ratio).tocsr()
     scaled.eliminate_zeros()  # the pruned features
@@ -259,7 +262,7 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
     log(f"fitting NB-weighted logistic regression on {train_features.nnz:,} non-zeros"
         + (f" (+ {spans[0].shape[0]:,} spans of them)" if spans else "")
         + ("" if classes == 2 else f", one per class against the rest ({classes} classes)"))
-    coef, intercept = _fit_classes(train_features, labels[:n], params, spans, classes)
+    coef, intercept = _fit_classes(train_features, labels[:n], params, spans, classes, train.weights)
     held_out = features[n:] @ coef.T + intercept
     calibration = platt(held_out, labels[n:]) if classes == 2 else vector_scaling(held_out, labels[n:])
 
@@ -276,18 +279,19 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
     if spans:
         more = _spans(vectorizer, validation, params)
         spans = (sp.vstack([spans[0], more[0]], format="csr"), np.concatenate([spans[1], more[1]])) if more else spans
-    return predictor(*_fit_classes(features, labels, params, spans, classes)), first
+    weights = None if train.weights is None else np.r_[train.weights, np.ones(len(validation))]
+    return predictor(*_fit_classes(features, labels, params, spans, classes, weights)), first
 
 
 def _fit_classes(features, labels: np.ndarray, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None,
-                 classes: int) -> tuple[np.ndarray, np.ndarray]:
+                 classes: int, row_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(models, features)`` weights and ``(models,)`` intercepts: one model for two classes
     (of class 1), else one per class against the rest."""
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings(record=True) as caught:  # liblinear's, from every thread: one note below
         warnings.simplefilter("always", ConvergenceWarning)
-        coef, intercept = _fit_all(features, labels, params, spans, classes)
+        coef, intercept = _fit_all(features, labels, params, spans, classes, row_weights)
     stopped = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     for w in caught:
         if not issubclass(w.category, ConvergenceWarning):
@@ -299,8 +303,8 @@ def _fit_classes(features, labels: np.ndarray, params: NBLinearParams, spans: tu
 
 
 def _fit_all(features, labels: np.ndarray, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None,
-             classes: int) -> tuple[np.ndarray, np.ndarray]:
-    design = _design(features, params, spans)  # once: every class's fit shares it
+             classes: int, row_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    design = _design(features, params, spans, row_weights)  # once: every class's fit shares it
     span_labels = None if spans is None else spans[1]
     if classes == 2:
         coef, intercept = _fit_weights(design, labels, span_labels, params)
@@ -335,6 +339,4 @@ def fit_family(job: FitJob, params: NBLinearParams) -> Fitted:
 
 FAMILY = Family(
     name="nblinear", summary="NB-weighted word n-gram logistic regression (the default: fast and accurate)",
-    params=NBLinearParams, predictor=NBLinearPredictor, fit=fit_family,
-    flags={"--ngrams": "ngrams", "--hash-bits": "hash_bits", "--min-df": "min_df", "--C": "C",
-           "--span-weight": "span_weight", "--binary": "binary"})
+    params=NBLinearParams, predictor=NBLinearPredictor, fit=fit_family, estimator="NBLinearClassifier")

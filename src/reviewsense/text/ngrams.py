@@ -43,8 +43,11 @@ def _mix(h: np.ndarray) -> np.ndarray:
 
 
 def workers() -> int:
-    """Threads for vectorizing: ``$REVIEWSENSE_THREADS`` or every core."""
-    return max(1, int(os.environ.get("REVIEWSENSE_THREADS") or os.cpu_count() or 1))
+    """Threads for vectorizing: ``n_jobs`` where set (reviewsense.progress.settings),
+    ``$REVIEWSENSE_THREADS``, or every core."""
+    from ..progress import threads
+
+    return threads()
 
 
 def _map_chunks(fn, texts: Sequence[str], min_chunk: int = 2000) -> list:

@@ -102,7 +102,10 @@ def pretrain(
     models = require("gensim.models", "vectors", "Pretraining word vectors")
     tokenizer = vectorizer or TextVectorizer(ngrams=1)
     sentences = [tokenizer.tokenize(t) for t in texts]
-    workers = workers or max(1, os.cpu_count() or 1)
+    if workers is None:
+        from ..progress import threads
+
+        workers = threads()
     log(f"pretraining {method} vectors (dim {dim}, {epochs} epochs) on {len(sentences):,} texts, {workers} workers")
     cls = models.Word2Vec if method == "word2vec" else models.FastText
     if not any(len(s) for s in sentences):
@@ -115,6 +118,33 @@ def pretrain(
     info = {"method": method, "dim": dim, "epochs": epochs, "window": window, "min_count": min_count,
             "texts": len(sentences), "seed": seed}
     return WordVectors(list(model.wv.index_to_key), np.asarray(model.wv.vectors, dtype=np.float32), info)
+
+
+def vectors_for(choice: str, texts: Sequence[str], dim: int, seed: int = 0, epochs: int = 5,
+                cache: bool = False) -> WordVectors | None:
+    """The word vectors a family's ``embedding`` names: None for ``scratch``; for ``word2vec`` or
+    ``fasttext``, pretrained now on ``texts`` (unlabelled and training text, never test; with
+    ``cache``, kept in the cache folder keyed by the texts and settings); else loaded from the
+    path (a ``reviewsense pretrain`` folder, a ``.vec`` or ``.txt`` file)."""
+    if choice == "scratch":
+        return None
+    if choice not in METHODS:
+        return load_word_vectors(choice)
+    if not cache:
+        return pretrain(texts, method=choice, dim=dim, epochs=epochs, seed=seed)
+    import json
+
+    from .._fs import fingerprint
+    from ..data.download import cache_dir
+
+    settings = {"method": choice, "dim": dim, "epochs": epochs, "seed": seed}
+    cached = cache_dir() / "vectors" / fingerprint(list(texts), json.dumps(settings, sort_keys=True))[:20]
+    if (cached / "vectors.json").is_file():
+        log(f"using cached {choice} vectors from {cached}")
+        return load_word_vectors(cached)
+    vectors = pretrain(texts, method=choice, dim=dim, epochs=epochs, seed=seed)
+    vectors.save(cached)
+    return vectors
 
 
 def embedding_matrix(vocabulary: Sequence[str], vectors: WordVectors, seed: int = 0) -> tuple[np.ndarray, float]:

@@ -8,27 +8,28 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")  # what the torch loop records each epoch
 
 
 @dataclass
 class History:
-    """Per-epoch metrics: ``history.history`` is a dict with exactly the keys ``loss``,
-    ``accuracy``, ``val_loss`` and ``val_accuracy``, each a list with one value per epoch."""
+    """Per-epoch metrics, as Keras's ``History``: ``history.history`` maps each metric's name to
+    a list with one value per epoch. The loop records ``loss``, ``accuracy``, ``val_loss`` and
+    ``val_accuracy``; callbacks may add any other (every epoch must give the same names)."""
 
-    history: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KEYS})
+    history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int | None = None
     stopped_epoch: int | None = None
 
     def append(self, **values: float) -> None:
-        if set(values) != set(KEYS):
-            raise ValueError(f"an epoch needs exactly {KEYS}, got {sorted(values)}")
-        for key in KEYS:
-            self.history[key].append(float(values[key]))
+        if self.history and set(values) != set(self.history):
+            raise ValueError(f"an epoch needs the metrics {sorted(self.history)}, got {sorted(values)}")
+        for key, value in values.items():
+            self.history.setdefault(key, []).append(float(value))
 
     @property
     def epochs(self) -> int:
-        return len(self.history["loss"])
+        return len(next(iter(self.history.values()), []))
 
     def to_dict(self) -> dict[str, Any]:
         return {"history": self.history, "epochs": self.epochs, "best_epoch": self.best_epoch,
@@ -36,22 +37,25 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
-        return cls({k: list(map(float, data["history"][k])) for k in KEYS}, data.get("best_epoch"),
+        return cls({str(k): list(map(float, v)) for k, v in data["history"].items()}, data.get("best_epoch"),
                    data.get("stopped_epoch"))
 
     def to_csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(("epoch", *KEYS))
+        writer.writerow(("epoch", *self.history))
         for i in range(self.epochs):
-            writer.writerow((i + 1, *(f"{self.history[k][i]:.6f}" for k in KEYS)))
+            writer.writerow((i + 1, *(f"{values[i]:.6f}" for values in self.history.values())))
         return out.getvalue()
 
 
 @dataclass
 class EarlyStopping:
     """Stop when ``val_loss`` has not improved by ``min_delta`` for ``patience`` epochs;
-    the trainer then restores the weights of the best epoch (``restore_best_weights``)."""
+    the trainer then restores the weights of the best epoch (``restore_best_weights``).
+
+    The torch loop runs it as a callback (reviewsense.training.torch_loop); its state is part
+    of a checkpoint, so a resumed run stops where an uninterrupted one would."""
 
     patience: int = 3
     min_delta: float = 0.0

@@ -1,18 +1,26 @@
-"""The PyTorch training loop for classifiers: one logit per text for two classes (binary
-cross-entropy), K logits for K > 2 classes (softmax cross-entropy).
+"""The PyTorch training loop every family trained in epochs uses.
 
-Inputs are either ragged token ids (:class:`Ragged`, for embedding-bag models) or fixed-size
-rows (:class:`Features`: cached sentence embeddings, or token ids padded to one length for
-convolutions); ``module(*inputs)`` returns the logits.
+``fit(module, train, validation, options)`` trains ``module`` (``module(*inputs)`` returns
+logits: one per text for two classes, K for K > 2) and returns a :class:`History`.
+The family supplies, in :class:`FitOptions`, what differs between families: the optimizer
+(default: Adam, SparseAdam for sparse embeddings), the loss (default: binary or softmax
+cross-entropy, weighted by the rows' weights), the learning-rate schedule, and the device
+(``auto``: a GPU when there is one). What happens around the steps is callbacks
+(:class:`Callback`): early stopping with the best weights restored, the checkpoint written
+when a stop is asked (and resumed from), the per-epoch progress line; users add their own
+(``on_epoch_end`` may add metrics to the epoch's ``logs``: the History records any).
 
-Seeded and reproducible on CPU: the same seed gives the same weights and metrics.
+Inputs are ragged token ids (:class:`Ragged`, for embedding-bag models) or fixed-size rows
+(:class:`Features`: cached sentence embeddings, or token ids padded to one length for
+convolutions). Seeded and reproducible on CPU: the same seed gives the same weights.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +37,7 @@ class Ragged:
     ids: np.ndarray
     offsets: np.ndarray
     labels: np.ndarray
+    weights: np.ndarray | None = None  # each text's weight in the loss (None: all 1)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -50,6 +59,7 @@ class Features:
     rows: np.ndarray
     labels: np.ndarray
     dtype: type = np.float32
+    weights: np.ndarray | None = None  # each row's weight in the loss (None: all 1)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -58,8 +68,32 @@ class Features:
         return (np.ascontiguousarray(self.rows[index], dtype=self.dtype),), self.labels[index]
 
 
+class Callback:
+    """Hooks around the loop's steps (Keras's ``Callback``); ``loop`` is the running
+    :class:`Loop` (its ``module``, ``optimizer``, ``history``, ``epoch``…; set
+    ``loop.stop_training = True`` to end after this epoch)."""
+
+    def on_train_begin(self, loop: Loop) -> None: ...
+
+    def on_epoch_begin(self, loop: Loop, epoch: int) -> None: ...
+
+    def on_batch_end(self, loop: Loop, done: int) -> None:
+        """After each step; ``done``: the examples of this epoch trained so far."""
+
+    def on_epoch_end(self, loop: Loop, epoch: int, logs: dict[str, float]) -> None:
+        """``logs``: this epoch's metrics; add to it to record more in the History."""
+
+    def on_train_end(self, loop: Loop) -> None: ...
+
+
+Loss = Callable[[Any, Any, Any], Any]  # (logits, labels, weights or None) → a scalar tensor
+
+
 @dataclass
 class FitOptions:
+    """How ``fit`` trains. Families build it from their parameters (:meth:`from_params`) and may
+    set ``optimizer``, ``loss`` and ``schedule``."""
+
     epochs: int = 40
     batch_size: int = 512
     learning_rate: float = 1e-3
@@ -68,118 +102,252 @@ class FitOptions:
     threads: int | None = None
     checkpoint: Checkpoint | None = None  # resume from it if present; write it when asked to stop
     eval_batch_size: int = 4096  # texts per forward pass when scoring the validation split
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    callbacks: list[Callback] = field(default_factory=list)
+    optimizer: Callable[[Any, float], Any] | None = None  # (module, learning rate) → optimizer
+    loss: Loss | None = None  # default: cross_entropy
+    schedule: Callable[[Any, int], Any] | None = None  # (optimizer, total steps) → LR scheduler, stepped per batch
+    progress: bool = True  # the per-epoch line and the batch bar
+
+    @classmethod
+    def from_params(cls, params: Any, **more: Any) -> FitOptions:
+        """From a family's Schedule parameters (epochs, batch size, learning rate, early stopping,
+        patience, device) and ``more`` (seed, threads, checkpoint, callbacks…)."""
+        stopper = EarlyStopping(patience=params.patience) if params.early_stopping else None
+        return cls(epochs=params.epochs, batch_size=params.batch_size, learning_rate=params.learning_rate,
+                   early_stopping=stopper, device=params.device, **more)
 
 
 Batches = Ragged | Features
 
 
-def _tensors(torch, inputs: tuple[np.ndarray, ...]):
-    return tuple(torch.from_numpy(x) for x in inputs)
+def resolve_device(torch, device: str):
+    """``auto``: the first GPU when torch sees one, else the CPU; a GPU asked for but absent is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from ..errors import ConfigError
+
+        raise ConfigError(f"device {device}: torch sees no GPU (torch {torch.__version__}); use --device cpu or auto")
+    return torch.device(device)
 
 
-def _loss_and_correct(torch, logits, labels: np.ndarray):
-    """The mean cross-entropy (binary for one logit per text, softmax for K) and how many texts
-    the logits put on the side of their label (soft binary labels count by side)."""
+def cross_entropy(logits, labels, weights=None):
+    """Binary cross-entropy of one logit per text, softmax cross-entropy of K; the mean, or the
+    weighted mean with ``weights``."""
+    import torch
+
     functional = torch.nn.functional
     if logits.ndim == 1:
-        y = torch.from_numpy(labels.astype(np.float32))
-        return (functional.binary_cross_entropy_with_logits(logits, y),
-                int(((logits.detach() > 0) == (y > 0.5)).sum()))
-    y = torch.from_numpy(labels.astype(np.int64))
-    return functional.cross_entropy(logits, y), int((logits.detach().argmax(1) == y).sum())
+        each = functional.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+    else:
+        each = functional.cross_entropy(logits, labels.long(), reduction="none")
+    if weights is None:
+        return each.mean()
+    return (each * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
-def evaluate_module(module, data: Batches, batch_size: int = 4096) -> tuple[float, float, np.ndarray]:
-    """Mean cross-entropy, accuracy (at logit 0, or of the top class), and the logits."""
+def _correct(logits, labels) -> int:
+    """How many texts the logits put on the side of their label (soft binary labels count by side)."""
+    if logits.ndim == 1:
+        return int(((logits.detach() > 0) == (labels > 0.5)).sum())
+    return int((logits.detach().argmax(1) == labels.long()).sum())
+
+
+def _on(torch, device, inputs: tuple[np.ndarray, ...]):
+    return tuple(torch.from_numpy(x).to(device, non_blocking=True) for x in inputs)
+
+
+def _labels(torch, device, labels: np.ndarray, binary: bool):
+    return torch.from_numpy(labels.astype(np.float32 if binary else np.int64)).to(device)
+
+
+def evaluate_module(module, data: Batches, batch_size: int = 4096, loss: Loss | None = None
+                    ) -> tuple[float, float, np.ndarray]:
+    """Mean loss, accuracy (at logit 0, or of the top class), and the logits (on the CPU)."""
     torch = require("torch", "torch", "Neural training")
+    device = next(module.parameters()).device
     logits = []
     module.eval()
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
             inputs, _ = data.batch(np.arange(start, min(start + batch_size, len(data))))
-            logits.append(module(*_tensors(torch, inputs)).numpy())
+            logits.append(module(*_on(torch, device, inputs)).float().cpu().numpy())
     out = np.concatenate(logits) if logits else np.zeros(0, dtype=np.float32)
-    loss, correct = _loss_and_correct(torch, torch.from_numpy(out), data.labels)
-    return float(loss), correct / max(len(out), 1), out
+    scores = torch.from_numpy(out)
+    labels = _labels(torch, "cpu", data.labels, out.ndim == 1)
+    weights = None if data.weights is None else torch.from_numpy(data.weights.astype(np.float32))
+    value = (loss or cross_entropy)(scores, labels, weights)
+    return float(value), _correct(scores, labels) / max(len(out), 1), out
 
 
-def fit(module, train: Batches, validation: Batches | None, options: FitOptions,
-        on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> History:
-    """Train ``module`` with Adam on the cross-entropy of its logits; return the History.
+class Loop:
+    """One run of :func:`fit`: what callbacks see and may change."""
+
+    def __init__(self, torch, module, train: Batches, validation: Batches | None, options: FitOptions) -> None:
+        self.torch, self.module, self.train, self.validation, self.options = torch, module, train, validation, options
+        self.device = resolve_device(torch, options.device)
+        module.to(self.device)
+        self.rng = np.random.default_rng(options.seed)
+        self.optimizer = (options.optimizer or (lambda m, lr: SparseAwareAdam(torch, m, lr)))(module,
+                                                                                              options.learning_rate)
+        steps = options.epochs * -(-len(train) // options.batch_size)
+        self.scheduler = options.schedule(self.optimizer, steps) if options.schedule else None
+        self.loss = options.loss or cross_entropy
+        self.history = History()
+        self.best_state: dict | None = None
+        self.first_epoch, self.position, self.totals = 1, 0, (0.0, 0)
+        self.order: np.ndarray | None = None  # this epoch's order of the training examples
+        self.epoch = 0
+        self.stop_training = False
+        stopper = options.early_stopping
+        builtin: list[Callback] = [ProgressLine()] if options.progress else []
+        if stopper is not None:
+            builtin.append(EarlyStoppingCallback(stopper))
+        builtin.append(Checkpointing(options.checkpoint))  # without one, a stop request still ends the run
+        self.callbacks: list[Callback] = [*options.callbacks, *builtin]
+
+    def state_dict_cpu(self) -> dict:
+        return {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
+
+    def run(self) -> History:
+        torch, options = self.torch, self.options
+        if self.device.type == "cuda":
+            log(f"training on {torch.cuda.get_device_name(self.device)}")
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        for epoch in range(self.first_epoch, options.epochs + 1):
+            self.epoch = epoch
+            self._epoch(epoch)
+            if self.stop_training:
+                break
+        for callback in self.callbacks:
+            callback.on_train_end(self)
+        self.module.eval()
+        self.module.to(torch.device("cpu"))  # the family reads its weights from here
+        return self.history
+
+    def _epoch(self, epoch: int) -> None:
+        torch, options, train = self.torch, self.options, self.train
+        started = time.perf_counter()
+        for callback in self.callbacks:
+            callback.on_epoch_begin(self, epoch)
+        self.module.train()
+        if self.order is None:  # a fresh epoch (a resumed one continues its own order)
+            self.order, self.position, self.totals = self.rng.permutation(len(train)), 0, (0.0, 0)
+        total_loss, total_correct = self.totals
+        batches = range(self.position, len(self.order), options.batch_size)
+        if options.progress:
+            batches = bar(batches, desc=f"epoch {epoch}/{options.epochs}", unit="batch")
+        for start in batches:
+            index = self.order[start : start + options.batch_size]
+            inputs, labels = train.batch(index)
+            self.optimizer.zero_grad(set_to_none=True)
+            logits = self.module(*_on(torch, self.device, inputs))
+            y = _labels(torch, self.device, labels, logits.ndim == 1)
+            weights = None if train.weights is None else \
+                torch.from_numpy(train.weights[index].astype(np.float32)).to(self.device)
+            loss = self.loss(logits, y, weights)
+            loss.backward()
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            total_loss += float(loss.detach()) * len(labels)
+            total_correct += _correct(logits, y)
+            self.totals = (total_loss, total_correct)
+            done = min(start + options.batch_size, len(self.order))
+            for callback in self.callbacks:
+                callback.on_batch_end(self, done)
+        self.order = None
+        val_loss, val_accuracy = (evaluate_module(self.module, self.validation, options.eval_batch_size, self.loss)[:2]
+                                  if self.validation is not None else (float("nan"), float("nan")))
+        logs = {"loss": total_loss / len(train), "accuracy": total_correct / len(train),
+                "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": time.perf_counter() - started}
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, epoch, logs)
+        logs.pop("seconds")
+        self.history.append(**logs)
+
+
+def fit(module, train: Batches, validation: Batches | None, options: FitOptions) -> History:
+    """Train ``module`` on ``train``; return the History (see the module's docstring).
 
     With early stopping, the best epoch's weights (lowest val_loss) are restored at the end.
     Without ``validation`` (a final fit on all the data) val_loss and val_accuracy are NaN.
     A stop request ends the loop after the current batch: with a checkpoint it is written
-    first, without one the caller starts over on resume."""
+    first, without one the caller starts over on resume. The module is back on the CPU at the end."""
     torch = require("torch", "torch", "Neural training")
     if options.threads:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
-    rng = np.random.default_rng(options.seed)
-    optimizer = SparseAwareAdam(torch, module, options.learning_rate)
-    history = History()
-    stopper = options.early_stopping
-    if stopper is not None:
-        stopper.reset()  # a resumed run restores its state below
-    best_state = None
-    first_epoch, position, order, totals = 1, 0, None, (0.0, 0)
-    checkpoint = options.checkpoint
-    if checkpoint is not None and checkpoint.exists():
+    return Loop(torch, module, train, validation, options).run()
+
+
+class ProgressLine(Callback):
+    """Keras's line per epoch on stderr: time, loss, accuracy, val_loss, val_accuracy (and any added metric)."""
+
+    def on_epoch_end(self, loop: Loop, epoch: int, logs: dict[str, float]) -> None:
+        shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()
+                           if k != "seconds" and not (k.startswith("val_") and loop.validation is None))
+        log(f"Epoch {epoch}/{loop.options.epochs} - {logs['seconds']:.1f}s - {shown}")
+
+
+class EarlyStoppingCallback(Callback):
+    """Runs an :class:`EarlyStopping` rule on ``val_loss`` and restores the best epoch's weights."""
+
+    def __init__(self, stopper: EarlyStopping) -> None:
+        self.stopper = stopper
+
+    def on_train_begin(self, loop: Loop) -> None:
+        if loop.first_epoch == 1:
+            self.stopper.reset()  # a resumed run restored its state
+
+    def on_epoch_end(self, loop: Loop, epoch: int, logs: dict[str, float]) -> None:
+        stopper = self.stopper
+        improved, stop = stopper.update(epoch, logs["val_loss"])
+        if improved and stopper.restore_best_weights:
+            loop.best_state = loop.state_dict_cpu()
+        if stop:
+            loop.stop_training = True
+            loop.history.stopped_epoch = epoch
+            log(f"early stopping: val_loss has not improved for {stopper.patience} epochs "
+                f"(best {stopper.best:.4f} at epoch {stopper.best_epoch})")
+
+    def on_train_end(self, loop: Loop) -> None:
+        loop.history.best_epoch = self.stopper.best_epoch
+        if loop.best_state is not None and self.stopper.restore_best_weights:
+            loop.module.load_state_dict(loop.best_state)
+
+
+class Checkpointing(Callback):
+    """Resumes from ``checkpoint`` when it holds a loop's state; when a stop is asked (Ctrl+C,
+    SIGTERM) it writes everything the loop needs to continue exactly there, then ends the run
+    with :class:`Interrupted` (without a checkpoint: just ends it)."""
+
+    def __init__(self, checkpoint: Checkpoint | None) -> None:
+        self.checkpoint = checkpoint
+
+    def on_train_begin(self, loop: Loop) -> None:
+        checkpoint = self.checkpoint
+        if checkpoint is None or not checkpoint.exists():
+            return
         tensors, state = checkpoint.load()
         if "epoch" in state:  # else it marks a run stopped before this loop began: start afresh
-            first_epoch, position, order, totals, history, best_state = _restore(
-                torch, tensors, state, module, optimizer, rng, stopper)
-            log(f"resuming at epoch {first_epoch}, example {position:,} of {len(train):,}")
-    for epoch in range(first_epoch, options.epochs + 1):
-        started = time.perf_counter()
-        module.train()
-        if order is None:  # a fresh epoch (a resumed one continues its own order)
-            order, position, totals = rng.permutation(len(train)), 0, (0.0, 0)
-        total_loss, total_correct = totals
-        batches = range(position, len(order), options.batch_size)
-        for start in bar(batches, desc=f"epoch {epoch}/{options.epochs}", unit="batch"):
-            inputs, labels = train.batch(order[start : start + options.batch_size])
-            optimizer.zero_grad(set_to_none=True)
-            logits = module(*_tensors(torch, inputs))
-            loss, correct = _loss_and_correct(torch, logits, labels)
-            loss.backward()
-            optimizer.step()
-            total_loss += float(loss.detach()) * len(labels)
-            total_correct += correct
-            if stop_requested():
-                done = min(start + options.batch_size, len(order))
-                where = f"interrupted in epoch {epoch} ({done:,} of {len(order):,} examples)"
-                if checkpoint is None:
-                    raise Interrupted(where)
-                _save(torch, checkpoint, module, optimizer, rng, stopper, history, best_state,
-                      {"epoch": epoch, "position": done, "totals": [total_loss, total_correct]}, order)
-                raise Interrupted(f"{where}: checkpoint written to {checkpoint.path}")
-        order = None
-        val_loss, val_accuracy = (evaluate_module(module, validation, options.eval_batch_size)[:2]
-                                  if validation is not None else (float("nan"), float("nan")))
-        values = {"loss": total_loss / len(train), "accuracy": total_correct / len(train),
-                  "val_loss": val_loss, "val_accuracy": val_accuracy}
-        history.append(**values)
-        scores = "" if validation is None else f" - val_loss: {val_loss:.4f} - val_accuracy: {val_accuracy:.4f}"
-        log(f"Epoch {epoch}/{options.epochs} - {time.perf_counter() - started:.1f}s - loss: {values['loss']:.4f}"
-            f" - accuracy: {values['accuracy']:.4f}{scores}")
-        if on_epoch:
-            on_epoch(epoch, values)
-        if stopper is not None:
-            improved, stop = stopper.update(epoch, val_loss)
-            if improved and stopper.restore_best_weights:
-                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            if stop:
-                history.stopped_epoch = epoch
-                log(f"early stopping: val_loss has not improved for {stopper.patience} epochs "
-                    f"(best {stopper.best:.4f} at epoch {stopper.best_epoch})")
-                break
-    if stopper is not None:
-        history.best_epoch = stopper.best_epoch
-        if best_state is not None and stopper.restore_best_weights:
-            module.load_state_dict(best_state)
-    module.eval()
-    return history
+            _restore(loop, tensors, state)
+            log(f"resuming at epoch {loop.first_epoch}, example {loop.position:,} of {len(loop.train):,}")
+
+    def on_batch_end(self, loop: Loop, done: int) -> None:
+        if not stop_requested():
+            return
+        where = f"interrupted in epoch {loop.epoch} ({done:,} of {len(loop.train):,} examples)"
+        if self.checkpoint is None:
+            raise Interrupted(where)
+        _save(loop, self.checkpoint, {"epoch": loop.epoch, "position": done, "totals": list(loop.totals)})
+        raise Interrupted(f"{where}: checkpoint written to {self.checkpoint.path}")
+
+
+def _stopper(loop: Loop) -> EarlyStopping | None:
+    return loop.options.early_stopping
 
 
 class SparseAwareAdam:
@@ -224,50 +392,57 @@ class SparseAwareAdam:
             part.load_state_dict({"state": state, "param_groups": [{**group, "params": indices}]})
 
 
-def _save(torch, checkpoint: Checkpoint, module, optimizer, rng, stopper, history: History, best_state,
-          progress: dict, order: np.ndarray) -> None:
+def _save(loop: Loop, checkpoint: Checkpoint, progress: dict) -> None:
     """Everything the loop needs to continue exactly where it stopped."""
     from dataclasses import asdict
 
-    tensors = {f"module.{k}": v.detach().numpy() for k, v in module.state_dict().items()}
-    if best_state is not None:
-        tensors.update({f"best.{k}": v.numpy() for k, v in best_state.items()})
+    torch, optimizer, stopper = loop.torch, loop.optimizer, _stopper(loop)
+    tensors = {f"module.{k}": v.numpy() for k, v in loop.state_dict_cpu().items()}
+    if loop.best_state is not None:
+        tensors.update({f"best.{k}": v.numpy() for k, v in loop.best_state.items()})
     moments: dict[str, dict[str, list[int] | None]] = {}
     for index, values in optimizer.state_dict()["state"].items():
         for name, value in values.items():
             number = not isinstance(value, torch.Tensor)  # SparseAdam counts its steps in a plain int
-            tensors[f"optim.{index}.{name}"] = np.asarray([value]) if number else value.detach().numpy().reshape(-1)
+            tensors[f"optim.{index}.{name}"] = np.asarray([value]) if number else \
+                value.detach().cpu().numpy().reshape(-1)
             moments.setdefault(str(index), {})[name] = None if number else list(value.shape)
     tensors["torch_rng"] = torch.get_rng_state().numpy()
-    tensors["order"] = order
-    state = {**progress, "numpy_rng": rng.bit_generator.state, "history": history.to_dict(),
+    tensors["order"] = loop.order
+    if loop.scheduler is not None:
+        progress = {**progress, "scheduler": loop.scheduler.state_dict()}
+    state = {**progress, "numpy_rng": loop.rng.bit_generator.state, "history": loop.history.to_dict(),
              "early_stopping": asdict(stopper) if stopper is not None else None,
              "optimizer": {"param_groups": optimizer.state_dict()["param_groups"], "shapes": moments}}
     checkpoint.save(tensors, state)
 
 
-def _restore(torch, tensors: dict[str, np.ndarray], state: dict, module, optimizer, rng, stopper):
+def _restore(loop: Loop, tensors: dict[str, np.ndarray], state: dict) -> None:
     try:
-        return _restore_state(torch, tensors, state, module, optimizer, rng, stopper)
+        _restore_state(loop, tensors, state)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"the checkpoint does not fit this run ({str(exc).splitlines()[0]}); delete it to "
                              "start over") from exc
 
 
-def _restore_state(torch, tensors: dict[str, np.ndarray], state: dict, module, optimizer, rng, stopper):
-    module.load_state_dict({k.removeprefix("module."): torch.from_numpy(v) for k, v in tensors.items()
-                            if k.startswith("module.")})
+def _restore_state(loop: Loop, tensors: dict[str, np.ndarray], state: dict) -> None:
+    torch, stopper = loop.torch, _stopper(loop)
+    loop.module.load_state_dict({k.removeprefix("module."): torch.from_numpy(v) for k, v in tensors.items()
+                                 if k.startswith("module.")})
     best = {k.removeprefix("best."): torch.from_numpy(v) for k, v in tensors.items() if k.startswith("best.")}
     moments = {int(i): {name: tensors[f"optim.{i}.{name}"][0].item() if shape is None
                         else torch.from_numpy(tensors[f"optim.{i}.{name}"]).reshape(shape)
                         for name, shape in values.items()}
                for i, values in state["optimizer"]["shapes"].items()}
-    optimizer.load_state_dict({"state": moments, "param_groups": state["optimizer"]["param_groups"]})
+    loop.optimizer.load_state_dict({"state": moments, "param_groups": state["optimizer"]["param_groups"]})
+    if loop.scheduler is not None and "scheduler" in state:
+        loop.scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(torch.from_numpy(tensors["torch_rng"]))
-    rng.bit_generator.state = state["numpy_rng"]
+    loop.rng.bit_generator.state = state["numpy_rng"]
     if stopper is not None and state["early_stopping"]:
         for key, value in state["early_stopping"].items():
             setattr(stopper, key, value)
     total_loss, total_correct = state["totals"]
-    return (int(state["epoch"]), int(state["position"]), tensors["order"], (float(total_loss), int(total_correct)),
-            History.from_dict(state["history"]), best or None)
+    loop.first_epoch, loop.position, loop.order = int(state["epoch"]), int(state["position"]), tensors["order"]
+    loop.totals = (float(total_loss), int(total_correct))
+    loop.history, loop.best_state = History.from_dict(state["history"]), best or None

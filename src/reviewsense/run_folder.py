@@ -6,13 +6,13 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from .._fs import check_new_folder
-from ..data.splits import Splits
-from ..errors import ConfigError
-from ..evaluation.metrics import format_confusion, format_per_class, is_multiclass
-from ..training.history import History
-from .config import TrainConfig
+from . import __version__
+from ._fs import check_new_folder
+from .data.splits import Splits
+from .errors import ConfigError
+from .evaluation.metrics import format_confusion, format_per_class, is_multiclass
+from .run_config import TrainConfig
+from .training.history import History
 
 # what a run writes into its folder; --overwrite removes those a new run does not write again
 RUN_FILES = ("config.json", "metrics.json", "history.json", "history.csv", "loss.png", "accuracy.png",
@@ -77,7 +77,7 @@ def model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], his
     return f"""# reviewsense run
 
 - model family: `{"ensemble (--preset best)" if config.preset else config.model}`\
-{f", embedding: `{config.embedding}`" if config.uses_word_vectors else ""}, {stop}
+{f", embedding: `{config.vector_settings()[0]}`" if config.uses_word_vectors else ""}, {stop}
 - data: `{splits.source}` — train {len(splits.train):,}, validation {len(splits.validation):,}, \
 test {len(splits.test):,}
 {_test_line(test)}
