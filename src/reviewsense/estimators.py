@@ -21,7 +21,8 @@ Each estimator keeps its hyper-parameters as given in ``__init__`` (so ``clone``
 unless ``validation_data`` is given — and keeps what it learned in attributes ending with
 ``_``: ``classes_``, ``predictor_`` (the numpy :class:`~reviewsense.models.base.Predictor`
 that every export and the server use), ``history_`` for families trained in epochs.
-``save(dir)`` writes the export folder; ``load(dir)`` gives the estimator back, and
+``save(dir)`` writes the export folder (a new or empty one; ``overwrite=True`` replaces a
+saved model, never other files); ``load(dir)`` gives the estimator back, and
 :func:`reviewsense.load` the predictor.
 
 Two classes: ``classes_[1]`` is the positive class (column 1 of ``predict_proba``, what
@@ -156,15 +157,19 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predictor_.predict(as_texts(X)).astype(int)]
 
     # -- saving ----------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write the export folder (the same as ``reviewsense train``'s ``model/``): it loads with
-        :meth:`load` as this estimator and with :func:`reviewsense.load` as a predictor."""
+        :meth:`load` as this estimator and with :func:`reviewsense.load` as a predictor.
+
+        ``path`` is a new or empty folder; one that holds a saved model is replaced only with
+        ``overwrite=True``; any other folder with files in it, ``.``, the home folder, a file or a
+        link is refused (:class:`~reviewsense.errors.OutputError`) and left untouched."""
         from .export import save_model
 
         check_is_fitted(self, "predictor_")
         training = {"estimator": type(self).__name__, "params": _jsonable(self.get_params()),
                     "classes": self.classes_.tolist()}
-        return save_model(self.predictor_, path, training=training)
+        return save_model(self.predictor_, path, training=training, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> _TextClassifier:

@@ -172,7 +172,7 @@ def test_saving_over_an_export_replaces_it_without_leftovers(trained, tmp_path):
     flipped = SeedPredictor(predictor.vectorizer, predictor.config,
                             {k: (-v if k == "output.weight" else v) for k, v in predictor.weights.items()},
                             predictor.class_names)
-    save_model(flipped, target)
+    save_model(flipped, target, overwrite=True)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model"]
     assert not (target / "stale.txt").exists()
     np.testing.assert_array_equal(load_model(target).predict_proba(PROBE), flipped.predict_proba(PROBE))

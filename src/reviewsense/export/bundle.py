@@ -8,6 +8,11 @@
 
 Loading checks the format version and every checksum, reads only the files the manifest
 lists, refuses pickles and path tricks, and never executes anything from the folder.
+
+Saving never destroys what is not a model: ``save_model(predictor, path)`` writes a new
+folder or fills an empty one; a folder holding a saved model is replaced (atomically) only
+with ``overwrite=True``; any other folder with something in it, the working folder, the
+home folder, a file or a symbolic link is refused and left as it is.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._fs import atomic_dir, sha256_file, write_json
+from .._fs import atomic_dir, check_save_folder, sha256_file, write_json
 from ..errors import ModelFileError
 from ..models.base import Predictor, predictor_class
 from ..models.calibration import SoftmaxLengthCalibration, calibration_from_dict
@@ -39,15 +44,19 @@ WEIGHTS, VECTORIZER = "model.safetensors", "vectorizer.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib", ".npy", ".npz", ".bin", ".ckpt")
 _MAX_MANIFEST_BYTES = 16 << 20
+SAVED_MODEL = "a saved reviewsense model"  # what save refuses to replace without overwrite=True
 
 
 def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict[str, Any] | None = None,
-               training: dict[str, Any] | None = None) -> Path:
-    """Write ``predictor`` to the folder ``path`` atomically (an existing export there is
-    replaced only once the new one is complete)."""
+               training: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write ``predictor`` to the folder ``path`` (parents created): a new or empty folder, or,
+    with ``overwrite``, one that holds a saved model, replaced atomically once the new export is
+    complete. Any other folder with something in it, the working or home folder, a file or a
+    symbolic link is refused (:class:`OutputError`) and left untouched."""
     from safetensors.numpy import save_file
 
     path = Path(path)
+    check_save_folder(path, overwrite, _is_export, SAVED_MODEL)  # before any work: nothing is touched
     files = [WEIGHTS]
     with atomic_dir(path) as tmp:
         if predictor.vectorizer is not None:
@@ -74,7 +83,21 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
                       for name in files},
         }
         write_json(tmp / MANIFEST, manifest)
+        check_save_folder(path, overwrite, _is_export, SAVED_MODEL)  # again just before the swap
     return path
+
+
+def _is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds a saved model: a ``manifest.json`` (a regular file) of this
+    format, of any version."""
+    file = folder / MANIFEST
+    try:
+        if file.is_symlink() or not file.is_file() or file.stat().st_size > _MAX_MANIFEST_BYTES:
+            return False
+        manifest = json.loads(file.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
