@@ -12,7 +12,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,58 @@ def check_new_folder(path: str | os.PathLike[str], flag: str, inputs: Iterable[s
     return real
 
 
+def _is_or_holds(real: Path, place: Callable[[], Path]) -> str | None:
+    """``"is"`` if ``real`` is the folder ``place()`` gives, ``"holds"`` if that folder lies inside
+    it, else None (also when ``place`` cannot tell: a deleted working folder, no home)."""
+    try:
+        folder = Path(os.path.realpath(place()))
+    except (OSError, RuntimeError, KeyError):
+        return None
+    return "is" if folder == real else "holds" if folder.is_relative_to(real) else None
+
+
+def check_save_folder(path: str | os.PathLike[str], overwrite: bool, owned: Callable[[Path], bool],
+                      what: str = "a saved model") -> Path:
+    """Where a ``save(path)`` may write its folder (the real path; nothing is touched): a new
+    folder, or an existing empty one. A folder that ``owned`` recognises (it holds ``what``) is
+    replaced only with ``overwrite``. Anything else is refused whatever ``overwrite`` says: a
+    file, a symbolic link, a FIFO or device, another non-empty folder, the working folder, the
+    home folder, the root, or a folder holding one of them."""
+    given = Path(path)
+    try:
+        mode = os.lstat(given).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise _fail(given, exc, "cannot save here") from exc
+    if mode is not None and stat.S_ISLNK(mode):
+        raise OutputError(f"{given}: is a symbolic link; give the folder itself (a link is never replaced)")
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise OutputError(f"{given}: exists and is not a folder; give a new or empty folder")
+    real = Path(os.path.realpath(given))
+    if real == real.parent:
+        raise OutputError(f"{given}: is the root folder; give a new or empty folder")
+    for place, name in ((Path.cwd, "the current working folder"), (Path.home, "your home folder")):
+        relation = _is_or_holds(real, place)
+        if relation:
+            raise OutputError(f"{given}: {relation} {name}; give a new or empty folder (e.g. {given / 'model'})")
+    if mode is None:
+        return real
+    try:
+        entries = sorted(entry.name for entry in os.scandir(real))
+    except OSError as exc:
+        raise _fail(given, exc, "cannot read the folder") from exc
+    if not entries:
+        return real
+    if not owned(real):
+        shown = ", ".join(entries[:3]) + (", …" if len(entries) > 3 else "")
+        raise OutputError(f"{given}: folder is not empty ({shown}) and holds no {what.removeprefix('a ')}; "
+                          f"give a new or empty folder (overwrite=True replaces only {what})")
+    if not overwrite:
+        raise OutputError(f"{given}: holds {what}; pass overwrite=True to replace it, or give another folder")
+    return real
+
+
 @contextlib.contextmanager
 def _naming(final: Path) -> Iterator[None]:
     """An OSError without a file name while writing (disk full, a broken device) names ``final``."""
@@ -268,6 +320,15 @@ def _exchange(a: Path, b: Path) -> bool:
     return rc == 0
 
 
+def _remove(path: Path) -> None:
+    """Remove ``path`` whatever it is (a folder, a file, a link); nothing if it is not there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty temporary directory; on success it replaces ``final`` atomically.
@@ -300,10 +361,10 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
         else:
             if final.exists():
                 old = final.with_name(f".{final.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
+                _remove(old)  # a killed save's leftover
                 os.replace(final, old)
                 os.replace(tmp, final)
-                shutil.rmtree(old, ignore_errors=True)
+                _remove(old)
             else:
                 os.replace(tmp, final)
     finally:

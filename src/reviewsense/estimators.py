@@ -233,8 +233,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Write the export folder (the same as ``reviewsense train``'s ``model/``): it loads with
         :meth:`load` as this estimator and with :func:`reviewsense.load` as a predictor.
 
-        ``path`` must be new or empty; a folder holding a reviewsense model is replaced only with
-        ``overwrite=True``; any other folder is refused, nothing touched."""
+        ``path`` is a new or empty folder; one that holds a saved model is replaced only with
+        ``overwrite=True``; any other folder with files in it, ``.``, the home folder, a file or a
+        link is refused (:class:`~reviewsense.errors.OutputError`) and left untouched."""
         from .export import save_model
 
         check_is_fitted(self, "predictor_")

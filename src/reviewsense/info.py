@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFileError
-from .export.bundle import MANIFEST, _verify_files, read_manifest
+from .export.bundle import _OWN_FILES, MANIFEST, _verify_files, read_manifest
 from .models.registry import check_family
 
 # recorded metrics shown, in this order (the manifest holds what evaluate() returned)
@@ -63,6 +63,7 @@ def model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "format_version": manifest["format_version"],
         "size_bytes": sum(files.values()),
         "files": files,
+        "extra_files": {name: size for name, size in files.items() if name not in (MANIFEST, *_OWN_FILES)},
         "vocabulary_size": manifest.get("vocabulary_size"),
         "length_calibration": manifest.get("length_calibration") is not None,
         "metrics": {split: {k: _dict(metrics[split]).get(k) for k in METRIC_KEYS if k in _dict(metrics[split])}
@@ -164,6 +165,9 @@ def format_info(info: dict[str, Any]) -> str:
         ("format", f"{info['format']} v{info['format_version']}"),
         ("size on disk", f"{_size(info['size_bytes'])} in {len(info['files'])} files (checksums verified)"),
     ]
+    if info["extra_files"]:
+        extra = info["extra_files"].items()
+        lines.append(("extra files", ", ".join(f"{name} ({_size(size)})" for name, size in extra)))
     if info["vocabulary_size"] is not None:
         lines.append(("vocabulary", f"{info['vocabulary_size']:,} words"))
     lines.append(("length calibration", "yes" if info["length_calibration"] else "no"))

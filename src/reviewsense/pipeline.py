@@ -145,7 +145,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
                training={"config": config_dict, "data": splits.source,
                          "rows": {"train": len(splits.train), "validation": len(splits.validation),
                                   "test": len(splits.test)},
-                         "history": history.to_dict() if history else None})
+                         "history": history.to_dict() if history else None}, overwrite=overwrite or resume)
     metrics["timing"]["total_seconds"] = round(time.perf_counter() - started, 2)
     metrics["peak_rss_mb"] = peak_rss_mb()
     write_json(run_dir / "metrics.json", metrics)

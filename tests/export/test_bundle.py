@@ -106,7 +106,7 @@ def test_config_that_does_not_fit_the_weights_is_refused(export):
         load_model(export)
 
 
-@pytest.mark.parametrize("version", [4, 0, "1", None])
+@pytest.mark.parametrize("version", [5, 0, "1", None])
 def test_unknown_format_version_is_refused(export, version):
     manifest = _manifest(export)
     manifest["format_version"] = version
@@ -172,7 +172,7 @@ def test_saving_over_an_export_replaces_it_without_leftovers(trained, tmp_path):
     flipped = SeedPredictor(predictor.vectorizer, predictor.config,
                             {k: (-v if k == "output.weight" else v) for k, v in predictor.weights.items()},
                             predictor.class_names)
-    save_model(flipped, target)
+    save_model(flipped, target, overwrite=True)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model"]
     assert not (target / "stale.txt").exists()
     np.testing.assert_array_equal(load_model(target).predict_proba(PROBE), flipped.predict_proba(PROBE))

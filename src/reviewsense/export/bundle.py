@@ -5,24 +5,56 @@
                           how it was trained, and the SHA-256 and size of every file
       vectorizer.json     the TextVectorizer (plain JSON), for families that have one
       model.safetensors   the weights
+      tokenizer.json …    the family's own extra files, if any (format version 4)
 
 Loading checks the format version and every checksum, reads only the files the manifest
 lists, refuses pickles and path tricks, and never executes anything from the folder.
+
+A family that needs more than weights and a vectorizer (a Hugging Face tokenizer and its
+config, say) returns them from :meth:`Predictor.extra_files` (name → bytes) and gets them
+back, verified, in :meth:`Predictor.from_export`. Their names are plain file names inside
+the folder (no folders, no hidden names, none of the three above, no pickle-like suffix:
+``.bin``, ``.pt``, ``.pkl``…); the manifest lists each with its SHA-256 and size. Such a
+model is written as format version 4 (older reviewsense versions refuse it by its version
+instead of failing on the files); a model without extra files keeps the lowest version
+that holds it (2, or 3 for more than two classes). A transformer family would do::
+
+    def extra_files(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.tokenizer.save_pretrained(tmp)   # tokenizer.json, tokenizer_config.json, vocab.txt …
+            return packed(tmp)
+
+    @classmethod
+    def from_export(cls, vectorizer, config, tensors, class_names, files):
+        with unpacked(files) as folder:           # the verified bytes, in a fresh temporary folder
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+        ...
+
+(:func:`~reviewsense.models.base.packed`, :func:`~reviewsense.models.base.unpacked`): no pickle,
+no remote code, and what the tokenizer reads is exactly the bytes that were verified.
+
+Saving never destroys what is not a model: ``save_model(predictor, path)`` writes a new
+folder or fills an empty one; a folder holding a saved model is replaced (atomically) only
+with ``overwrite=True``; any other folder with something in it, the working folder, the
+home folder, a file or a symbolic link is refused and left as it is.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from .._fs import atomic_dir, sha256_file, write_json
+from .._fs import atomic_dir, check_save_folder, sha256_file, write_json
 from ..errors import ModelFileError
 from ..models.base import Predictor
 from ..models.calibration import SoftmaxLengthCalibration, calibration_from_dict
@@ -31,24 +63,32 @@ from ..text import load_vectorizer
 
 FORMAT = "reviewsense-model"
 # 2: the manifest may hold a length calibration (1: none; still read); 3: more than two
-# classes (softmax logits, a "length_softmax" calibration). A model is written with the lowest
-# version that holds it, so two-class exports still load in reviewsense versions that read 2.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# classes (softmax logits, a "length_softmax" calibration); 4: the family's own extra files
+# (Predictor.extra_files). A model is written with the lowest version that holds it, so
+# two-class exports without extra files still load in reviewsense versions that read 2.
+FORMAT_VERSION = 4
+EXTRA_FILES_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 MANIFEST = "manifest.json"
 WEIGHTS, VECTORIZER = "model.safetensors", "vectorizer.json"
+_OWN_FILES = (WEIGHTS, VECTORIZER)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib", ".npy", ".npz", ".bin", ".ckpt")
 _MAX_MANIFEST_BYTES = 16 << 20
+SAVED_MODEL = "a saved reviewsense model"  # what save refuses to replace without overwrite=True
 
 
 def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict[str, Any] | None = None,
-               training: dict[str, Any] | None = None) -> Path:
-    """Write ``predictor`` to the folder ``path`` atomically (an existing export there is
-    replaced only once the new one is complete)."""
+               training: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write ``predictor`` to the folder ``path`` (parents created): a new or empty folder, or,
+    with ``overwrite``, one that holds a saved model, replaced atomically once the new export is
+    complete. Any other folder with something in it, the working or home folder, a file or a
+    symbolic link is refused (:class:`OutputError`) and left untouched."""
     from safetensors.numpy import save_file
 
     path = Path(path)
+    extra = _extra_files(predictor)
+    check_save_folder(path, overwrite, _is_export, SAVED_MODEL)  # before any work: nothing is touched
     files = [WEIGHTS]
     with atomic_dir(path) as tmp:
         if predictor.vectorizer is not None:
@@ -56,9 +96,12 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
             files.append(VECTORIZER)
         tensors = {k: np.ascontiguousarray(v) for k, v in predictor.tensors().items()}
         save_file(tensors, str(tmp / WEIGHTS), metadata={"family": predictor.family})
+        for name, data in extra.items():
+            (tmp / name).write_bytes(data)
+            files.append(name)
         manifest = {
             "format": FORMAT,
-            "format_version": 2 if predictor.binary else FORMAT_VERSION,
+            "format_version": EXTRA_FILES_VERSION if extra else 2 if predictor.binary else 3,
             "family": predictor.family,
             "reviewsense_version": __version__,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -75,7 +118,52 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
                       for name in files},
         }
         write_json(tmp / MANIFEST, manifest)
+        check_save_folder(path, overwrite, _is_export, SAVED_MODEL)  # again just before the swap
     return path
+
+
+def _is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds a saved model: a ``manifest.json`` (a regular file) of this
+    format, of any version."""
+    file = folder / MANIFEST
+    try:
+        if file.is_symlink() or not file.is_file() or file.stat().st_size > _MAX_MANIFEST_BYTES:
+            return False
+        manifest = json.loads(file.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _unsafe_name(name: Any) -> str | None:
+    """Why ``name`` cannot be an extra file of an export, or None if it can."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+        return "not a plain file name: letters, digits, '.', '_', '-', not starting with '.', no folders"
+    if name.lower() in (MANIFEST, *_OWN_FILES):
+        return "a name the format uses itself"
+    if name.lower().endswith(_PICKLE_SUFFIXES):
+        return f"a pickle-like suffix ({', '.join(_PICKLE_SUFFIXES)} are refused)"
+    return None
+
+
+def _extra_files(predictor: Predictor) -> dict[str, bytes]:
+    """The predictor's :meth:`~Predictor.extra_files`, checked (a family's mistake is refused
+    before anything is written)."""
+    extra = predictor.extra_files()
+    where = f"{type(predictor).__name__}.extra_files()"
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"{where} must return a dict of file name → bytes, not {type(extra).__name__}")
+    seen: set[str] = set()
+    for name, data in extra.items():
+        reason = _unsafe_name(name)
+        if reason:
+            raise ValueError(f"{where}: file name {name!r} is {reason}")
+        if name.lower() in seen:
+            raise ValueError(f"{where}: two files named {name!r} (ignoring case)")
+        seen.add(name.lower())
+        if not isinstance(data, bytes):
+            raise TypeError(f"{where}: {name!r} must be bytes, not {type(data).__name__}")
+    return dict(extra)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -110,23 +198,54 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def _verify_files(path: Path, manifest: dict[str, Any]) -> None:
+def _verify_files(path: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """Check every file the manifest lists (a safe name; a regular file of that size and
+    SHA-256) and that the folder holds no pickle-like file. Files it does not list are not read.
+    Returns the extra files' contents, read once: what the family gets is what was verified."""
     files = manifest.get("files")
-    if not isinstance(files, dict) or WEIGHTS not in files or not set(files) <= {WEIGHTS, VECTORIZER}:
-        raise ModelFileError(f"{path / MANIFEST}: 'files' must list {WEIGHTS} (and {VECTORIZER}), nothing else")
+    extra_allowed = manifest["format_version"] >= EXTRA_FILES_VERSION
+    if not isinstance(files, dict) or WEIGHTS not in files or (not extra_allowed and not set(files) <= {*_OWN_FILES}):
+        raise ModelFileError(f"{path / MANIFEST}: 'files' must list {WEIGHTS} (and {VECTORIZER})"
+                             + ("" if extra_allowed else ", nothing else"))
     for entry in path.iterdir():
         if entry.name.lower().endswith(_PICKLE_SUFFIXES):
             raise ModelFileError(f"{entry}: model folders must not contain pickle/binary blobs; refusing to load")
+    extra = {}
     for name, info in files.items():
-        if not _SAFE_NAME.match(name):
-            raise ModelFileError(f"{path / MANIFEST}: unsafe file name {name!r}")
-        file = path / name
-        if file.is_symlink() or not file.is_file():
+        reason = None if name in _OWN_FILES else _unsafe_name(name)
+        if reason:
+            raise ModelFileError(f"{path / MANIFEST}: unsafe file name {name!r} ({reason})")
+        content = _verified(path / name, info, keep=name not in _OWN_FILES)
+        if content is not None:
+            extra[name] = content
+    return extra
+
+
+def _verified(file: Path, info: Any, keep: bool) -> bytes | None:
+    """Check ``file`` against its manifest entry ``info``: a regular file (never a link, a FIFO
+    or a device) of that size and SHA-256. Its content if ``keep``."""
+    if file.is_symlink():
+        raise ModelFileError(f"{file}: is a symbolic link; a model folder holds its files themselves")
+    if not file.is_file():
+        raise ModelFileError(f"{file}: missing (or not a regular file)")
+    try:  # a link or a FIFO put there since: refused, never waited on
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ModelFileError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+    digest, kept = hashlib.sha256(), []
+    with os.fdopen(fd, "rb") as fh:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise ModelFileError(f"{file}: missing (or not a regular file)")
-        if not isinstance(info, dict) or file.stat().st_size != info.get("bytes"):
+        if not isinstance(info, dict) or status.st_size != info.get("bytes"):
             raise ModelFileError(f"{file}: size does not match the manifest (truncated or replaced?)")
-        if sha256_file(file) != info.get("sha256"):
-            raise ModelFileError(f"{file}: SHA-256 does not match the manifest (corrupted or edited)")
+        while block := fh.read(1 << 20):
+            digest.update(block)
+            if keep:
+                kept.append(block)
+    if digest.hexdigest() != info.get("sha256"):
+        raise ModelFileError(f"{file}: SHA-256 does not match the manifest (corrupted or edited)")
+    return b"".join(kept) if keep else None
 
 
 def load_model(path: str | os.PathLike[str]) -> Predictor:
@@ -136,7 +255,7 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
 
     path = Path(path)
     manifest = read_manifest(path)
-    _verify_files(path, manifest)
+    extra = _verify_files(path, manifest)
     try:
         cls = predictor_class(manifest.get("family"))
     except ModelFileError as exc:
@@ -147,7 +266,7 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{path / WEIGHTS}: unreadable weights ({exc})") from exc
     try:
-        predictor = cls.from_tensors(vectorizer, manifest["config"], tensors, manifest["class_names"])
+        predictor = cls.from_export(vectorizer, manifest["config"], tensors, manifest["class_names"], extra)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path / MANIFEST}: invalid model configuration ({exc})") from exc
     if manifest.get("length_calibration") is not None:

@@ -1,13 +1,27 @@
 """The one interface every model family's predictor exposes (numpy-only inference, so
 exported models load without torch). The families themselves are listed and declared in
 :mod:`reviewsense.models.registry`.
+
+What a predictor saves: its vectorizer, its arrays (:meth:`Predictor.tensors`, into
+``model.safetensors``), its ``config`` (JSON), and any files of its own
+(:meth:`Predictor.extra_files`: name → bytes, e.g. a Hugging Face tokenizer's
+``tokenizer.json``, ``tokenizer_config.json``, ``vocab.txt`` and a ``config.json``); loading
+gives them back, checksums verified, to :meth:`Predictor.from_export`. A library that writes
+and reads a folder works through :func:`packed` (a folder's files as bytes, after
+``tokenizer.save_pretrained(tmp)``) and :func:`unpacked` (the verified bytes in a temporary
+folder, for ``AutoTokenizer.from_pretrained(folder, local_files_only=True)``): no pickle and
+no remote code ever (see :mod:`reviewsense.export.bundle` for the names allowed).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -121,6 +135,24 @@ class Predictor(ABC):
                      class_names: Sequence[str]) -> Predictor:
         """Rebuild a predictor from what :meth:`tensors` returned; validate shapes."""
 
+    def extra_files(self) -> dict[str, bytes]:
+        """Files the model needs besides its vectorizer, weights and ``config`` (plain file
+        name → content), saved in the export and listed in its manifest with their checksums:
+        a tokenizer, a model configuration… Names are plain (``tokenizer.json``: no folders,
+        not hidden, no pickle-like suffix). None by default."""
+        return {}
+
+    @classmethod
+    def from_export(cls, vectorizer: Any, config: dict[str, Any], tensors: dict[str, np.ndarray],
+                    class_names: Sequence[str], files: Mapping[str, bytes]) -> Predictor:
+        """Rebuild a predictor from an export: what :meth:`from_tensors` takes, and the
+        :meth:`extra_files` the manifest lists (verified: each file's size and SHA-256). A
+        family that saves extra files overrides this; by default there must be none."""
+        if files:
+            raise ModelFileError(f"'{cls.family}' models have no extra files; the manifest lists "
+                                 f"{', '.join(sorted(files))}")
+        return cls.from_tensors(vectorizer, config, tensors, class_names)
+
     def predict_logits(self, texts: Sequence[str] | str) -> np.ndarray:
         """Two classes: ``(n,)`` logits of ``class_names[1]``; K > 2: ``(n, K)`` softmax logits."""
         texts = as_texts(texts)
@@ -209,6 +241,26 @@ class Predictor(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(config={self.config})"
+
+
+def packed(folder: str | os.PathLike[str]) -> dict[str, bytes]:
+    """The regular files of ``folder`` (not its subfolders) by name: what a library wrote there
+    (``tokenizer.save_pretrained(folder)``), as :meth:`Predictor.extra_files` returns it."""
+    return {entry.name: Path(entry.path).read_bytes() for entry in sorted(os.scandir(folder), key=lambda e: e.name)
+            if entry.is_file(follow_symlinks=False)}
+
+
+@contextlib.contextmanager
+def unpacked(files: Mapping[str, bytes]) -> Iterator[Path]:
+    """A new temporary folder holding ``files`` (name → content), removed afterwards: for a
+    library that reads a folder (``AutoTokenizer.from_pretrained(folder, local_files_only=True)``)
+    in :meth:`Predictor.from_export`. It reads these bytes, not the export's files."""
+    with tempfile.TemporaryDirectory(prefix="reviewsense-") as tmp:
+        for name, data in files.items():
+            if Path(name).name != name or name in ("", ".", ".."):
+                raise ModelFileError(f"unsafe file name {name!r}")
+            (Path(tmp) / name).write_bytes(data)
+        yield Path(tmp)
 
 
 def to_probabilities(logits: np.ndarray) -> np.ndarray:

@@ -3,12 +3,13 @@
 Each member scores the text with its own vectorizer; a logistic regression fitted on the
 members' validation logits combines them (weights + bias), so the output is calibrated too.
 Saved in the one export format: the members' vectorizers together in ``vectorizer.json``,
-their weights in ``model.safetensors`` under ``m0.``, ``m1.``, … prefixes.
+their weights in ``model.safetensors`` under ``m0.``, ``m1.``, … prefixes, and their extra
+files (if any) under the same prefixes (``m0.tokenizer.json``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,8 +93,16 @@ class EnsemblePredictor(Predictor):
             out.update({f"m{i}.{k}": v for k, v in member.tensors().items()})
         return out
 
+    def extra_files(self) -> dict[str, bytes]:
+        return {f"m{i}.{name}": data for i, member in enumerate(self.members)
+                for name, data in member.extra_files().items()}
+
     @classmethod
     def from_tensors(cls, vectorizer, config, tensors, class_names) -> EnsemblePredictor:
+        return cls.from_export(vectorizer, config, tensors, class_names, {})
+
+    @classmethod
+    def from_export(cls, vectorizer, config, tensors, class_names, files: Mapping[str, bytes]) -> EnsemblePredictor:
         specs = config.get("members") if isinstance(config, dict) else None
         if not isinstance(vectorizer, MemberVectorizers) or not isinstance(specs, list) or \
                 len(specs) != len(vectorizer.members):
@@ -104,13 +113,18 @@ class EnsemblePredictor(Predictor):
         for i, (spec, member_vectorizer) in enumerate(zip(specs, vectorizer.members, strict=True)):
             prefix = f"m{i}."
             own = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-            member = predictor_class(spec["family"]).from_tensors(member_vectorizer, spec["config"], own, class_names)
+            own_files = {k.removeprefix(prefix): v for k, v in files.items() if k.startswith(prefix)}
+            member = predictor_class(spec["family"]).from_export(member_vectorizer, spec["config"], own, class_names,
+                                                                 own_files)
             if spec.get("length_calibration") is not None:
                 member.length_calibration = calibration_from_dict(spec["length_calibration"])
                 if member.length_calibration.scores != 1 or isinstance(member.length_calibration,
                                                                        SoftmaxLengthCalibration) == member.binary:
                     raise ModelFileError(f"member {i}'s length calibration must read one score of its classes")
             members.append(member)
+        unclaimed = [name for name in files if not name.startswith(tuple(f"m{i}." for i in range(len(members))))]
+        if unclaimed:
+            raise ModelFileError(f"files of no member: {', '.join(sorted(unclaimed))}")
         stack = {k: v for k, v in tensors.items() if k.startswith("stack.")}
         biases = 1 if len(class_names) == 2 else len(class_names)
         check_shapes(stack, {"stack.weights": (len(members),), "stack.bias": (biases,)})
