@@ -37,13 +37,15 @@ __all__ = ["DataSpec", "Fitted", "Splits", "TrainConfig", "build_estimator", "ca
 def resolve_vectors(config: TrainConfig, splits: Splits):
     """The pretrained word vectors the run's ``embedding`` names (None for 'scratch'): pretrained
     on the training split and IMDB's unlabelled reviews (never test), cached."""
+    from .data.download import cache_dir
     from .text.word_vectors import vectors_for
 
     if not config.uses_word_vectors:
         return None
     choice, dim = config.vector_settings()
     texts = list(splits.train.texts) + (list(splits.unlabelled.texts) if splits.unlabelled else [])
-    return vectors_for(choice, texts, dim, seed=config.seed, epochs=config.pretrain_epochs, cache=True)
+    return vectors_for(choice, texts, dim, seed=config.seed, epochs=config.pretrain_epochs,
+                       cache=cache_dir() / "vectors")
 
 
 def calibrate(fitted: Fitted, splits: Splits, seed: int = 0) -> None:

@@ -121,24 +121,23 @@ def pretrain(
 
 
 def vectors_for(choice: str, texts: Sequence[str], dim: int, seed: int = 0, epochs: int = 5,
-                cache: bool = False) -> WordVectors | None:
+                cache: Path | None = None) -> WordVectors | None:
     """The word vectors a family's ``embedding`` names: None for ``scratch``; for ``word2vec`` or
-    ``fasttext``, pretrained now on ``texts`` (unlabelled and training text, never test; with
-    ``cache``, kept in the cache folder keyed by the texts and settings); else loaded from the
-    path (a ``reviewsense pretrain`` folder, a ``.vec`` or ``.txt`` file)."""
+    ``fasttext``, pretrained now on ``texts`` (unlabelled and training text, never test; with a
+    ``cache`` folder, kept there keyed by the texts and settings); else loaded from the path (a
+    ``reviewsense pretrain`` folder, a ``.vec`` or ``.txt`` file)."""
     if choice == "scratch":
         return None
     if choice not in METHODS:
         return load_word_vectors(choice)
-    if not cache:
+    if cache is None:
         return pretrain(texts, method=choice, dim=dim, epochs=epochs, seed=seed)
     import json
 
     from .._fs import fingerprint
-    from ..data.download import cache_dir
 
     settings = {"method": choice, "dim": dim, "epochs": epochs, "seed": seed}
-    cached = cache_dir() / "vectors" / fingerprint(list(texts), json.dumps(settings, sort_keys=True))[:20]
+    cached = cache / fingerprint(list(texts), json.dumps(settings, sort_keys=True))[:20]
     if (cached / "vectors.json").is_file():
         log(f"using cached {choice} vectors from {cached}")
         return load_word_vectors(cached)
