@@ -16,6 +16,11 @@ the validation split (vector scaling, Platt's K-class analogue).
 The scaled weights fold into one vector (``coef = r ⊙ w``; one per class), so prediction is one weighted
 sum per text, computed straight from the n-gram columns (polars and numpy; for binary
 features a small numba loop that counts each n-gram once, where numba is installed); no torch.
+
+Of the vectorizer's millions of columns (2**24 hashed buckets by default) only those kept —
+in at least ``min_df`` training texts — are fitted, and only those with a weight are held by
+the predictor (:class:`~reviewsense.text.columns.KeptColumns` and a table of their weights,
+``(columns,)`` or ``(columns, K)``): memory and pickles grow with the model, not the buckets.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ..data.dataset import Dataset
 from ..data.spans import cut_spans
 from ..errors import ConfigError, ModelFileError
 from ..progress import log
+from ..text.columns import KeptColumns
 from ..text.ngrams import NgramVectorizer, tokenize
 from ..training.checkpoint import check_stop
 from .base import Predictor, check_shapes
@@ -69,72 +75,67 @@ class NBLinearParams:
 
 
 class NBLinearPredictor(Predictor):
+    """``weights``: ``intercept``, ``calibration`` and the coefficients, sparse as :meth:`tensors`
+    gives them (``coef_index``: columns; ``coef_value``: their weights, ``(columns, K)`` for
+    more than two classes) or dense (``coef``: ``(features,)``, or ``(K, features)``; models
+    saved by reviewsense 0.1.0). Either way only the columns with a weight are held: their
+    numbers (:class:`KeptColumns`) and a compact table of their weights."""
+
     family = "nblinear"
     batch_size = 32_768  # texts per scoring call: fewer, larger polars/numpy passes
 
     def __init__(self, vectorizer: NgramVectorizer, config: dict[str, Any], weights: dict[str, np.ndarray],
                  class_names: Sequence[str] = ("negative", "positive")):
         super().__init__(vectorizer, config, class_names)
-        self.weights = {k: np.array(v, dtype=np.float32) for k, v in weights.items()}
-        if self.binary:
-            self.weights["coef"][0] = 0.0  # the column of n-grams that cross texts: never a feature
-        else:  # (K, features) → the features with any weight, one row each (row 0: none)
-            coef = self.weights.pop("coef")
-            coef[:, 0] = 0.0
-            index = np.flatnonzero(np.any(coef != 0, axis=0))
-            self._rows = np.zeros(coef.shape[1], dtype=np.int32)
-            self._rows[index] = np.arange(1, len(index) + 1, dtype=np.int32)
-            self._index = index.astype(np.int32)
-            self._table = np.vstack([np.zeros((1, len(coef)), dtype=np.float32), coef[:, index].T])
+        index, value = _weighted_columns(weights)
+        self._kept = KeptColumns(index, vectorizer.n_features)
+        # row 0: every column without a weight (and column 0, the n-grams that cross texts)
+        self._table = np.concatenate([np.zeros((1, *value.shape[1:]), dtype=np.float32), value])
+        self._intercept = np.array(weights["intercept"], dtype=np.float32)
+        self._calibration = np.array(weights["calibration"], dtype=np.float32)
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """The learned arrays (:meth:`tensors`)."""
+        return self.tensors()
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         return self._logits_and_lengths(texts)[0]
 
     def _logits_and_lengths(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Platt-scaled (vector-scaled) scores and token counts, from one pass over the texts."""
-        slope, offset = self.weights["calibration"]
+        slope, offset = self._calibration
         if self.binary:
-            score, lengths = self.vectorizer.score_and_count(texts, self.weights["coef"])
+            score, lengths = self.vectorizer.score_and_count(texts, self._table, self._kept)
         else:
-            score, lengths = self.vectorizer.score_rows_and_count(texts, self._rows, self._table)
-        return slope * (score + self.weights["intercept"]) + offset, lengths
+            score, lengths = self.vectorizer.score_rows_and_count(texts, self._kept, self._table)
+        return slope * (score + self._intercept) + offset, lengths
 
     def _attribute(self, text: str, target: int | None = None) -> Attribution:
         """Each n-gram occurrence contributes its weight (times the calibration slope)."""
         c = 0 if self.binary else target or 0
-        slope, offset = (float(np.atleast_1d(x)[c]) for x in self.weights["calibration"])
+        slope, offset = (float(np.atleast_1d(x)[c]) for x in self._calibration)
         words = tokenize(text)
         _, columns = self.vectorizer._columns([text])
-        if self.binary:
-            coef = self.weights["coef"]
-        else:
-            coef = np.zeros(len(self._rows), dtype=np.float32)
-            used = np.unique(np.concatenate(columns))
-            coef[used] = self._table[self._rows[used], c]
+        weights = self._table if self.binary else self._table[:, c]
         items = []
         for n, cols in enumerate(columns, 1):
             # binary features count once however often the n-gram occurs: share the weight
             uses = np.unique(cols, return_counts=True) if self.vectorizer.binary else None
-            for start, col in enumerate(cols.tolist()):
-                weight = float(coef[col]) if col else 0.0
+            for start, (col, row) in enumerate(zip(cols.tolist(), self._kept.rows(cols).tolist(), strict=True)):
+                weight = float(weights[row])
                 if uses is not None and weight:
                     weight /= int(uses[1][np.searchsorted(uses[0], col)])
                 if weight:
                     items.append((start, n, slope * weight))
-        return Attribution(words, items, slope * float(np.atleast_1d(self.weights["intercept"])[c]) + offset)
+        return Attribution(words, items, slope * float(np.atleast_1d(self._intercept)[c]) + offset)
 
     def tensors(self) -> dict[str, np.ndarray]:
         """The weights, with the coefficients stored sparse (most buckets weigh 0): the
         columns with a weight (``coef_index``) and their weights (``coef_value``: one per
         column; ``(columns, K)`` for more than two classes)."""
-        if self.binary:
-            coef = self.weights["coef"]
-            index = np.flatnonzero(coef).astype(np.int32)
-            value = coef[index]
-        else:
-            index, value = self._index, self._table[1:]
-        return {"coef_index": index, "coef_value": value, "intercept": self.weights["intercept"],
-                "calibration": self.weights["calibration"]}
+        return {"coef_index": self._kept.columns, "coef_value": self._table[1:], "intercept": self._intercept,
+                "calibration": self._calibration}
 
     @classmethod
     def from_tensors(cls, vectorizer, config, tensors, class_names) -> NBLinearPredictor:
@@ -156,22 +157,38 @@ class NBLinearPredictor(Predictor):
         check_shapes({k: v for k, v in tensors.items() if not k.startswith("coef_")}, {"intercept": own,
                                                                                       "calibration": calibration})
         check_shapes({"coef_value": value}, {"coef_value": value.shape})
-        coef = np.zeros((n,) if classes == 2 else (classes, n), dtype=np.float32)
-        coef[..., index] = value.T
-        return cls(vectorizer, config, {"coef": coef, "intercept": tensors["intercept"],
-                                        "calibration": tensors["calibration"]}, class_names)
+        return cls(vectorizer, config, tensors, class_names)
 
 
-def nb_ratio(features, labels: np.ndarray, alpha: float, keep: np.ndarray | None = None) -> np.ndarray:
-    """The log-count ratio of each feature between the positive and the negative class
-    (0 for features outside the ``keep`` mask)."""
-    positive = np.asarray(features[labels == 1].sum(axis=0)).ravel()
-    negative = np.asarray(features[labels == 0].sum(axis=0)).ravel()
-    if keep is not None:
-        positive, negative = positive * keep, negative * keep
-    positive, negative = positive + alpha, negative + alpha
-    ratio = (np.log(positive / positive.sum()) - np.log(negative / negative.sum())).astype(np.float32)
-    return ratio if keep is None else ratio * keep
+def _weighted_columns(weights: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The columns with a weight (sorted; never column 0, which takes the n-grams that cross
+    texts) and their weights (float32, one row per column), from sparse or dense coefficients.
+    A column listed twice in ``coef_index`` takes its last value."""
+    if "coef" in weights:
+        dense = np.asarray(weights["coef"], dtype=np.float32)
+        index = np.arange(dense.shape[-1])
+        value = dense.T
+    else:
+        # the last of repeated columns: the first of them in reverse order
+        index, last = np.unique(np.asarray(weights["coef_index"])[::-1], return_index=True)
+        value = np.asarray(weights["coef_value"], dtype=np.float32)[::-1][last]
+    used = (index != 0) & (value != 0).reshape(len(value), -1).any(axis=1)
+    return index[used], np.ascontiguousarray(value[used])
+
+
+def nb_ratio(features, labels: np.ndarray, alpha: float, columns: int | None = None) -> np.ndarray:
+    """The log-count ratio of each column of ``features`` (texts × columns: 1 where the text
+    has the feature) between the positive and the negative class.
+
+    ``columns``: how many feature columns there are in all, when ``features`` holds only some
+    of them (the kept ones): the others occur in no text, and only their smoothing ``alpha``
+    enters each class's total."""
+    positive = np.asarray(features[labels == 1].sum(axis=0)).ravel() + alpha
+    negative = np.asarray(features[labels == 0].sum(axis=0)).ravel() + alpha
+    unseen = alpha * ((columns or features.shape[1]) - features.shape[1])
+    # the totals summed exactly (float64), then rounded once to the ratios' float32
+    p_total, n_total = (np.float32(x.sum(dtype=np.float64) + unseen) for x in (positive, negative))
+    return (np.log(positive / p_total) - np.log(negative / n_total)).astype(np.float32)
 
 
 def platt(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -190,50 +207,58 @@ def strength(params: NBLinearParams, classes: int) -> float:
 @dataclass
 class _Design:
     """What the fits of one training set share (every class's, one-vs-rest), computed once:
-    which features each text has and which are kept (``min_df``), and the rows fitted — the
-    texts, then the spans at their weight."""
+    the feature columns kept (those in at least ``min_df`` texts), which of them each text
+    has, and the rows fitted — the texts, then the spans at their weight — on those columns
+    only, so that every array of the fits is as wide as the kept columns, not the millions
+    of hashed ones."""
 
-    present: Any  # texts × features: 1 where the text has the feature
-    keep: np.ndarray | None  # 1 for features in at least min_df texts (None: min_df 1)
-    rows: Any  # texts × features, then spans × features
-    weights: np.ndarray | None  # each row's weight in the fit (None: all 1, no spans)
+    kept: KeptColumns
+    present: Any  # texts × kept columns: 1 where the text has the feature
+    rows: Any  # texts × kept columns, then spans × kept columns
+    weights: np.ndarray | None  # each row's weight in the fit (None: all 1)
+    spans: bool  # rows after the texts are spans
 
 
 def _design(features, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None,
             row_weights: np.ndarray | None = None) -> _Design:
     """``row_weights``: each text's weight in the logistic regression (sample_weight; None: 1)."""
-    present = features.sign()
-    keep = None
+    spans = spans if spans is not None and spans[0].shape[0] else None
+    df = np.bincount(features.indices, minlength=features.shape[1])  # texts per column (CSR: one entry per text)
     if params.min_df > 1:
-        df = np.asarray(present.sum(axis=0)).ravel()
-        keep = (df >= params.min_df).astype(np.float32)
-        if not keep.any():  # every weight would be 0: a constant model
+        columns = np.flatnonzero(df >= params.min_df)
+        if not len(columns):  # every weight would be 0: a constant model
             most = int(df.max(initial=0))
             raise ConfigError(f"--min-df {params.min_df}: no n-gram occurs in at least {params.min_df:,} of the "
                               f"{features.shape[0]:,} training texts (the most common is in {most:,}); "
                               f"use --min-df {max(most, 1)} or less")
-    texts = np.ones(features.shape[0]) if row_weights is None else row_weights
-    if spans is None or not spans[0].shape[0]:
-        return _Design(present, keep, features, None if row_weights is None else texts)
-    weights = np.r_[texts, np.full(spans[0].shape[0], params.span_weight)]
-    return _Design(present, keep, sp.vstack([features, spans[0]], format="csr"), weights)
+    else:  # every column of the texts, and of their spans
+        columns = np.flatnonzero(df) if spans is None else np.union1d(np.flatnonzero(df), spans[0].indices)
+    del df
+    kept = KeptColumns(columns, features.shape[1])
+    texts = kept.compact(features)
+    if spans is None:
+        return _Design(kept, texts.sign(), texts, row_weights, False)
+    own = np.ones(features.shape[0]) if row_weights is None else row_weights
+    weights = np.r_[own, np.full(spans[0].shape[0], params.span_weight)]
+    return _Design(kept, texts.sign(), sp.vstack([texts, kept.compact(spans[0])], format="csr"), weights, True)
 
 
 def _fit_weights(design: _Design, labels: np.ndarray, span_labels: np.ndarray | None, params: NBLinearParams,
                  classes: int = 2) -> tuple[np.ndarray, float]:
     """NB-scaled logistic regression of ``labels`` (1 = the class fitted); returns the folded
-    weight vector and the intercept. The spans of ``design`` join the fit with their labels
+    weights of the kept columns and the intercept. The spans of ``design`` join the fit with their labels
     ``span_labels`` at weight ``params.span_weight``; the NB ratios come from the whole texts.
 
     liblinear's dual solver: with millions of features and tens of thousands of texts it is
     about ten times faster than the primal one, for the same solution."""
     from sklearn.linear_model import LogisticRegression
 
-    ratio = nb_ratio(design.present, labels, params.alpha, design.keep)
-    if span_labels is not None:
+    ratio = nb_ratio(design.present, labels, params.alpha, design.kept.n_features)
+    if design.spans:
+        assert span_labels is not None
         labels = np.concatenate([labels, span_labels])
     scaled = design.rows.multiply(ratio).tocsr()
-    scaled.eliminate_zeros()  # the pruned features
+    scaled.eliminate_zeros()  # features whose ratio is 0
     model = LogisticRegression(C=strength(params, classes), solver="liblinear", dual=True, max_iter=params.max_iter,
                                tol=params.tol, random_state=0)
     model.fit(scaled, labels, sample_weight=design.weights)
@@ -262,16 +287,16 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
     log(f"fitting NB-weighted logistic regression on {train_features.nnz:,} non-zeros"
         + (f" (+ {spans[0].shape[0]:,} spans of them)" if spans else "")
         + ("" if classes == 2 else f", one per class against the rest ({classes} classes)"))
-    coef, intercept = _fit_classes(train_features, labels[:n], params, spans, classes, train.weights)
-    held_out = features[n:] @ coef.T + intercept
+    kept, coef, intercept = _fit_classes(train_features, labels[:n], params, spans, classes, train.weights)
+    held_out = kept.compact(features[n:]) @ coef.T + intercept
     calibration = platt(held_out, labels[n:]) if classes == 2 else vector_scaling(held_out, labels[n:])
 
-    def predictor(coef: np.ndarray, intercept: np.ndarray) -> NBLinearPredictor:
-        weights = {"coef": coef[0] if classes == 2 else coef, "intercept": intercept.astype(np.float32),
-                   "calibration": calibration}
+    def predictor(kept: KeptColumns, coef: np.ndarray, intercept: np.ndarray) -> NBLinearPredictor:
+        weights = {"coef_index": kept.columns, "coef_value": coef[0] if classes == 2 else coef.T,
+                   "intercept": intercept.astype(np.float32), "calibration": calibration}
         return NBLinearPredictor(vectorizer, asdict(params), weights, train.class_names)
 
-    first = predictor(coef, intercept)
+    first = predictor(kept, coef, intercept)
     if not params.refit:
         return first, first
     check_stop("before the final fit")
@@ -284,14 +309,14 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
 
 
 def _fit_classes(features, labels: np.ndarray, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None,
-                 classes: int, row_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(models, features)`` weights and ``(models,)`` intercepts: one model for two classes
-    (of class 1), else one per class against the rest."""
+                 classes: int, row_weights: np.ndarray | None = None) -> tuple[KeptColumns, np.ndarray, np.ndarray]:
+    """The columns kept, ``(models, kept columns)`` weights and ``(models,)`` intercepts: one
+    model for two classes (of class 1), else one per class against the rest."""
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings(record=True) as caught:  # liblinear's, from every thread: one note below
         warnings.simplefilter("always", ConvergenceWarning)
-        coef, intercept = _fit_all(features, labels, params, spans, classes, row_weights)
+        kept, coef, intercept = _fit_all(features, labels, params, spans, classes, row_weights)
     stopped = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     for w in caught:
         if not issubclass(w.category, ConvergenceWarning):
@@ -299,16 +324,16 @@ def _fit_classes(features, labels: np.ndarray, params: NBLinearParams, spans: tu
     if stopped:
         log(f"note: {stopped} of {1 if classes == 2 else classes} logistic regression(s) stopped at max_iter "
             f"{params.max_iter} before their tolerance {params.tol:g} (the weights are used as they are)")
-    return coef, intercept
+    return kept, coef, intercept
 
 
 def _fit_all(features, labels: np.ndarray, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None,
-             classes: int, row_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             classes: int, row_weights: np.ndarray | None = None) -> tuple[KeptColumns, np.ndarray, np.ndarray]:
     design = _design(features, params, spans, row_weights)  # once: every class's fit shares it
     span_labels = None if spans is None else spans[1]
     if classes == 2:
         coef, intercept = _fit_weights(design, labels, span_labels, params)
-        return coef[None, :], np.array([intercept])
+        return design.kept, coef[None, :], np.array([intercept])
 
     def one(c: int) -> tuple[np.ndarray, float]:
         check_stop(f"before fitting class {c + 1} of {classes}")
@@ -321,7 +346,7 @@ def _fit_all(features, labels: np.ndarray, params: NBLinearParams, spans: tuple[
     # parallel threads (it releases the GIL) would draw from one another's sequence and the
     # same seed would not give the same model
     fitted = [one(c) for c in range(classes)]
-    return np.stack([coef for coef, _ in fitted]), np.array([intercept for _, intercept in fitted])
+    return design.kept, np.stack([coef for coef, _ in fitted]), np.array([intercept for _, intercept in fitted])
 
 
 def _spans(vectorizer: NgramVectorizer, data: Dataset, params: NBLinearParams) -> tuple[Any, np.ndarray] | None:

@@ -12,7 +12,7 @@ returns a wrong id). Other texts keep going through polars; tests check that bot
 the same ids on arbitrary ASCII with hypothesis.
 
 The presence loop scores binary n-gram features without building a matrix (see
-:func:`presence_scores`).
+:func:`presence_scores`); :func:`column_rows` finds the rows of a model's kept columns.
 
 This module needs numba (the ``speed`` extra); :class:`~reviewsense.text.ngrams.NgramVectorizer`
 imports it only where numba is installed, and goes through polars and sparse matrices elsewhere.
@@ -173,3 +173,25 @@ class AsciiWordIds:
         np.cumsum(sizes, out=bounds[1:])
         data = np.frombuffer(bytearray("".join(texts).encode("ascii")), dtype=np.uint8)
         return _ids(data, bounds, self._words, self._offsets, self._table)
+
+
+@_jit(inline="always")
+def _popcount(word):
+    word = word - ((word >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    word = (word & np.uint64(0x3333333333333333)) + ((word >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    word = (word + (word >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (word * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@_jit(nogil=True)
+def column_rows(columns, words, before, out):
+    """:meth:`reviewsense.text.columns.KeptColumns.rows`: per column, 0 if its bit in
+    ``words`` is clear, else 1 + the set bits before it (``before`` counts them per word).
+    Without a branch: whether a column is kept is not predictable."""
+    for i in range(len(columns)):
+        col = columns[i]
+        word = words[col >> 6]
+        bit = np.uint64(col & 63)
+        kept = np.int64((word >> bit) & np.uint64(1))
+        out[i] = (before[col >> 6] + np.int64(_popcount(word & ((np.uint64(1) << bit) - np.uint64(1)))) + 1) * kept
+    return out

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from .._fs import write_json
 from ..errors import ConfigError, ModelFileError
+from .columns import KeptColumns
 from .standardize import NGRAM_TOKEN, TAG_PATTERN, strip_tags
 
 FORMAT = "reviewsense-ngram-vectorizer"
@@ -203,6 +204,15 @@ class NgramVectorizer:
         self._set_vocabulary(["", "[UNK]", *counts["text"].to_list()])
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled: the settings and the vocabulary; the lookups are rebuilt from them."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_index", "_ascii", "_lookup")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "vocabulary_" in state:
+            self._set_vocabulary(state["vocabulary_"])
+
     def _set_vocabulary(self, vocabulary: list[str]) -> None:
         import polars as pl
 
@@ -302,8 +312,11 @@ class NgramVectorizer:
     def _transform_chunk(self, texts: Sequence[str]) -> sp.csr_matrix:
         return _matrix(*self._columns(texts), self.n_features, self.binary)
 
-    def _score_chunk(self, texts: Sequence[str], weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _score_chunk(self, texts: Sequence[str], weights: np.ndarray,
+                     kept: KeptColumns | None) -> tuple[np.ndarray, np.ndarray]:
         lengths, columns = self._columns(texts)
+        if kept is not None:  # compact weights: each column's row of them
+            columns = [kept.rows(cols) for cols in columns]
         if self.binary:
             return _presence_scores(lengths, columns, weights, self.ngrams), lengths
         starts = np.cumsum(lengths) - lengths
@@ -324,25 +337,29 @@ class NgramVectorizer:
         """``transform(texts) @ weights``, without building the matrix."""
         return self.score_and_count(texts, weights)[0]
 
-    def score_and_count(self, texts: Sequence[str], weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`score` and each text's token count (:func:`count_tokens`), from one pass."""
-        if weights[0] != 0:  # column 0 takes the cross-text n-grams: it must weigh nothing
+    def score_and_count(self, texts: Sequence[str], weights: np.ndarray,
+                        kept: KeptColumns | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`score` and each text's token count (:func:`count_tokens`), from one pass.
+
+        With ``kept``, ``weights`` is compact: the weight of column ``c`` is
+        ``weights[kept.rows(c)]`` (row 0: the columns that are not kept)."""
+        if weights[0] != 0:  # column (or row) 0 takes the cross-text n-grams: it must weigh nothing
             weights = np.array(weights)
             weights[0] = 0.0
-        parts = _map_chunks(lambda chunk: self._score_chunk(chunk, weights), texts)
+        parts = _map_chunks(lambda chunk: self._score_chunk(chunk, weights, kept), texts)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def score_rows_and_count(self, texts: Sequence[str], rows: np.ndarray,
+    def score_rows_and_count(self, texts: Sequence[str], kept: KeptColumns,
                              table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Several weights per feature (one per class): ``(len(texts), table.shape[1])`` sums
-        of ``table[rows[column]]`` over each text's n-grams (counts, or presence with
-        ``binary``), and each text's token count. ``rows`` maps every feature column to its
-        row of the compact ``table`` (row 0: all zeros, for features without weight)."""
+        of ``table[kept.rows(column)]`` over each text's n-grams (counts, or presence with
+        ``binary``), and each text's token count. ``table`` is compact: row 0 (all zeros)
+        for the columns that are not kept, then one row per kept column."""
 
         def chunk(part: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
             lengths, columns = self._columns(part)
             matrix = _matrix(lengths, columns, self.n_features, self.binary)
-            compact = sp.csr_matrix((matrix.data, rows[matrix.indices], matrix.indptr),
+            compact = sp.csr_matrix((matrix.data, kept.rows(matrix.indices), matrix.indptr),
                                     shape=(len(part), table.shape[0]))
             return np.asarray(compact @ table, dtype=np.float64), lengths
 
