@@ -38,7 +38,7 @@ def test_validation_logits_come_from_the_model_that_did_not_see_validation(senti
 
 
 def test_nb_ratio_sign_follows_the_class():
-    vec = NgramVectorizer(ngrams=1).adapt(["good", "bad"])
+    vec = NgramVectorizer(ngrams=1, hash_bits=8).adapt(["good", "bad"])
     features = vec.transform(["good good", "good", "bad"]).sign()
     ratio = nb_ratio(features, np.array([1, 1, 0]), alpha=1.0)
     good, bad = (vec.vocabulary_.index(w) for w in ("good", "bad"))

@@ -52,7 +52,7 @@ def test_every_vocabulary_word_is_found_and_nothing_else():
     rng = np.random.default_rng(0)
     letters = np.array(list("abcdefghij'_0"))
     words = sorted({"".join(rng.choice(letters, size=rng.integers(1, 8))) for _ in range(20_000)})
-    vec = NgramVectorizer(ngrams=1)
+    vec = NgramVectorizer(ngrams=1, hash_bits=8)
     vec._set_vocabulary(["", "[UNK]", *words, "naïve", "<"])
     ids, lengths = vec._ascii_word_ids()([" ".join(words) + " < naive"])
     assert ids.tolist() == [*range(2, len(words) + 2), len(words) + 3, 1]  # "naive" is not "naïve"

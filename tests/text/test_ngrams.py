@@ -21,10 +21,10 @@ def test_tokenize_lowercases_strips_tags_and_splits_punctuation():
 
 
 def test_vocabulary_most_frequent_first_ties_alphabetical():
-    vec = NgramVectorizer(ngrams=1).adapt(["b a", "a c", "c"])
+    vec = NgramVectorizer(ngrams=1, hash_bits=8).adapt(["b a", "a c", "c"])
     assert vec.vocabulary_ == ["", "[UNK]", "a", "c", "b"]
-    assert NgramVectorizer(ngrams=1, max_words=1).adapt(["b a", "a c", "c"]).vocabulary_ == ["", "[UNK]", "a"]
-    assert NgramVectorizer(ngrams=1, min_count=2).adapt(["b a", "a c", "c"]).vocabulary_ == ["", "[UNK]", "a", "c"]
+    assert NgramVectorizer(ngrams=1, hash_bits=8, max_words=1).adapt(["b a", "a c", "c"]).vocabulary_ == ["", "[UNK]", "a"]
+    assert NgramVectorizer(ngrams=1, hash_bits=8, min_count=2).adapt(["b a", "a c", "c"]).vocabulary_ == ["", "[UNK]", "a", "c"]
 
 
 def test_counts_unigrams_and_ngrams_within_each_text_only():
@@ -81,9 +81,9 @@ def test_invalid_files_are_refused(bad):
 
 def test_settings_are_checked():
     with pytest.raises(ConfigError):
-        NgramVectorizer(ngrams=9)
+        NgramVectorizer(ngrams=9, hash_bits=8)
     with pytest.raises(ConfigError):
-        NgramVectorizer(hash_bits=40)
+        NgramVectorizer(ngrams=3, hash_bits=40)
 
 
 @settings(max_examples=50, deadline=None)

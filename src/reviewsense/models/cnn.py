@@ -7,7 +7,7 @@ text → dropout → Dense(1) logit (Dense(K) for K > 2 classes).
 
 It reads words in order, so it sees what a bag of n-grams cannot ("not bad at all", the
 verdict in the last sentence); stacked with the NB-weighted linear model it adds about half
-a point on IMDB validation (README). Training uses PyTorch; prediction is numpy (one matrix
+a point on IMDB validation (docs/benchmarks.md). Training uses PyTorch; prediction is numpy (one matrix
 product per batch), so an exported model loads and predicts without torch.
 """
 

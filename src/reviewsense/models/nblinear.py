@@ -50,7 +50,7 @@ from .registry import Family, FitJob, Fitted
 @dataclass
 class NBLinearParams:
     ngrams: int = param(3, "word n-grams up to this length", ge=1, le=5)
-    hash_bits: int = param(24, "2**bits buckets shared by the hashed 2..n-grams", ge=10, le=30)
+    hash_bits: int = param(24, "2**bits buckets shared by the hashed 2..n-grams", ge=4, le=26)
     min_df: int = param(2, "drop n-grams found in fewer training texts (rare n-grams are noise)", ge=1)
     alpha: float = param(1.0, "smoothing of the naive-Bayes counts", gt=0, cli=False)
     # One model per class: on IMDB's 8 star ratings 0.1 separated the classes of validation

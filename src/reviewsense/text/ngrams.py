@@ -176,8 +176,10 @@ class NgramVectorizer:
 
     FORMAT = FORMAT
 
-    def __init__(self, ngrams: int = 3, hash_bits: int = 22, min_count: int = 1, max_words: int | None = None,
+    def __init__(self, *, ngrams: int, hash_bits: int, min_count: int = 1, max_words: int | None = None,
                  binary: bool = False) -> None:
+        """``ngrams`` and ``hash_bits`` have no default here: the model family's parameters
+        (NBLinearParams) hold the one default."""
         self.ngrams = ngrams
         self.hash_bits = hash_bits
         self.min_count = min_count
