@@ -23,8 +23,9 @@ def test_tokenize_lowercases_strips_tags_and_splits_punctuation():
 def test_vocabulary_most_frequent_first_ties_alphabetical():
     vec = NgramVectorizer(ngrams=1, hash_bits=8).adapt(["b a", "a c", "c"])
     assert vec.vocabulary_ == ["", "[UNK]", "a", "c", "b"]
-    assert NgramVectorizer(ngrams=1, hash_bits=8, max_words=1).adapt(["b a", "a c", "c"]).vocabulary_ == ["", "[UNK]", "a"]
-    assert NgramVectorizer(ngrams=1, hash_bits=8, min_count=2).adapt(["b a", "a c", "c"]).vocabulary_ == ["", "[UNK]", "a", "c"]
+    texts = ["b a", "a c", "c"]
+    assert NgramVectorizer(ngrams=1, hash_bits=8, max_words=1).adapt(texts).vocabulary_ == ["", "[UNK]", "a"]
+    assert NgramVectorizer(ngrams=1, hash_bits=8, min_count=2).adapt(texts).vocabulary_ == ["", "[UNK]", "a", "c"]
 
 
 def test_counts_unigrams_and_ngrams_within_each_text_only():
