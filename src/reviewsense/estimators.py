@@ -148,7 +148,7 @@ class _TextClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         """Shape ``(n, n_classes)``: each class's probability, in ``classes_`` order."""
         check_is_fitted(self, "predictor_")
-        return self.predictor_.probabilities(as_texts(X)).astype(np.float64)
+        return self.predictor_.predict_proba(as_texts(X)).astype(np.float64)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """The most probable class of each text, from ``classes_``."""

@@ -31,7 +31,7 @@ def test_stacked_ensemble_combines_members(stacked):
     texts = ["a great superb film", "an awful dull plot"]
     members = stacked.member_logits(texts)
     np.testing.assert_allclose(stacked.predict_logits(texts), members @ stacked.weights + stacked.bias, rtol=1e-5)
-    great, awful = stacked.predict_proba(texts)
+    great, awful = stacked.positive_proba(texts)
     assert great > 0.5 > awful
 
 

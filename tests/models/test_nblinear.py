@@ -50,7 +50,7 @@ def test_learns_the_toy_task(model, sentiment_corpus):
     test = sentiment_corpus(300, 2)
     accuracy = (model.predict(test.texts) == test.labels).mean()
     assert accuracy > 0.8
-    great, awful = model.predict_proba(["a great and wonderful film", "an awful boring film"])
+    great, awful = model.positive_proba(["a great and wonderful film", "an awful boring film"])
     assert great > 0.5 > awful
 
 
