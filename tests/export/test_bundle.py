@@ -106,7 +106,7 @@ def test_config_that_does_not_fit_the_weights_is_refused(export):
         load_model(export)
 
 
-@pytest.mark.parametrize("version", [4, 0, "1", None])
+@pytest.mark.parametrize("version", [5, 0, "1", None])
 def test_unknown_format_version_is_refused(export, version):
     manifest = _manifest(export)
     manifest["format_version"] = version

@@ -30,10 +30,12 @@ from ..text import load_vectorizer
 
 FORMAT = "reviewsense-model"
 # 2: the manifest may hold a length calibration (1: none; still read); 3: more than two
-# classes (softmax logits, a "length_softmax" calibration). A model is written with the lowest
-# version that holds it, so two-class exports still load in reviewsense versions that read 2.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# classes (softmax logits, a "length_softmax" calibration); 4: a model that scores only through
+# its length calibration (an ensemble whose stack it is: no stack weights). A model is written
+# with the lowest version that holds it, so two-class exports still load in reviewsense
+# versions that read 2.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 MANIFEST = "manifest.json"
 WEIGHTS, VECTORIZER = "model.safetensors", "vectorizer.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
@@ -57,7 +59,7 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
         save_file(tensors, str(tmp / WEIGHTS), metadata={"family": predictor.family})
         manifest = {
             "format": FORMAT,
-            "format_version": 2 if predictor.binary else FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if predictor.needs_length_calibration else 2 if predictor.binary else 3,
             "family": predictor.family,
             "reviewsense_version": __version__,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -162,5 +164,8 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
             raise ModelFileError(f"{path / MANIFEST}: the length calibration does not fit a model of "
                                  f"{predictor.n_classes} classes")
         predictor.length_calibration = calibration
+    if predictor.needs_length_calibration and predictor.length_calibration is None:
+        raise ModelFileError(f"{path / MANIFEST}: this {predictor.family} model scores through its length "
+                             "calibration, and the manifest has none")
     predictor.metadata = manifest
     return predictor

@@ -94,6 +94,12 @@ class Predictor(ABC):
     def raw_score_count(self) -> int:
         return 1
 
+    @property
+    def needs_length_calibration(self) -> bool:
+        """Whether the model scores only through its length calibration (an ensemble whose
+        stack it is); the loader refuses such a model without one."""
+        return False
+
     def _logits_and_lengths(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw logits and token counts of one batch (families that count tokens anyway override it)."""
         from ..text.ngrams import count_tokens
