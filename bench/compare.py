@@ -65,7 +65,7 @@ def _reviewsense(model: str, preset: str | None = None):
         splits = Splits(DATA["train"], DATA["validation"], DATA["test"], DATA["unsup"], "imdb")
         fitted, seconds, pretrain = fit_reviewsense(splits, model, preset)
         save_model(fitted.predictor, tmp / "model")
-        return load_model(tmp / "model").predict_proba, seconds, _size(tmp / "model"), pretrain
+        return load_model(tmp / "model").positive_proba, seconds, _size(tmp / "model"), pretrain
 
     return run
 

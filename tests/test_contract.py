@@ -210,7 +210,7 @@ def test_the_cli_and_the_estimator_give_the_same_probabilities(name, tmp_path, c
     assert main(["train", "--data", str(tmp_path / "train.csv"), "--test-data", str(tmp_path / "test.csv"),
                  "--classes", "neg,pos", "--random-split", "--validation-size", "0.25", "--seed", "4",
                  "--threads", "1", "--run-dir", str(run), *flags]) == 0
-    from_cli = load_model(run / "model").probabilities(texts[:30])
+    from_cli = load_model(run / "model").predict_proba(texts[:30])
 
     data = Dataset(texts, (np.asarray(labels) == "pos").astype(np.int16), class_names=("neg", "pos"))
     train, validation = train_validation_split(data, 0.25, seed=4, by_group=False)

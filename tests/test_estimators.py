@@ -94,7 +94,7 @@ from reviewsense import NBLinearClassifier
 m = NBLinearClassifier.load({str(tmp_path / "m")!r})
 p = reviewsense.load({str(tmp_path / "m")!r})
 print(json.dumps({{"classes": m.classes_.tolist(), "C": m.C, "proba": m.predict_proba({probe!r}).tolist(),
-                  "labels": m.predict({probe!r}).tolist(), "positive": p.predict_proba({probe!r}).tolist()}}))
+                  "labels": m.predict({probe!r}).tolist(), "positive": p.positive_proba({probe!r}).tolist()}}))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
     import json

@@ -83,7 +83,7 @@ def test_exported_model_orders_example_reviews_in_fresh_process(which: str, requ
     code = (
         "import sys, json, reviewsense\n"
         f"m = reviewsense.load({str(run_dir / 'model')!r})\n"
-        "p = m.predict_proba(['The movie was great!', 'The movie was okay.', 'The movie was terrible...'])\n"
+        "p = m.positive_proba(['The movie was great!', 'The movie was okay.', 'The movie was terrible...'])\n"
         "print(json.dumps({'p': p.tolist(), 'torch': 'torch' in sys.modules}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -130,7 +130,7 @@ def test_default_model_gets_the_hand_written_short_reviews_right(default_run: Pa
     with SHORT_REVIEWS.open(newline="") as f:
         rows = list(csv.DictReader(f))
     model = reviewsense.load(default_run / "model")
-    probabilities = model.predict_proba([row["text"] for row in rows] + [""])
+    probabilities = model.positive_proba([row["text"] for row in rows] + [""])
     wrong = [(row["text"], round(float(p), 3)) for row, p in zip(rows, probabilities, strict=False)
              if (p >= 0.5) != (row["label"] == "positive")]
     assert not wrong, f"on the wrong side of 0.5: {wrong}"

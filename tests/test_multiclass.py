@@ -56,8 +56,8 @@ def test_a_text_without_words_gets_the_class_rates(three):
     model = load_model(three / "run" / "model")
     rates = np.bincount(pd.read_csv(three / "three.csv")["label"].map({"bad": 0, "good": 1, "meh": 2}),
                         minlength=3) / 900
-    np.testing.assert_allclose(model.probabilities([""])[0], rates, atol=0.04)  # 50/20/30 %, not a third each
-    one = model.probabilities(["superb"])[0]  # one word (which also comes up in other classes' reviews)
+    np.testing.assert_allclose(model.predict_proba([""])[0], rates, atol=0.04)  # 50/20/30 %, not a third each
+    one = model.predict_proba(["superb"])[0]  # one word (which also comes up in other classes' reviews)
     assert one[1] > rates[1] + 0.05 and one.max() < 0.9  # a lean towards 'good', not a certainty
 
 

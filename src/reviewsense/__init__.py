@@ -3,6 +3,8 @@
 >>> import reviewsense
 >>> model = reviewsense.load("runs/imdb/model")                 # doctest: +SKIP
 >>> model.predict_proba(["The movie was great!"])              # doctest: +SKIP
+array([[0.03, 0.97]], dtype=float32)
+>>> model.positive_proba(["The movie was great!"])             # doctest: +SKIP
 array([0.97], dtype=float32)
 
 Importing reviewsense does not import torch: exported models predict with numpy alone.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 if TYPE_CHECKING:
     from .estimators import (

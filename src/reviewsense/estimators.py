@@ -221,7 +221,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Shape ``(n, n_classes)``: each class's probability, in ``classes_`` order."""
         check_is_fitted(self, "predictor_")
-        return self.predictor_.probabilities(_texts(X)).astype(np.float64)
+        return self.predictor_.predict_proba(_texts(X)).astype(np.float64)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each text, from ``classes_``."""

@@ -105,7 +105,7 @@ def test_the_generated_reviews_show_the_defect_without_calibration(runs):
     plain = runs["plain"]["metrics"]["by_length"]
     assert worst_ece(plain) > 0.15
     model = reviewsense.load(runs["plain"]["run"] / "model")
-    assert abs(float(model.predict_proba([""])[0]) - 0.5) > 0.1
+    assert abs(float(model.positive_proba([""])[0]) - 0.5) > 0.1
 
 
 def test_calibrated_model_is_honest_at_every_length(runs):
@@ -117,7 +117,7 @@ def test_calibrated_model_is_honest_at_every_length(runs):
     for row in metrics["by_length"]["buckets"].values():  # no bucket is called mostly one side
         assert abs(row["predicted_positive"] - row["labelled_positive"]) < 0.25
     model = reviewsense.load(runs["calibrated"]["run"] / "model")
-    empty, great, awful = model.predict_proba(["", "great", "awful"])
+    empty, great, awful = model.positive_proba(["", "great", "awful"])
     assert 0.4 < empty < 0.6 and great > 0.5 > awful
     explanation = model.explain("great film")
     assert explanation.logit == pytest.approx(sum(explanation.features.values()) + explanation.bias, abs=1e-4)

@@ -45,7 +45,7 @@ def test_contributions_add_up_to_the_logit(models, family):
     # explain builds its logit as bias + Σ contributions; what can fail is that sum against the
     # model's own score, computed by another path (predict_logits)
     assert e.bias + sum(e.features.values()) == pytest.approx(float(model.predict_logits([TEXT])[0]), abs=1e-4)
-    assert e.probability == pytest.approx(float(model.predict_proba([TEXT])[0]), abs=1e-5)
+    assert e.probability == pytest.approx(float(model.positive_proba([TEXT])[0]), abs=1e-5)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -58,7 +58,7 @@ def test_learns_the_toy_task(model, sentiment_corpus):
     test = sentiment_corpus(300, 2)
     accuracy = (model.predict(test.texts) == test.labels).mean()
     assert accuracy > 0.8
-    great, awful = model.predict_proba(["a great and wonderful film", "an awful boring film"])
+    great, awful = model.positive_proba(["a great and wonderful film", "an awful boring film"])
     assert great > 0.5 > awful
 
 
@@ -153,7 +153,7 @@ def test_a_pickled_estimator_is_about_as_small_as_its_export(case, sentiment_cor
     assert len(blob) < 2 * export < 1_000_000
     np.testing.assert_array_equal(pickle.loads(blob).predict_proba(test), expected)
     np.testing.assert_array_equal(NBLinearClassifier.load(tmp_path / "model").predict_proba(test), expected)
-    np.testing.assert_array_equal(load_model(tmp_path / "model").probabilities(test), expected)
+    np.testing.assert_array_equal(load_model(tmp_path / "model").predict_proba(test), expected)
 
 
 def test_many_classes_fit_and_hold_only_their_kept_columns():

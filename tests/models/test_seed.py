@@ -60,20 +60,20 @@ def test_numpy_logits_match_the_torch_module(trained):
 
 def test_probabilities_and_labels(trained):
     predictor, *_ = trained
-    proba = predictor.predict_proba(["", "great excellent superb", "awful terrible worst"])
+    proba = predictor.positive_proba(["", "great excellent superb", "awful terrible worst"])
     assert proba.dtype == np.float32 and proba.shape == (3,)
     assert np.isfinite(proba).all() and ((proba >= 0) & (proba <= 1)).all()
     assert proba[1] > 0.9 and proba[2] < 0.1
     assert predictor.predict(["great excellent superb", "awful terrible worst"]).tolist() == [1, 0]
-    assert predictor.predict_proba("great").shape == (1,)
-    assert predictor.predict_proba([]).shape == (0,)
+    assert predictor.predict_proba("great").shape == (1, 2) and predictor.positive_proba("great").shape == (1,)
+    assert predictor.predict_proba([]).shape == (0, 2) and predictor.positive_proba([]).shape == (0,)
     above = float(proba[1]) + 1e-3
     assert predictor.predict(["great excellent superb"], threshold=above).tolist() == [0]
 
 
 def test_empty_text_gives_a_finite_probability(trained):
     predictor, *_ = trained
-    p = predictor.predict_proba([""])
+    p = predictor.positive_proba([""])
     assert np.isfinite(p).all() and 0 <= p[0] <= 1
 
 

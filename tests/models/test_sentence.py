@@ -52,7 +52,7 @@ def test_head_learns_and_exports_without_vectorizer(fake_encoder, tmp_path):
     loaded = load_model(tmp_path / "model")
     texts = ["great film", "awful film", ""]
     np.testing.assert_allclose(loaded.predict_proba(texts), predictor.predict_proba(texts), atol=1e-6)
-    great, awful, _ = loaded.predict_proba(texts)
+    great, awful, _ = loaded.positive_proba(texts)
     assert great > 0.5 > awful
 
 

@@ -58,7 +58,7 @@ def test_every_format_streams_in_input_order(model, tmp_path, fmt):
     out = io.StringIO()
     assert score_file(model, chunks, out) == len(texts)
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
-    expected = model.predict_proba(texts)
+    expected = model.positive_proba(texts)
     np.testing.assert_allclose([r["probability"] for r in rows], expected, atol=1e-6)
     assert [r["label"] for r in rows] == [int(p >= 0.5) for p in expected]
 

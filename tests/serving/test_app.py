@@ -79,7 +79,7 @@ def test_predictions_are_the_models_probabilities_in_request_order(client, predi
         response = _predict(client, {"texts": texts})
         assert response.status_code == 200
         predictions = response.json()["predictions"]
-        expected = predictor.predict_proba(texts)
+        expected = predictor.positive_proba(texts)
         assert len(predictions) == len(texts)
         for row, p in zip(predictions, expected, strict=True):
             assert set(row) == {"probability", "label", "label_name"}  # no explanation unless asked
@@ -104,7 +104,7 @@ def test_big_requests_scored_off_the_event_loop_give_the_same_answers(client, pr
     texts = [" ".join(["great film and a dull plot"] * 180)] * 5 + TEXTS[:2]
     assert sum(map(len, texts)) > INLINE_CHARS
     predictions = _predict(client, {"texts": texts}).json()["predictions"]
-    np.testing.assert_allclose([p["probability"] for p in predictions], predictor.predict_proba(texts), atol=1e-6)
+    np.testing.assert_allclose([p["probability"] for p in predictions], predictor.positive_proba(texts), atol=1e-6)
     explained = _predict(client, {"texts": TEXTS[:3], "explain": True}).json()["predictions"]
     assert [p["probability"] for p in explained] == [p["probability"] for p in
                                                      _predict(client, {"texts": TEXTS[:3]}).json()["predictions"]]
@@ -394,7 +394,7 @@ def test_gzip_bodies_that_do_not_decompress_are_400(client, content):
 def test_threshold_sets_where_the_label_turns(client, predictor):
     """``threshold`` (default 0.5): label = probability >= threshold; probabilities do not change."""
     texts = ["great wonderful film", "a film", "awful boring film", "great film but a dull plot"]
-    probabilities = [float(p) for p in predictor.predict_proba(texts)]
+    probabilities = [float(p) for p in predictor.positive_proba(texts)]
     default = _predict(client, {"texts": texts}).json()["predictions"]
     assert default == _predict(client, {"texts": texts, "threshold": 0.5}).json()["predictions"]
     for threshold in (0, 1, 0.0, 1.0, *sorted(probabilities), 0.25, 0.75, 0.999):

@@ -8,10 +8,11 @@ not be positive), so short-span accuracy understates what the model gets on text
 for themselves; calibration and the predicted-positive rate are what to read here: an
 honest model is unsure of a random word, not confidently positive.
 
-Any scorer works (``proba``: texts → probabilities of the positive class), so the bench
-evaluates peers the same way. A scorer of K > 2 classes returns ``(n, K)`` probabilities;
-its rows hold the top-label accuracy and ECE and the mean top probability (confidence)
-instead of ROC-AUC and the positive rates.
+Any scorer works (``proba``: texts → ``(n, n_classes)`` probabilities, as
+``Predictor.predict_proba`` gives them, or a peer's ``(n,)`` probabilities of the positive
+class), so the bench evaluates peers the same way. A scorer of K > 2 classes has rows that
+hold the top-label accuracy and ECE and the mean top probability (confidence) instead of
+ROC-AUC and the positive rates.
 """
 
 from __future__ import annotations
@@ -43,18 +44,22 @@ def by_length(proba: Callable[[Sequence[str]], np.ndarray], data: Dataset, seed:
     """Metrics of ``proba`` on spans of ``data``'s labelled texts, one row per length bucket
     (of at most ``max_texts`` texts, drawn at random when there are more; None: all).
 
-    ``proba`` returns ``(n,)`` probabilities of the positive class, or ``(n, K)`` ones of
-    each class (top-label accuracy and ECE then, a tie going to the first class)."""
+    ``proba`` returns ``(n, K)`` probabilities of each class (as ``Predictor.predict_proba``;
+    K > 2: top-label accuracy and ECE, a tie going to the first class), or ``(n,)`` ones of
+    the positive class of two (read as column 1 of two columns)."""
     from sklearn.metrics import roc_auc_score
 
     spans = cut_spans(data, seed=seed, max_texts=max_texts)
     p = np.asarray(proba(spans.data.texts), dtype=np.float64)
     y = spans.data.labels.astype(np.int64)
-    multiclass = p.ndim == 2
-    if p.ndim not in (1, 2) or len(p) != len(spans) or (multiclass and p.shape[1] < 2):
+    if p.ndim not in (1, 2) or len(p) != len(spans) or (p.ndim == 2 and p.shape[1] < 2):
         raise ValueError(f"the scorer returned {p.shape} probabilities for {len(spans)} texts")
-    if multiclass and len(y) and y.max() >= p.shape[1]:
-        raise ValueError(f"the scorer returned probabilities of {p.shape[1]} classes for labels up to {y.max()}")
+    classes = 2 if p.ndim == 1 else p.shape[1]
+    if len(y) and y.max() >= classes:
+        raise ValueError(f"the scorer returned probabilities of {classes} classes for labels up to {y.max()}")
+    multiclass = classes > 2
+    if p.ndim == 2 and not multiclass:
+        p = p[:, 1]  # two classes: the probability of the positive one
     rows: dict[str, dict[str, Any]] = {}
     for bucket in BUCKETS:
         index = spans.where(bucket)

@@ -64,8 +64,9 @@ from ..text import load_vectorizer
 FORMAT = "reviewsense-model"
 # 2: the manifest may hold a length calibration (1: none; still read); 3: more than two
 # classes (softmax logits, a "length_softmax" calibration); 4: the family's own extra files
-# (Predictor.extra_files). A model is written with the lowest version that holds it, so
-# two-class exports without extra files still load in reviewsense versions that read 2.
+# (Predictor.extra_files), or a model that scores only through its length calibration (an
+# ensemble whose stack it is: no stack weights). A model is written with the lowest version
+# that holds it, so two-class exports of neither kind still load in reviewsense versions that read 2.
 FORMAT_VERSION = 4
 EXTRA_FILES_VERSION = 4
 READABLE_VERSIONS = (1, 2, 3, 4)
@@ -101,7 +102,8 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
             files.append(name)
         manifest = {
             "format": FORMAT,
-            "format_version": EXTRA_FILES_VERSION if extra else 2 if predictor.binary else 3,
+            "format_version": FORMAT_VERSION if extra or predictor.needs_length_calibration
+            else 2 if predictor.binary else 3,
             "family": predictor.family,
             "reviewsense_version": __version__,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -282,5 +284,8 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
             raise ModelFileError(f"{path / MANIFEST}: the length calibration does not fit a model of "
                                  f"{predictor.n_classes} classes")
         predictor.length_calibration = calibration
+    if predictor.needs_length_calibration and predictor.length_calibration is None:
+        raise ModelFileError(f"{path / MANIFEST}: this {predictor.family} model scores through its length "
+                             "calibration, and the manifest has none")
     predictor.metadata = manifest
     return predictor

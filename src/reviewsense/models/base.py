@@ -38,23 +38,26 @@ ROW_FIELDS = ("probability", "label", "label_name")
 DIGITS = 6  # probabilities are written rounded to this many decimals
 
 
-def result_row(probability: float | Sequence[float], class_names: Sequence[str],
+def result_row(probabilities: Sequence[float], class_names: Sequence[str],
                threshold: float = 0.5) -> dict[str, Any]:
-    """One text's result. Two classes: ``{"probability", "label", "label_name"}``, the
-    probability of ``class_names[1]`` and label 1 when it is ≥ ``threshold``. More classes
-    (``probability`` is then the row of every class's probability): the top label, its
-    probability, and ``probabilities``, every class's by name.
+    """One text's result from its row of :meth:`Predictor.predict_proba` (every class's
+    probability, in ``class_names`` order). Two classes: ``{"probability", "label",
+    "label_name"}``, the probability of ``class_names[1]`` and label 1 when it is ≥
+    ``threshold``. More classes: the top label, its probability, and ``probabilities``, every
+    class's by name.
 
-    >>> result_row(0.9, ["neg", "pos"])
+    >>> result_row([0.1, 0.9], ["neg", "pos"])
     {'probability': 0.9, 'label': 1, 'label_name': 'pos'}
     >>> result_row([0.2, 0.5, 0.3], ["bad", "ok", "good"])["label_name"]
     'ok'
     """
+    if len(probabilities) != len(class_names):
+        raise ValueError(f"{len(probabilities)} probabilities for {len(class_names)} classes")
     if len(class_names) == 2:
-        label = int(probability >= threshold)  # type: ignore[operator]
-        return {"probability": round(float(probability), DIGITS),  # type: ignore[arg-type]
-                "label": label, "label_name": class_names[label]}
-    row = [round(float(p), DIGITS) for p in probability]  # type: ignore[union-attr]
+        positive = float(probabilities[1])
+        label = int(positive >= threshold)
+        return {"probability": round(positive, DIGITS), "label": label, "label_name": class_names[label]}
+    row = [round(float(p), DIGITS) for p in probabilities]
     label = max(range(len(row)), key=row.__getitem__)
     return {"probability": row[label], "label": label, "label_name": class_names[label],
             "probabilities": dict(zip(class_names, row, strict=True))}
@@ -63,11 +66,12 @@ def result_row(probability: float | Sequence[float], class_names: Sequence[str],
 class Predictor(ABC):
     """Raw strings in, probabilities out.
 
-    ``probabilities(texts)``: shape ``(n, K)``, each class's probability in ``class_names``
-    order. Two classes (the common case): ``predict_proba(texts)`` is the probability of
-    ``class_names[1]``, shape ``(n,)``, and ``predict_logits`` the logit before the sigmoid;
-    K > 2 classes: both are ``(n, K)`` (softmax probabilities, and the logits before it).
-    ``predict`` gives class indices.
+    ``predict_proba(texts)``: shape ``(n, n_classes)`` for any number of classes, each class's
+    probability in ``class_names`` order (rows sum to 1), as scikit-learn's estimators give it.
+    Two classes: ``positive_proba(texts)`` is column 1, the probability of ``class_names[1]``,
+    shape ``(n,)``. ``predict_logits`` is what comes before the sigmoid or softmax, shaped like
+    scikit-learn's ``decision_function``: ``(n,)`` for two classes (the logit of
+    ``class_names[1]``), ``(n, K)`` for K > 2. ``predict`` gives class indices.
 
     A family computes *raw* logits (``_logits``); where training fitted a
     :class:`LengthCalibration` (``length_calibration``), every public score goes through it,
@@ -102,6 +106,12 @@ class Predictor(ABC):
     @property
     def raw_score_count(self) -> int:
         return 1
+
+    @property
+    def needs_length_calibration(self) -> bool:
+        """Whether the model scores only through its length calibration (an ensemble whose
+        stack it is); the loader refuses such a model without one."""
+        return False
 
     def _logits_and_lengths(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw logits and token counts of one batch (families that count tokens anyway override it)."""
@@ -154,7 +164,8 @@ class Predictor(ABC):
         return cls.from_tensors(vectorizer, config, tensors, class_names)
 
     def predict_logits(self, texts: Sequence[str] | str) -> np.ndarray:
-        """Two classes: ``(n,)`` logits of ``class_names[1]``; K > 2: ``(n, K)`` softmax logits."""
+        """Two classes: ``(n,)``, the logit of ``class_names[1]``; K > 2: ``(n, K)``, the logits
+        before the softmax."""
         texts = as_texts(texts)
         if not texts:
             return np.zeros(0 if self.binary else (0, self.n_classes), dtype=np.float32)
@@ -163,19 +174,24 @@ class Predictor(ABC):
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def predict_proba(self, texts: Sequence[str] | str) -> np.ndarray:
-        """Two classes: ``(n,)``, the probability of ``class_names[1]``; K > 2: ``(n, K)``."""
+        """``(n, n_classes)``: every class's probability, in ``class_names`` order, for any
+        number of classes."""
         return to_probabilities(self.predict_logits(texts))
 
-    def probabilities(self, texts: Sequence[str] | str) -> np.ndarray:
-        """``(n, K)``: every class's probability, in ``class_names`` order, for any K."""
-        return as_columns(self.predict_proba(texts))
+    def positive_proba(self, texts: Sequence[str] | str) -> np.ndarray:
+        """``(n,)``: the probability of ``class_names[1]`` (column 1 of :meth:`predict_proba`),
+        for a model of two classes; a model of more has no positive class (:class:`ConfigError`)."""
+        if not self.binary:
+            raise ConfigError(f"positive_proba needs a model of two classes, this one has {self.n_classes} "
+                              f"({', '.join(self.class_names)}): use predict_proba")
+        return self.predict_proba(texts)[:, 1]
 
     def predict(self, texts: Sequence[str] | str, threshold: float = 0.5) -> np.ndarray:
         """Class indices: two classes, 1 where the probability of ``class_names[1]`` ≥
         ``threshold``; K > 2, the most probable class."""
         proba = self.predict_proba(texts)
-        if proba.ndim == 1:
-            return (proba >= threshold).astype(np.int8)
+        if self.binary:
+            return (proba[:, 1] >= threshold).astype(np.int8)
         return proba.argmax(axis=1).astype(np.int16)
 
     @property
@@ -206,7 +222,7 @@ class Predictor(ABC):
                                                    target)
         if target is not None:
             explanation.target = target
-            explanation.probabilities = [float(p) for p in self.probabilities([text])[0]]
+            explanation.probabilities = [float(p) for p in self.predict_proba([text])[0]]
         return explanation
 
     def _target(self, text: str, label: int | str | None) -> int:
@@ -264,16 +280,13 @@ def unpacked(files: Mapping[str, bytes]) -> Iterator[Path]:
 
 
 def to_probabilities(logits: np.ndarray) -> np.ndarray:
-    """Logits → probabilities: a sigmoid for ``(n,)`` logits (two classes), a softmax over the
-    last axis for ``(n, K)``."""
+    """Logits → ``(n, K)`` probabilities: for ``(n,)`` logits (two classes) the sigmoid ``p``
+    of each, as the columns ``1 − p`` and ``p``; for ``(n, K)`` a softmax over the last axis."""
     logits = np.asarray(logits, dtype=np.float64)
-    return (expit(logits) if logits.ndim == 1 else softmax(logits, axis=-1)).astype(np.float32)
-
-
-def as_columns(proba: np.ndarray) -> np.ndarray:
-    """``(n, K)`` probabilities from either shape :meth:`Predictor.predict_proba` gives."""
-    proba = np.asarray(proba)
-    return np.column_stack([1 - proba, proba]) if proba.ndim == 1 else proba
+    if logits.ndim == 1:
+        positive = expit(logits).astype(np.float32)
+        return np.column_stack([1 - positive, positive])
+    return softmax(logits, axis=-1).astype(np.float32)
 
 
 def as_texts(texts: Sequence[str] | str) -> list[str]:

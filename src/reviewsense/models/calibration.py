@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, log_expit
 
 from ..errors import ModelFileError
 
@@ -87,31 +86,8 @@ class LengthCalibration:
             l2: float = 1e-3, knots: tuple[int, ...] = KNOTS, weights: np.ndarray | None = None) -> LengthCalibration:
         """Maximum-likelihood fit on held-out (raw score(s), length, label) triples, each
         weighing ``weights`` (default 1)."""
-        from scipy.optimize import minimize
-
-        y = np.asarray(labels, dtype=np.float64)
-        w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
-        basis = ramps(lengths, np.asarray(knots))
-        empty = np.atleast_1d(np.asarray(empty, dtype=np.float64))
-        centred = np.asarray(raw, dtype=np.float64).reshape(len(y), len(empty)) - empty
-        k, scores = len(knots), len(empty)
-        design = np.column_stack([part for j in range(scores)
-                                  for part in (centred[:, j : j + 1], basis * centred[:, j : j + 1])] + [basis])
-        # each slope at n = 0 is free, the bends are shrunk
-        penalty = np.r_[np.tile(np.r_[0.0, np.full(k, l2)], scores), np.full(k, l2)]
-        total = w.sum()
-
-        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            z = prior + design @ theta
-            value = -(w * (y * log_expit(z) + (1 - y) * log_expit(-z))).sum() / total
-            grad = design.T @ (w * (expit(z) - y)) / total + penalty * theta
-            return float(value + 0.5 * (penalty * theta**2).sum()), grad
-
-        start = np.zeros(design.shape[1])
-        start[:: k + 1][:scores] = 1.0 / scores
-        theta = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 2000}).x
-        slope = theta[: scores * (k + 1)].reshape(scores, k + 1)
-        return cls(float(prior), empty, slope, theta[scores * (k + 1) :].copy(), tuple(knots))
+        empty, slope, shift = fit_by_length(raw, lengths, labels, prior, empty, l2, knots, weights, classes=2)
+        return cls(float(prior), empty[:, 0], slope, shift[0], tuple(knots))
 
     # -- saving (plain JSON numbers in the manifest) ------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -192,37 +168,10 @@ class SoftmaxLengthCalibration:
             l2: float = 1e-3, knots: tuple[int, ...] = KNOTS,
             weights: np.ndarray | None = None) -> SoftmaxLengthCalibration:
         """Maximum-likelihood (softmax cross-entropy) fit on held-out (raw scores, length, label)."""
-        from scipy.optimize import minimize
-        from scipy.special import log_softmax, softmax
-
         prior = np.asarray(prior, dtype=np.float64)
-        classes = len(prior)
-        y = np.asarray(labels, dtype=np.int64)
-        onehot = np.eye(classes)[y]
-        w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
-        basis = ramps(lengths, np.asarray(knots))
-        design = np.column_stack([np.ones(len(y)), basis])  # the slope's terms
-        empty = np.asarray(empty, dtype=np.float64).reshape(-1, classes)
-        scores, k = len(empty), len(knots)
-        centred = np.asarray(raw, dtype=np.float64).reshape(len(y), scores, classes) - empty
-        penalty = np.r_[np.tile(np.r_[0.0, np.full(k, l2)], scores), np.full(classes * k, l2)]
-        total = w.sum()
-
-        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            slope = theta[: scores * (k + 1)].reshape(scores, k + 1)
-            shift = theta[scores * (k + 1) :].reshape(classes, k)
-            z = prior + np.einsum("ns,nsk->nk", design @ slope.T, centred) + basis @ shift.T
-            value = -(w * (log_softmax(z, axis=1) * onehot).sum(axis=1)).sum() / total
-            g = (softmax(z, axis=1) - onehot) * (w / total)[:, None]  # d loss / d z
-            grad_slope = ((g[:, None, :] * centred).sum(axis=2).T @ design)  # (scores, k + 1)
-            grad = np.r_[grad_slope.ravel(), (g.T @ basis).ravel()] + penalty * theta
-            return float(value + 0.5 * (penalty * theta**2).sum()), grad
-
-        start = np.zeros(scores * (k + 1) + classes * k)
-        start[: scores * (k + 1) : k + 1] = 1.0 / scores
-        theta = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 2000}).x
-        return cls(prior, empty, theta[: scores * (k + 1)].reshape(scores, k + 1),
-                   theta[scores * (k + 1) :].reshape(classes, k), tuple(knots))
+        empty, slope, shift = fit_by_length(raw, lengths, labels, prior, empty, l2, knots, weights,
+                                            classes=len(prior))
+        return cls(prior, empty, slope, shift, tuple(knots))
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "length_softmax", "knots": list(self.knots), "prior": self.prior.tolist(),
@@ -258,25 +207,41 @@ def calibration_from_dict(data: Any) -> LengthCalibration | SoftmaxLengthCalibra
     return LengthCalibration.from_dict(data)
 
 
+def fit_by_length(raw: np.ndarray, lengths: np.ndarray, labels: np.ndarray, prior, empty, l2: float,
+                  knots: tuple[int, ...], weights: np.ndarray | None, classes: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What both length calibrations fit (:func:`~.softmax_fit.fit_softmax`): each raw score
+    (vector, for K > 2 classes) centred on the empty text's and scaled by a slope piecewise
+    linear in log(1 + length), plus each class's shift by length (one shift for two classes).
+    Each slope at n = 0 is free and starts at 1/scores (the members' mean); the bends and the
+    shifts are shrunk by ``l2``. Returns the empty text's scores ``(scores, C)``, the slopes
+    ``(scores, knots + 1)`` and the shifts ``(C, knots)``, C = 1 for two classes."""
+    from .softmax_fit import fit_softmax
+
+    basis = ramps(lengths, np.asarray(knots))
+    width = 1 if classes == 2 else classes
+    empty = np.asarray(empty, dtype=np.float64).reshape(-1, width)
+    scores, k = len(empty), len(knots)
+    centred = np.asarray(raw, dtype=np.float64).reshape(len(basis), scores, width) - empty
+    slope, shift = fit_softmax(centred[:, :, 0] if classes == 2 else centred, labels,
+                               np.column_stack([np.ones(len(basis)), basis]), basis, offset=prior,
+                               slope_l2=np.r_[0.0, np.full(k, l2)], shift_l2=l2,
+                               slope_start=np.r_[1.0 / scores, np.zeros(k)], weights=weights)
+    return empty, slope, shift
+
+
 def vector_scaling(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``(2, K)``: a scale and an offset per class, ``softmax(scale ⊙ score + offset)``,
-    fitted by maximum likelihood on held-out scores (Platt scaling for K classes)."""
-    from scipy.optimize import minimize
-    from scipy.special import log_softmax, softmax
+    fitted by maximum likelihood on held-out scores (Platt scaling for K classes; the offsets
+    shrunk a little)."""
+    from .softmax_fit import fit_softmax
 
     s = np.asarray(scores, dtype=np.float64)
     n, classes = s.shape
-    onehot = np.eye(classes)[np.asarray(labels, dtype=np.int64)]
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        scale, offset = theta[:classes], theta[classes:]
-        z = s * scale + offset
-        g = (softmax(z, axis=1) - onehot) / n
-        value = -(log_softmax(z, axis=1) * onehot).sum() / n + 0.5e-4 * (offset**2).sum()
-        return float(value), np.r_[(g * s).sum(axis=0), g.sum(axis=0) + 1e-4 * offset]
-
-    theta = minimize(loss, np.r_[np.ones(classes), np.zeros(classes)], jac=True, method="L-BFGS-B").x
-    return np.stack([theta[:classes], theta[classes:]]).astype(np.float32)
+    ones = np.ones((n, 1))
+    # score vector k: class k's score in its own column, 0 in the others, so its slope is class k's scale
+    scale, offset = fit_softmax(s[:, :, None] * np.eye(classes), labels, ones, ones, shift_l2=1e-4)
+    return np.stack([scale[:, 0], offset[:, 0]]).astype(np.float32)
 
 
 def prior_logit(labels: np.ndarray) -> float:

@@ -1,10 +1,25 @@
 """A stacked ensemble of other families (``reviewsense train --preset best``).
 
-Each member scores the text with its own vectorizer; a logistic regression fitted on the
-members' validation logits combines them (weights + bias), so the output is calibrated too.
+Each member scores the text with its own vectorizer. What combines their logits:
+
+- without a length calibration, the *stack weights*: a logistic regression fitted on the
+  members' validation logits (a weight per member and a bias, per class for K > 2
+  classes), so the output is calibrated too;
+- with one (``reviewsense train``'s default), the length calibration *is* the stack: it
+  reads every member's logit and weighs each by a slope that depends on the text's length
+  (:class:`~.calibration.LengthCalibration` of several scores), fitted by the same maximum
+  likelihood on spans of the validation texts. Its slopes do what the weights did, per
+  length, and its fit is convex (it does not start from them), so the weights would be dead
+  numbers: an ensemble drops them when it gets a length calibration. Measured on IMDB
+  (6,000 training reviews, nblinear + cnn, README): test log-loss 0.551 on spans and 0.247
+  on whole reviews, against 0.568 and 0.251 for one length calibration of the stacked logit.
+
 Saved in the one export format: the members' vectorizers together in ``vectorizer.json``,
-their weights in ``model.safetensors`` under ``m0.``, ``m1.``, … prefixes, and their extra
-files (if any) under the same prefixes (``m0.tokenizer.json``).
+their weights in ``model.safetensors`` under ``m0.``, ``m1.``, … prefixes, their extra files
+(if any) under the same prefixes (``m0.tokenizer.json``), and the stack weights (only without
+a length calibration) as ``stack.weights`` and ``stack.bias``. Exports written before
+reviewsense 0.2.0 hold stack weights next to the length calibration; they load and predict as
+they did (the weights are dropped).
 """
 
 from __future__ import annotations
@@ -18,7 +33,7 @@ import numpy as np
 from ..errors import ConfigError, ModelFileError
 from ..text import MemberVectorizers
 from .base import Predictor, check_shapes
-from .calibration import SoftmaxLengthCalibration, calibration_from_dict
+from .calibration import LengthCalibration, SoftmaxLengthCalibration, calibration_from_dict
 from .explanation import Explanation, combine
 from .params import param
 from .registry import Family, FitJob, Fitted, family, predictor_class
@@ -28,13 +43,39 @@ class EnsemblePredictor(Predictor):
     family = "ensemble"
     batch_size = 16_384
 
-    def __init__(self, members: Sequence[Predictor], weights: np.ndarray, bias: float,
+    def __init__(self, members: Sequence[Predictor], weights: np.ndarray | None, bias: Any = None,
                  class_names: Sequence[str] = ("negative", "positive")):
+        """``weights`` (one per member) and ``bias`` (two classes: one; more: one per class) are
+        the stack; None: the length calibration that the model gets next is its stack."""
         self.members = list(members)
+        self.weights: np.ndarray | None = None
+        self.bias: Any = None
         super().__init__(MemberVectorizers([m.vectorizer for m in members]), {}, class_names)
-        self.weights = np.asarray(weights, dtype=np.float32)
-        # two classes: one bias; more: one per class
-        self.bias: Any = float(np.ravel(bias)[0]) if self.binary else np.asarray(bias, dtype=np.float32).ravel()
+        if weights is not None:
+            self.weights = np.asarray(weights, dtype=np.float32)
+            self.bias = float(np.ravel(bias)[0]) if self.binary else np.asarray(bias, dtype=np.float32).ravel()
+
+    @property
+    def length_calibration(self) -> LengthCalibration | SoftmaxLengthCalibration | None:
+        """The calibration of the members' logits by length: when there is one, it is the stack."""
+        return self._length_calibration
+
+    @length_calibration.setter
+    def length_calibration(self, calibration: LengthCalibration | SoftmaxLengthCalibration | None) -> None:
+        self._length_calibration = calibration
+        if calibration is not None:  # its per-member slopes replace the stack weights
+            self.weights = self.bias = None
+
+    @property
+    def needs_length_calibration(self) -> bool:
+        return self.weights is None
+
+    def _stack(self) -> tuple[np.ndarray, Any]:
+        """The stack weights and bias (an ensemble without a length calibration has them)."""
+        if self.weights is None:
+            raise ConfigError("this ensemble's members were combined by its length calibration, which it no "
+                              "longer has")
+        return self.weights, self.bias
 
     @property
     def config(self) -> dict[str, Any]:
@@ -52,15 +93,16 @@ class EnsemblePredictor(Predictor):
         return np.stack([m.predict_logits(texts) for m in self.members], axis=1)
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
-        """The stack: the members' logits weighted as fitted on whole validation texts."""
-        return combine_logits(self.member_logits(texts), self.weights, self.bias)
+        """The stack: the members' logits weighted as fitted on whole validation texts (only
+        used without a length calibration)."""
+        return combine_logits(self.member_logits(texts), *self._stack())
 
     @property
     def raw_score_count(self) -> int:
         return len(self.members)
 
     def _logits_and_lengths(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """The members' logits, one column each: a length calibration weighs each member by
+        """The members' logits, one column each: the length calibration weighs each member by
         the text's length (on short texts the network adds less than on whole reviews)."""
         from ..text.ngrams import count_tokens
 
@@ -72,9 +114,9 @@ class EnsemblePredictor(Predictor):
 
     def _explain(self, text: str, k: int, target: int | None = None) -> Explanation:
         """The members' explanations (of class ``target``'s logit), weighted like their logits in the stack."""
+        weights, bias = self._stack()
         parts = [member.explain(text, k, label=target) for member in self.members]
-        bias = self.bias if self.binary else float(self.bias[target or 0])
-        return combine(parts, self.weights.tolist(), bias, self.class_names, k)
+        return combine(parts, weights.tolist(), bias if self.binary else float(bias[target or 0]), self.class_names, k)
 
     def _explain_calibrated(self, text: str, k: int, slopes: np.ndarray, shift: float,
                             target: int | None = None) -> Explanation:
@@ -88,7 +130,8 @@ class EnsemblePredictor(Predictor):
         return combine(parts, slopes.tolist(), bias, self.class_names, k)
 
     def tensors(self) -> dict[str, np.ndarray]:
-        out = {"stack.weights": self.weights, "stack.bias": np.atleast_1d(np.asarray(self.bias, dtype=np.float32))}
+        out = {} if self.weights is None else {
+            "stack.weights": self.weights, "stack.bias": np.atleast_1d(np.asarray(self.bias, dtype=np.float32))}
         for i, member in enumerate(self.members):
             out.update({f"m{i}.{k}": v for k, v in member.tensors().items()})
         return out
@@ -126,6 +169,8 @@ class EnsemblePredictor(Predictor):
         if unclaimed:
             raise ModelFileError(f"files of no member: {', '.join(sorted(unclaimed))}")
         stack = {k: v for k, v in tensors.items() if k.startswith("stack.")}
+        if not stack:  # the length calibration is the stack (the loader refuses a manifest without one)
+            return cls(members, None, None, class_names)
         biases = 1 if len(class_names) == 2 else len(class_names)
         check_shapes(stack, {"stack.weights": (len(members),), "stack.bias": (biases,)})
         return cls(members, stack["stack.weights"], stack["stack.bias"], class_names)
@@ -148,21 +193,12 @@ def stack(members: Sequence[Predictor], validation_logits: np.ndarray, labels: n
 
         model = LogisticRegression(C=1e4, max_iter=1000).fit(validation_logits, labels)
         return EnsemblePredictor(members, model.coef_[0], float(model.intercept_[0]), class_names)
-    from scipy.optimize import minimize
-    from scipy.special import log_softmax, softmax
+    from .softmax_fit import fit_softmax
 
-    z = np.asarray(validation_logits, dtype=np.float64)
-    n, m, classes = z.shape
-    onehot = np.eye(classes)[np.asarray(labels, dtype=np.int64)]
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        logits = combine_logits(z, theta[:m], theta[m:])
-        g = (softmax(logits, axis=1) - onehot) / n
-        value = -(log_softmax(logits, axis=1) * onehot).sum() / n + 0.5e-4 * (theta**2).sum()
-        return float(value), np.r_[np.einsum("nk,nmk->m", g, z), g.sum(axis=0)] + 1e-4 * theta
-
-    theta = minimize(loss, np.r_[np.full(m, 1.0 / m), np.zeros(classes)], jac=True, method="L-BFGS-B").x
-    return EnsemblePredictor(members, theta[:m], theta[m:], class_names)
+    ones = np.ones((len(validation_logits), 1))
+    weights, bias = fit_softmax(validation_logits, labels, ones, ones, slope_l2=1e-4, shift_l2=1e-4,
+                                slope_start=1.0 / validation_logits.shape[1])
+    return EnsemblePredictor(members, weights[:, 0], bias[:, 0], class_names)
 
 
 def stack_held_out(members: Sequence[Predictor], held_out: Sequence[Predictor], validation_logits: np.ndarray,
@@ -173,13 +209,15 @@ def stack_held_out(members: Sequence[Predictor], held_out: Sequence[Predictor], 
     from ..progress import log
 
     model = stack(members, validation_logits, labels, class_names)
-    log(f"stacked ensemble: {describe(model)}")
+    log(f"stacked ensemble (a length calibration, when on, replaces these weights): {describe(model)}")
     return model, EnsemblePredictor(held_out, model.weights, model.bias, class_names)
 
 
 def describe(ensemble: EnsemblePredictor) -> dict[str, Any]:
-    return {"members": [m.family for m in ensemble.members], "weights": ensemble.weights.round(4).tolist(),
-            "bias": np.round(ensemble.bias, 4).tolist()}
+    """The members' families and the stack weights (None: the length calibration is the stack)."""
+    weights = None if ensemble.weights is None else ensemble.weights.round(4).tolist()
+    bias = None if ensemble.bias is None else np.round(ensemble.bias, 4).tolist()
+    return {"members": [m.family for m in ensemble.members], "weights": weights, "bias": bias}
 
 
 @dataclass

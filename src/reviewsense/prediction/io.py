@@ -37,6 +37,7 @@ def gather_texts(
 
 
 def result_rows(predictor: Predictor, texts: Sequence[str], threshold: float = 0.5) -> list[dict]:
+    """One :func:`~reviewsense.models.base.result_row` per text, in order."""
     return [result_row(p, predictor.class_names, threshold) for p in predictor.predict_proba(texts).tolist()]
 
 

@@ -279,13 +279,17 @@ class ResultWriter:
             csv.writer(out, lineterminator="\n").writerow([*self.keep, *FIELDS, *self.class_columns])
 
     def write(self, proba: np.ndarray, extra: dict[str, Any] | None = None) -> None:
+        """The rows of one chunk: ``proba`` is ``(n, n_classes)``, as ``Predictor.predict_proba`` gives it."""
         extra = {c: (col.to_pylist() if self.fmt != "parquet" and hasattr(col, "to_pylist") else col)
                  for c, col in (extra or {}).items()}
-        if proba.ndim == 2:
+        if proba.ndim != 2 or proba.shape[1] != len(self.class_names):
+            raise ValueError(f"probabilities of shape {proba.shape} for {len(self.class_names)} classes")
+        if len(self.class_names) > 2:
             self._write_classes(proba, extra)
             return
-        labels = (proba >= self.threshold).astype(np.int8)
-        rounded = [round(p, DIGITS) for p in proba.tolist()]
+        positive = proba[:, 1]
+        labels = (positive >= self.threshold).astype(np.int8)
+        rounded = [round(p, DIGITS) for p in positive.tolist()]
         names = [self.class_names[k] for k in labels.tolist()] if self.fmt != "jsonl" else []
         if self.fmt == "parquet":
             self._write_parquet(rounded, labels, names, extra)
