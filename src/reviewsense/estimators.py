@@ -176,7 +176,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         declared = family(self._family)
         params = declared.make_params(self._family_params())
         check_training_split(train, validation, what, size)
-        train = _with_class_weight(train, self.class_weight, getattr(self, "classes_", None))
+        per_class = _class_weights(train, self.class_weight, getattr(self, "classes_", None))
+        train, validation = _weighted(train, per_class), _weighted(validation, per_class)
         with settings(verbose=self.verbose, n_jobs=self.n_jobs):
             if vectors is None:
                 vectors = self._vectors(train, validation)
@@ -190,7 +191,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
                 log("calibrating on spans of the validation texts (1 word to the whole text)")
                 calibrate_by_length(fitted.predictor, fitted.held_out or fitted.predictor, train.labels, validation,
-                                    seed=self.random_state)
+                                    seed=self.random_state, class_weights=per_class)
         if not hasattr(self, "classes_") or len(self.classes_) != len(train.class_names):
             self.classes_ = np.array(train.class_names)
         self.predictor_ = fitted.predictor
@@ -337,10 +338,10 @@ def check_training_split(train: Dataset, validation: Dataset, what: str = "valid
     check_split(train, validation, what, size)
 
 
-def _with_class_weight(train: Dataset, class_weight: Any, classes: np.ndarray | None) -> Dataset:
-    """``train`` with its rows' weights multiplied by their class's weight."""
+def _class_weights(train: Dataset, class_weight: Any, classes: np.ndarray | None) -> np.ndarray | None:
+    """One weight per class (``"balanced"``: inversely proportional to its training rows), or None."""
     if class_weight is None:
-        return train
+        return None
     counts = np.bincount(train.labels, minlength=len(train.class_names)).astype(np.float64)
     if class_weight == "balanced":
         per_class = counts.sum() / (len(counts) * np.maximum(counts, 1))
@@ -355,8 +356,16 @@ def _with_class_weight(train: Dataset, class_weight: Any, classes: np.ndarray | 
             if not isinstance(value, numbers.Real) or not np.isfinite(float(value)) or value < 0:
                 raise ConfigError(f"class_weight[{key!r}] must be a finite number ≥ 0, got {value!r}")
             per_class[index] = float(value)
-    base = train.weights if train.weights is not None else np.ones(len(train))
-    return replace(train, weights=base * per_class[train.labels])
+    return per_class
+
+
+def _weighted(data: Dataset, per_class: np.ndarray | None) -> Dataset:
+    """``data`` with each row's weight multiplied by its class's weight: the training loss, early
+    stopping and the calibrations on the validation rows all see the same weighting."""
+    if per_class is None:
+        return data
+    base = data.weights if data.weights is not None else np.ones(len(data))
+    return replace(data, weights=base * per_class[data.labels])
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

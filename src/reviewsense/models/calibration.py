@@ -230,17 +230,17 @@ def fit_by_length(raw: np.ndarray, lengths: np.ndarray, labels: np.ndarray, prio
     return empty, slope, shift
 
 
-def vector_scaling(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def vector_scaling(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """``(2, K)``: a scale and an offset per class, ``softmax(scale ⊙ score + offset)``,
-    fitted by maximum likelihood on held-out scores (Platt scaling for K classes; the offsets
-    shrunk a little)."""
+    fitted by maximum likelihood on held-out scores (each of weight ``weights``; Platt scaling
+    for K classes; the offsets shrunk a little)."""
     from .softmax_fit import fit_softmax
 
     s = np.asarray(scores, dtype=np.float64)
     n, classes = s.shape
     ones = np.ones((n, 1))
     # score vector k: class k's score in its own column, 0 in the others, so its slope is class k's scale
-    scale, offset = fit_softmax(s[:, :, None] * np.eye(classes), labels, ones, ones, shift_l2=1e-4)
+    scale, offset = fit_softmax(s[:, :, None] * np.eye(classes), labels, ones, ones, shift_l2=1e-4, weights=weights)
     return np.stack([scale[:, 0], offset[:, 0]]).astype(np.float32)
 
 
@@ -250,21 +250,23 @@ def prior_logit(labels: np.ndarray) -> float:
     return math.log(rate / (1 - rate))
 
 
-def calibrate_by_length(predictor, held_out, train_labels: np.ndarray, validation, seed: int = 0) -> None:
+def calibrate_by_length(predictor, held_out, train_labels: np.ndarray, validation, seed: int = 0,
+                        class_weights: np.ndarray | None = None) -> None:
     """Fit the length calibration on spans of the ``validation`` reviews, scored by ``held_out``
     (the model that did not see their labels; ``predictor`` itself when it did not), and give it
     to both models. A refit ``predictor`` has its own bias: its empty text keeps the prior too."""
     from dataclasses import replace
 
     calibration = fit_length_calibration(held_out, validation, np.concatenate([train_labels, validation.labels]),
-                                         seed=seed)
+                                         seed=seed, class_weights=class_weights)
     held_out.length_calibration = calibration
     empty = predictor.raw_scores([""])[0][0]
     predictor.length_calibration = replace(calibration, empty=empty)
 
 
 def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int = 0,
-                           max_texts: int | None = 20_000) -> LengthCalibration | SoftmaxLengthCalibration:
+                           max_texts: int | None = 20_000, class_weights: np.ndarray | None = None
+                           ) -> LengthCalibration | SoftmaxLengthCalibration:
     """Fit a :class:`LengthCalibration` (two classes; :class:`SoftmaxLengthCalibration` for
     more) for a model on spans of every length cut from the ``validation`` reviews
     (:func:`~reviewsense.data.spans.cut_spans`), scored by ``held_out``: the model, or the
@@ -275,7 +277,8 @@ def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int
     groups (movies, products) can hold out more of one class by chance, and the calibration
     should not learn that chance as a bias of every short text. Larger validation sets give
     spans of ``max_texts`` of their texts (a seeded sample): 20,000 texts, ~150,000 spans, pin
-    the calibration's numbers (21 for one score) down well."""
+    the calibration's numbers (21 for one score) down well. ``class_weights`` (one per class, as
+    ``class_weight`` gives them): the rates are those of the weighted rows."""
     from ..data.spans import cut_spans
 
     spans = cut_spans(validation, seed=seed, max_texts=max_texts)
@@ -283,17 +286,22 @@ def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int
     empty = held_out.raw_scores([""])[0][0]
     classes = len(validation.class_names)
     labelled = np.asarray(labelled)
+    labelled = labelled[labelled >= 0]
+    counts = np.bincount(labelled, minlength=classes).astype(np.float64)
+    if class_weights is not None:
+        counts = counts * np.asarray(class_weights, dtype=np.float64)
+    rates = counts / max(counts.sum(), 1e-12)
     if classes > 2:
         y = spans.data.labels.astype(np.int64)
-        rate = np.clip(np.bincount(labelled[labelled >= 0], minlength=classes) / max((labelled >= 0).sum(), 1),
-                       1e-3, None)
+        rate = np.clip(rates, 1e-3, None)
         rate /= rate.sum()
         seen = np.bincount(y, minlength=classes) / max(len(y), 1)
         weights = np.where(seen[y] > 0, rate[y] / np.maximum(seen[y], 1e-12), 0.0)
         prior = np.log(rate)
         return SoftmaxLengthCalibration.fit(raw, lengths, y, prior - prior.mean(), empty, weights=weights)
     positive = spans.data.labels == 1
-    positive_rate, positive_seen = float(np.mean(labelled == 1)), float(positive.mean())
+    positive_rate, positive_seen = float(rates[1]), float(positive.mean())
     binary_weights = np.where(positive, positive_rate / positive_seen, (1 - positive_rate) / (1 - positive_seen)) \
         if 0 < positive_seen < 1 else None
-    return LengthCalibration.fit(raw, lengths, positive, prior_logit(labelled), empty, weights=binary_weights)
+    rate = min(max(positive_rate, 1e-3), 1 - 1e-3)
+    return LengthCalibration.fit(raw, lengths, positive, math.log(rate / (1 - rate)), empty, weights=binary_weights)

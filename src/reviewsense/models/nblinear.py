@@ -191,11 +191,12 @@ def nb_ratio(features, labels: np.ndarray, alpha: float, columns: int | None = N
     return (np.log(positive / p_total) - np.log(negative / n_total)).astype(np.float32)
 
 
-def platt(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Slope and offset of a sigmoid fitted to (score, label) pairs: calibrated probabilities."""
+def platt(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Slope and offset of a sigmoid fitted to (score, label) pairs (each of weight ``weights``):
+    calibrated probabilities."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(scores.reshape(-1, 1), labels)
+    model = LogisticRegression(C=1e6, max_iter=1000).fit(scores.reshape(-1, 1), labels, sample_weight=weights)
     return np.array([model.coef_[0, 0], model.intercept_[0]], dtype=np.float32)
 
 
@@ -289,7 +290,8 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
         + ("" if classes == 2 else f", one per class against the rest ({classes} classes)"))
     kept, coef, intercept = _fit_classes(train_features, labels[:n], params, spans, classes, train.weights)
     held_out = kept.compact(features[n:]) @ coef.T + intercept
-    calibration = platt(held_out, labels[n:]) if classes == 2 else vector_scaling(held_out, labels[n:])
+    calibration = platt(held_out, labels[n:], validation.weights) if classes == 2 else \
+        vector_scaling(held_out, labels[n:], validation.weights)
 
     def predictor(kept: KeptColumns, coef: np.ndarray, intercept: np.ndarray) -> NBLinearPredictor:
         weights = {"coef_index": kept.columns, "coef_value": coef[0] if classes == 2 else coef.T,
