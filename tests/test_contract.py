@@ -56,7 +56,7 @@ def stand_in_encoder(monkeypatch):
 
 
 def make(name: str, **more):
-    return estimator_class(name)(**FAST[name], verbose=False, n_jobs=1, **more)
+    return estimator_class(name)(**{**FAST[name], "verbose": False, "n_jobs": 1, **more})
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +232,25 @@ def test_the_cli_and_the_estimator_give_the_same_probabilities(name, tmp_path, c
     estimator.fit(train.texts, np.array(train.class_names)[train.labels],
                   validation_data=(validation.texts, np.array(validation.class_names)[validation.labels]))
     np.testing.assert_allclose(estimator.predict_proba(texts[:30]), from_cli, atol=1e-5)
+
+
+def test_n_jobs_sets_the_threads_of_fit_and_predict_without_the_environment(corpus, monkeypatch):
+    """``n_jobs`` is a parameter, not a process-wide switch: a model with n_jobs=1 scores on one
+    thread whatever $REVIEWSENSE_THREADS says (a Spark executor runs one per task)."""
+    from reviewsense.progress import threads
+    from reviewsense.text import ngrams
+
+    texts, labels = corpus
+    seen: list[int] = []
+    monkeypatch.setattr(ngrams, "workers", lambda: seen.append(threads()) or threads())
+    monkeypatch.setenv("REVIEWSENSE_THREADS", "7")
+    model = make("nblinear").fit(texts, labels)  # n_jobs=1
+    model.predict_proba(texts * 30)  # 4,800 texts: enough to be split between threads
+    assert seen and set(seen) == {1}
+    seen.clear()
+    model.set_params(n_jobs=None)
+    model.predictor_.n_jobs = None
+    model.predict_proba(texts * 30)
+    assert set(seen) == {7}
+    with pytest.raises(ConfigError, match="n_jobs"):
+        make("nblinear", n_jobs=None).set_params(n_jobs=0).fit(texts, labels)

@@ -119,6 +119,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(size, float) and size >= 1 and not size.is_integer():
             raise ConfigError(f"{type(self).__name__}: validation_size must be a fraction in (0, 1) or a count, "
                               f"got {size!r}")
+        if self.n_jobs is not None and self.n_jobs != -1 and self.n_jobs < 1:
+            raise ConfigError(f"{type(self).__name__}: n_jobs must be -1 (every core), None or ≥ 1, got {self.n_jobs}")
         weight = self.class_weight
         if not (weight is None or weight == "balanced" or isinstance(weight, dict)):
             raise ConfigError(f"{type(self).__name__}: class_weight must be 'balanced', a dict or None, "
@@ -195,6 +197,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "classes_") or len(self.classes_) != len(train.class_names):
             self.classes_ = np.array(train.class_names)
         self.predictor_ = fitted.predictor
+        self.predictor_.n_jobs = self.n_jobs
         self.fitted_ = fitted  # the held-out model and validation scores, for the run folder
         if fitted.history is not None:
             self.history_ = fitted.history
@@ -260,6 +263,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         estimator = cls(**params)
         estimator.classes_ = np.array(training["classes"])
         estimator.predictor_ = predictor
+        predictor.n_jobs = estimator.n_jobs
         estimator.n_features_in_ = 1
         return estimator
 

@@ -86,6 +86,7 @@ class Predictor(ABC):
         self.vectorizer = vectorizer  # each family's own: TextVectorizer, NgramVectorizer, MemberVectorizers or None
         self.config = dict(config)
         self.class_names = tuple(class_names)
+        self.n_jobs: int | None = None  # threads for scoring (None: every core or $REVIEWSENSE_THREADS; 1: none)
         self.metadata: dict[str, Any] = {}
         self.length_calibration: LengthCalibration | SoftmaxLengthCalibration | None = None
 
@@ -169,8 +170,11 @@ class Predictor(ABC):
         texts = as_texts(texts)
         if not texts:
             return np.zeros(0 if self.binary else (0, self.n_classes), dtype=np.float32)
+        from ..progress import settings
+
         step = self.batch_size
-        parts = [self._calibrated(texts[i : i + step]) for i in range(0, len(texts), step)]
+        with settings(n_jobs=self.n_jobs):
+            parts = [self._calibrated(texts[i : i + step]) for i in range(0, len(texts), step)]
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def predict_proba(self, texts: Sequence[str] | str) -> np.ndarray:

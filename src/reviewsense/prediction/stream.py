@@ -219,13 +219,13 @@ _WORKER_MODEL: Any = None  # the model each worker process loads once
 
 
 def _init_worker(model_dir: str, threads: int) -> None:
-    os.environ["REVIEWSENSE_THREADS"] = str(threads)
-    os.environ["POLARS_MAX_THREADS"] = str(threads)  # before polars is imported by the model
+    os.environ["POLARS_MAX_THREADS"] = str(threads)  # this worker process's polars pool, before polars is imported
     os.environ["REVIEWSENSE_QUIET"] = "1"
     global _WORKER_MODEL
     from ..export import load_model
 
     _WORKER_MODEL = load_model(model_dir)
+    _WORKER_MODEL.n_jobs = threads
 
 
 def _worker_proba(texts: list[str]) -> np.ndarray:
