@@ -53,7 +53,7 @@ from .data.dataset import Dataset, check_split, train_validation_split
 from .errors import ConfigError, DataError, ModelFileError
 from .models.base import as_texts
 from .models.params import Spec, check_params, param, specs
-from .models.registry import Family, FitJob, families, family
+from .models.registry import Family, FitJob, Fitted, families, family
 
 
 @dataclass
@@ -172,6 +172,15 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Fit on a split made already (what ``reviewsense train`` calls, with the vectors it
         pretrained and its checkpoint): the checks every fit runs, the family's fit, the length
         calibration. ``classes_`` are ``train.class_names`` unless :meth:`fit` set them."""
+        self._fit_split(train, validation, vectors=vectors, checkpoint=checkpoint, callbacks=callbacks, what=what,
+                        size=size)
+        return self
+
+    def _fit_split(self, train: Dataset, validation: Dataset, *, vectors: Any = None, checkpoint: Any = None,
+                   callbacks: Sequence[Any] = (), what: str = "validation", size: Any = "") -> Fitted:
+        """:meth:`fit_split`, returning the family's :class:`Fitted` (with the model that did not
+        see the validation labels, which the run folder's validation metrics need; not kept on
+        the estimator, so pickles hold one model)."""
         from .progress import settings
 
         self._check_common()
@@ -198,11 +207,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             self.classes_ = np.array(train.class_names)
         self.predictor_ = fitted.predictor
         self.predictor_.n_jobs = self.n_jobs
-        self.fitted_ = fitted  # the held-out model and validation scores, for the run folder
         if fitted.history is not None:
             self.history_ = fitted.history
         self.n_features_in_ = 1  # one text per row
-        return self
+        return fitted
 
     def _vectors(self, train: Dataset, validation: Dataset) -> Any:
         """Word vectors for families that read them: pretrained now on the training and

@@ -80,9 +80,8 @@ def _fit(config: TrainConfig, splits: Splits, vectors, checkpoint: Checkpoint | 
     length calibration as ``Estimator.fit`` from Python."""
     size = config.data.validation_size if config.data.validation_size is not None else "(default)"
     estimator = build_estimator(config)
-    estimator.fit_split(splits.train, splits.validation, vectors=vectors, checkpoint=checkpoint,
-                        what="--validation-size", size=size)
-    return estimator.fitted_
+    return estimator._fit_split(splits.train, splits.validation, vectors=vectors, checkpoint=checkpoint,
+                                what="--validation-size", size=size)
 
 
 def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
