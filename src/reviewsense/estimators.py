@@ -442,8 +442,9 @@ def _estimator_class(declared: Family) -> type[TextClassifier]:
 class StackedClassifier(TextClassifier):
     """What ``reviewsense train --preset best`` builds: ``linear`` (an :class:`NBLinearClassifier`)
     and ``network`` (a :class:`CNNClassifier`) trained on the same split, stacked on their
-    validation scores (of models that did not see those labels), then calibrated by length as
-    one model. Their hyper-parameters are reached the scikit-learn way:
+    validation scores (of models that did not see those labels); with the length calibration
+    (the default) that calibration is the stack: each member's logit weighed by text length.
+    Their hyper-parameters are reached the scikit-learn way:
     ``StackedClassifier(...).set_params(linear__C=0.5, network__epochs=3)``.
     """
 
