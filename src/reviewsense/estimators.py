@@ -424,7 +424,7 @@ def _estimator_class(declared: Family) -> type[TextClassifier]:
         for spec in (*own, *specs(FitSettings))]
     signature = inspect.Signature(parameters)
     defaults = {p.name: p.default for p in parameters[1:]}
-    class_name = declared.estimator or f"{name.title().replace('_', '')}Classifier"
+    class_name = _class_name(declared)
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(defaults))
@@ -482,11 +482,15 @@ class StackedClassifier(TextClassifier):
         return clone(readers[0]).set_params(random_state=self.random_state)._vectors(train, validation)
 
 
+def _class_name(declared: Family) -> str:
+    """The estimator class's name: the family's ``estimator``, else ``<Name>Classifier``."""
+    return declared.estimator or f"{declared.name.title().replace('_', '')}Classifier"
+
+
 def __getattr__(name: str) -> type[TextClassifier]:
     """A registered family's estimator by its class name (how pickle finds it)."""
     for declared in families().values():
-        if declared.estimator == name or (declared.fit is not None and not declared.estimator and
-                                          f"{declared.name.title().replace('_', '')}Classifier" == name):
+        if _class_name(declared) == name and (declared.estimator or declared.fit is not None):
             return estimator_class(declared.name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -162,7 +162,7 @@ def flag_dest(flag: str) -> str:
     return flag.removeprefix("--").replace("-", "_")
 
 
-def _spec_type(flag: str, spec: Spec) -> Callable[[str], Any]:
+def _spec_type(spec: Spec) -> Callable[[str], Any]:
     """An argparse type for one parameter: parsed as its type, checked against its range."""
     kind = spec.element or spec.type
 
@@ -195,7 +195,7 @@ def add_family_flags(group) -> None:
             continue
         shown = "; ".join(f"{name}: {_shown(s.default)}" for name, s in readers)
         limits = spec.range_text()
-        group.add_argument(flag, dest=flag_dest(flag), type=_spec_type(flag, spec), default=None,
+        group.add_argument(flag, dest=flag_dest(flag), type=_spec_type(spec), default=None,
                            metavar=spec.metadata.get("metavar") or spec.name.upper(),
                            help=f"{spec.help}{f' ({limits})' if limits else ''} (default {shown})")
 

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from ..errors import ConfigError, ModelFileError, TextTypeError
+from ..progress import settings
 from .calibration import LengthCalibration, SoftmaxLengthCalibration
 from .explanation import Attribution, Explanation, explain
 
@@ -170,8 +171,6 @@ class Predictor(ABC):
         texts = as_texts(texts)
         if not texts:
             return np.zeros(0 if self.binary else (0, self.n_classes), dtype=np.float32)
-        from ..progress import settings
-
         step = self.batch_size
         with settings(n_jobs=self.n_jobs):
             parts = [self._calibrated(texts[i : i + step]) for i in range(0, len(texts), step)]
