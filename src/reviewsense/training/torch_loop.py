@@ -108,6 +108,8 @@ class FitOptions:
     loss: Loss | None = None  # default: cross_entropy
     schedule: Callable[[Any, int], Any] | None = None  # (optimizer, total steps) → LR scheduler, stepped per batch
     progress: bool = True  # the per-epoch line and the batch bar
+    accumulation: int = 1  # micro-batches per optimizer step (gradient accumulation; same result, less memory)
+    precision: str = "fp32"  # fp32 | bf16 (autocast on a GPU that supports it) | auto (bf16 where it can)
 
     @classmethod
     def from_params(cls, params: Any, **more: Any) -> FitOptions:
@@ -118,7 +120,50 @@ class FitOptions:
                    early_stopping=stopper, device=params.device, **more)
 
 
-Batches = Ragged | Features
+@dataclass
+class Tokens:
+    """Token ids of each text (a transformer's: special tokens included), padded per batch to its
+    longest text (dynamic padding), with the attention mask; batches are bucketed by length."""
+
+    ids: list[np.ndarray]
+    labels: np.ndarray
+    weights: np.ndarray | None = None
+    pad_id: int = 0
+    bucket: int = 50  # batches per bucket: texts of similar lengths are batched together within one
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+    def batch(self, index: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        rows = [self.ids[i] for i in index]
+        width = max((len(r) for r in rows), default=1)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for j, row in enumerate(rows):
+            ids[j, : len(row)], mask[j, : len(row)] = row, 1
+        return (ids, mask), self.labels[index]
+
+    def epoch_order(self, rng: np.random.Generator, batch_size: int) -> np.ndarray:
+        """A shuffled order whose consecutive ``batch_size`` slices hold texts of similar length
+        (little padding): shuffle, sort within buckets of ``bucket`` batches, shuffle the batches."""
+        order = rng.permutation(len(self))
+        lengths = self.lengths
+        size = batch_size * self.bucket
+        chunks = [chunk[np.argsort(lengths[chunk], kind="stable")] for chunk in
+                  (order[i : i + size] for i in range(0, len(order), size))]
+        batches = [b for chunk in chunks for b in np.array_split(chunk, range(batch_size, len(chunk), batch_size))]
+        return np.concatenate([batches[i] for i in rng.permutation(len(batches))]) if batches else order
+
+    def eval_order(self) -> np.ndarray:
+        """Texts by length, for scoring with little padding."""
+        return np.argsort(self.lengths, kind="stable")
+
+
+Batches = Ragged | Features | Tokens
 
 
 def resolve_device(torch, device: str):
@@ -162,18 +207,32 @@ def _labels(torch, device, labels: np.ndarray, binary: bool):
     return torch.from_numpy(labels.astype(np.float32 if binary else np.int64)).to(device)
 
 
-def evaluate_module(module, data: Batches, batch_size: int = 4096, loss: Loss | None = None
-                    ) -> tuple[float, float, np.ndarray]:
-    """Mean loss, accuracy (at logit 0, or of the top class), and the logits (on the CPU)."""
+def autocast(torch, device, precision: str):
+    """bf16 autocast on a GPU for ``precision`` bf16 (or auto, where the GPU supports it); else nothing."""
+    import contextlib
+
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "auto" and not torch.cuda.is_bf16_supported():
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def evaluate_module(module, data: Batches, batch_size: int = 4096, loss: Loss | None = None,
+                    precision: str = "fp32") -> tuple[float, float, np.ndarray]:
+    """Mean loss, accuracy (at logit 0, or of the top class), and the logits (on the CPU, in
+    ``data``'s order)."""
     torch = require("torch", "torch", "Neural training")
     device = next(module.parameters()).device
     logits = []
+    order = data.eval_order() if isinstance(data, Tokens) else np.arange(len(data))
     module.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(torch, device, precision):
         for start in range(0, len(data), batch_size):
-            inputs, _ = data.batch(np.arange(start, min(start + batch_size, len(data))))
+            inputs, _ = data.batch(order[start : start + batch_size])
             logits.append(module(*_on(torch, device, inputs)).float().cpu().numpy())
     out = np.concatenate(logits) if logits else np.zeros(0, dtype=np.float32)
+    out[order] = out.copy()
     scores = torch.from_numpy(out)
     labels = _labels(torch, "cpu", data.labels, out.ndim == 1)
     weights = None if data.weights is None else torch.from_numpy(data.weights.astype(np.float32))
@@ -199,6 +258,7 @@ class Loop:
         self.first_epoch, self.position, self.totals = 1, 0, (0.0, 0)
         self.order: np.ndarray | None = None  # this epoch's order of the training examples
         self.epoch = 0
+        self.texts_per_second = 0.0  # the last epoch's training speed
         self.stop_training = False
         stopper = options.early_stopping
         builtin: list[Callback] = [ProgressLine()] if options.progress else []
@@ -228,45 +288,68 @@ class Loop:
         return self.history
 
     def _epoch(self, epoch: int) -> None:
-        torch, options, train = self.torch, self.options, self.train
+        options, train = self.options, self.train
         started = time.perf_counter()
         for callback in self.callbacks:
             callback.on_epoch_begin(self, epoch)
         self.module.train()
         if self.order is None:  # a fresh epoch (a resumed one continues its own order)
-            self.order, self.position, self.totals = self.rng.permutation(len(train)), 0, (0.0, 0)
+            order = train.epoch_order(self.rng, options.batch_size) if isinstance(train, Tokens) else \
+                self.rng.permutation(len(train))
+            self.order, self.position, self.totals = order, 0, (0.0, 0)
         total_loss, total_correct = self.totals
+        first = self.position
         batches = range(self.position, len(self.order), options.batch_size)
         if options.progress:
-            batches = bar(batches, desc=f"epoch {epoch}/{options.epochs}", unit="batch")
+            batches = bar(batches, desc=f"epoch {epoch}/{options.epochs}", unit="text",
+                          unit_scale=options.batch_size)
         for start in batches:
             index = self.order[start : start + options.batch_size]
-            inputs, labels = train.batch(index)
             self.optimizer.zero_grad(set_to_none=True)
-            logits = self.module(*_on(torch, self.device, inputs))
-            y = _labels(torch, self.device, labels, logits.ndim == 1)
-            weights = None if train.weights is None else \
-                torch.from_numpy(train.weights[index].astype(np.float32)).to(self.device)
-            loss = self.loss(logits, y, weights)
-            loss.backward()
+            batch_loss, correct = self._step(index)
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
-            total_loss += float(loss.detach()) * len(labels)
-            total_correct += _correct(logits, y)
+            total_loss += batch_loss * len(index)
+            total_correct += correct
             self.totals = (total_loss, total_correct)
             done = min(start + options.batch_size, len(self.order))
             for callback in self.callbacks:
                 callback.on_batch_end(self, done)
         self.order = None
-        val_loss, val_accuracy = (evaluate_module(self.module, self.validation, options.eval_batch_size, self.loss)[:2]
+        trained = time.perf_counter()
+        val_loss, val_accuracy = (evaluate_module(self.module, self.validation, options.eval_batch_size, self.loss,
+                                                  options.precision)[:2]
                                   if self.validation is not None else (float("nan"), float("nan")))
         logs = {"loss": total_loss / len(train), "accuracy": total_correct / len(train),
                 "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": time.perf_counter() - started}
+        self.texts_per_second = (len(train) - first) / max(trained - started, 1e-9)
         for callback in self.callbacks:
             callback.on_epoch_end(self, epoch, logs)
         logs.pop("seconds")
         self.history.append(**logs)
+
+    def _step(self, index: np.ndarray) -> tuple[float, int]:
+        """Forward and backward passes over one batch (``accumulation`` micro-batches, each
+        loss weighted by its share of the batch, so the gradient is the whole batch's); the
+        batch's mean loss and how many texts it got right."""
+        torch, train = self.torch, self.train
+        weights = np.ones(len(index), np.float32) if train.weights is None else train.weights[index].astype(np.float32)
+        total = max(float(weights.sum()), 1e-12)
+        batch_loss, correct = 0.0, 0
+        for part in np.array_split(np.arange(len(index)), min(self.options.accumulation, len(index))):
+            inputs, labels = train.batch(index[part])
+            with autocast(torch, self.device, self.options.precision):
+                logits = self.module(*_on(torch, self.device, inputs))
+            logits = logits.float()
+            y = _labels(torch, self.device, labels, logits.ndim == 1)
+            w = None if train.weights is None else torch.from_numpy(weights[part]).to(self.device)
+            share = float(weights[part].sum()) / total
+            loss = self.loss(logits, y, w) * share
+            loss.backward()
+            batch_loss += float(loss.detach())
+            correct += _correct(logits, y)
+        return batch_loss, correct
 
 
 def fit(module, train: Batches, validation: Batches | None, options: FitOptions) -> History:
@@ -289,7 +372,8 @@ class ProgressLine(Callback):
     def on_epoch_end(self, loop: Loop, epoch: int, logs: dict[str, float]) -> None:
         shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()
                            if k != "seconds" and not (k.startswith("val_") and loop.validation is None))
-        log(f"Epoch {epoch}/{loop.options.epochs} - {logs['seconds']:.1f}s - {shown}")
+        log(f"Epoch {epoch}/{loop.options.epochs} - {logs['seconds']:.1f}s ({loop.texts_per_second:,.0f} texts/s)"
+            f" - {shown}")
 
 
 class EarlyStoppingCallback(Callback):

