@@ -359,11 +359,15 @@ def test_info_is_listed_with_an_example(capsys):
     (["--model", "seed", "--C", "0.01"], "--C applies to --model nblinear, not to --model seed"),
     (["--model", "seed", "--binary"], "--binary applies to --model nblinear, not to --model seed"),
     (["--hidden-units", "64"], "--hidden-units applies to --model seed, --model sentence, not to --model nblinear"),
-    (["--epochs", "3"], "--epochs applies to --model seed, --model cnn (--preset best's network), --model sentence, "
+    (["--epochs", "3"], "--epochs applies to --model seed, --model cnn, --model sentence, --model transformer, "
                         "not to --model nblinear"),
     (["--model", "cnn", "--hash-bits", "12"], "--hash-bits applies to --model nblinear, not to --model cnn"),
-    (["--preset", "best", "--frozen-embedding"], "--frozen-embedding applies to --model seed, not to --preset best"),
+    (["--preset", "best", "--frozen-embedding"],
+     "--frozen-embedding applies to --model seed, not to --preset best (nblinear + "),
     (["--preset", "best", "--model", "seed"], "--preset best builds its own models; drop --model seed"),
+    (["--preset", "best", "--members", "nblinear,seed", "--filters", "8"],
+     "--filters applies to --model cnn, not to --preset best (nblinear + seed)"),
+    (["--members", "nblinear,seed"], "--members chooses the families of --preset best; add --preset best"),
 ])
 def test_flags_another_model_would_ignore_are_refused(toy_csv, tmp_path, capsys, flags, expected):
     rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "run"), *flags])

@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,24 @@ FAST = {
     "cnn": {"embedding": "scratch", "embedding_dim": 8, "filters": 4, "max_length": 20, "epochs": 2, "batch_size": 16,
             "device": "cpu"},
     "sentence": {"epochs": 4, "batch_size": 16, "learning_rate": 0.02, "device": "cpu"},
+    "transformer": {"epochs": 2, "batch_size": 16, "learning_rate": 0.002, "warmup": 0.0, "max_length": 16,
+                    "device": "cpu"},  # + the tiny random encoder of tests/tiny_encoder.py
 }
 FAMILIES = list(FAST)
+_ENCODER: list[str] = []
+
+
+def tiny_encoder() -> str:
+    """A tiny random BERT folder, written once per session (the transformer family fine-tunes it)."""
+    if not _ENCODER:
+        pytest.importorskip("transformers")
+        import tempfile
+
+        from tiny_encoder import write_tiny_encoder
+
+        folder = Path(tempfile.mkdtemp(prefix="tiny-encoder-")) / "bert"
+        _ENCODER.append(str(write_tiny_encoder(folder, [*WORDS, "the", "a", "story", "pos", "neg"])))
+    return _ENCODER[0]
 WORDS = ("great", "awful", "film", "plot")
 
 
@@ -56,7 +73,8 @@ def stand_in_encoder(monkeypatch):
 
 
 def make(name: str, **more):
-    return estimator_class(name)(**{**FAST[name], "verbose": False, "n_jobs": 1, **more})
+    own = {"encoder": tiny_encoder()} if name == "transformer" else {}
+    return estimator_class(name)(**{**FAST[name], **own, "verbose": False, "n_jobs": 1, **more})
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +173,7 @@ def test_pipeline_cross_validation_grid_search_and_calibration(name, corpus):
     pipe = Pipeline([("lower", FunctionTransformer(lambda xs: [x.lower() for x in xs])), ("clf", make(name))])
     assert cross_val_score(pipe, texts, labels, cv=2).mean() > 0.7
     first = {"nblinear": "clf__min_df", "seed": "clf__hidden_units", "cnn": "clf__filters",
-             "sentence": "clf__hidden_units"}[name]
+             "sentence": "clf__hidden_units", "transformer": "clf__epochs"}[name]
     search = GridSearchCV(pipe, {first: [1, 2]}, cv=2).fit(texts, labels)
     assert search.best_params_[first] in (1, 2)
     calibrated = CalibratedClassifierCV(make(name), cv=2).fit(texts, labels)
@@ -197,6 +215,8 @@ CLI_FLAGS = {
     "cnn": ["--embedding", "scratch", "--embedding-dim", "8", "--filters", "4", "--max-length", "20", "--epochs", "2",
             "--batch-size", "16", "--device", "cpu"],
     "sentence": ["--epochs", "3", "--batch-size", "16", "--learning-rate", "0.02", "--device", "cpu"],
+    "transformer": ["--epochs", "2", "--batch-size", "16", "--learning-rate", "0.002", "--warmup", "0",
+                    "--max-length", "16", "--device", "cpu"],
 }
 
 
@@ -213,6 +233,8 @@ def test_the_cli_and_the_estimator_give_the_same_probabilities(name, tmp_path, c
     pd.DataFrame({"text": texts[:20], "label": labels[:20]}).to_csv(tmp_path / "test.csv", index=False)
     flags = (["--preset", "best", *CLI_FLAGS["nblinear"], *CLI_FLAGS["cnn"]] if name == "preset"
              else ["--model", name, *CLI_FLAGS[name]])
+    if name == "transformer":
+        flags += ["--encoder", tiny_encoder()]
     run = tmp_path / "run"
     assert main(["train", "--data", str(tmp_path / "train.csv"), "--test-data", str(tmp_path / "test.csv"),
                  "--classes", "neg,pos", "--random-split", "--validation-size", "0.25", "--seed", "4",

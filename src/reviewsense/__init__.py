@@ -1,4 +1,4 @@
-"""reviewsense: train, evaluate, explain, export and serve binary sentiment classifiers.
+"""reviewsense: train, evaluate, explain, export and serve sentiment classifiers.
 
 >>> import reviewsense
 >>> model = reviewsense.load("runs/imdb/model")                 # doctest: +SKIP
@@ -23,13 +23,14 @@ if TYPE_CHECKING:
         SeedClassifier,
         SentenceClassifier,
         StackedClassifier,
+        TransformerClassifier,
         estimator_class,
     )
     from .models.base import Predictor
     from .models.registry import Family, register
 
-_ESTIMATORS = ("NBLinearClassifier", "SeedClassifier", "CNNClassifier", "SentenceClassifier", "StackedClassifier",
-               "estimator_class")
+_ESTIMATORS = ("NBLinearClassifier", "SeedClassifier", "CNNClassifier", "SentenceClassifier",
+               "TransformerClassifier", "StackedClassifier", "estimator_class")
 
 
 def __getattr__(name: str):
@@ -53,4 +54,4 @@ def load(path: str) -> Predictor:
 
 
 __all__ = ["CNNClassifier", "Family", "NBLinearClassifier", "SeedClassifier", "SentenceClassifier", "StackedClassifier",
-           "estimator_class", "load", "register", "__version__"]
+           "TransformerClassifier", "estimator_class", "load", "register", "__version__"]

@@ -14,7 +14,7 @@ any type, then ``predict``, ``predict_proba``, ``decision_function``, ``score``.
 
 Every family of the registry has one, made from its parameters dataclass (the one place its
 settings are written: :mod:`reviewsense.models.params`): ``NBLinearClassifier``,
-``SeedClassifier``, ``CNNClassifier``, ``SentenceClassifier``, and
+``SeedClassifier``, ``CNNClassifier``, ``SentenceClassifier``, ``TransformerClassifier``, and
 ``estimator_class(name)`` for any family, a registered one included. ``StackedClassifier`` is
 ``train --preset best``: a stack of two of them.
 
@@ -499,3 +499,4 @@ NBLinearClassifier = estimator_class("nblinear")
 SeedClassifier = estimator_class("seed")
 CNNClassifier = estimator_class("cnn")
 SentenceClassifier = estimator_class("sentence")
+TransformerClassifier = estimator_class("transformer")

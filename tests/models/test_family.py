@@ -44,7 +44,7 @@ def test_every_module_declares_its_family():
 def test_the_cli_offers_the_registry_and_every_parameter_as_a_flag():
     train = _train_parser()
     model = next(a for a in train._actions if a.dest == "model")
-    assert list(model.choices) == registry.trainable() == ["nblinear", "seed", "cnn", "sentence"]
+    assert list(model.choices) == registry.trainable() == ["nblinear", "seed", "cnn", "sentence", "transformer"]
     options = {option: action for action in train._actions for option in action.option_strings}
     for name in registry.trainable():
         for spec in specs(registry.family(name).params):
@@ -53,7 +53,7 @@ def test_the_cli_offers_the_registry_and_every_parameter_as_a_flag():
                 if spec.type is not bool:  # the help shows this family's default
                     assert f"{name}: " in options[spec.flag].help
     assert family_flags()["--C"] == ["nblinear"]
-    assert set(family_flags()["--epochs"]) == {"seed", "cnn", "sentence"}
+    assert set(family_flags()["--epochs"]) == {"seed", "cnn", "sentence", "transformer"}
 
 
 def test_a_default_lives_in_one_place():

@@ -210,6 +210,15 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _members(value: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in trainable()]
+    if unknown or len(names) < 2 or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"two or more different families separated by commas, from "
+                                         f"{', '.join(trainable())} (got {value!r})")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="reviewsense", description=DESCRIPTION, formatter_class=fmt)
@@ -235,8 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", default="nblinear", choices=trainable(),
                    help="; ".join(f"{name}: {families()[name].summary}" for name in trainable()))
     m.add_argument("--preset", choices=["best"], default=None,
-                   help="best: nblinear + a convolutional network on word2vec vectors pretrained on the unlabelled "
-                        "reviews, stacked on validation (about 10 minutes on IMDB, 2 cores)")
+                   help="best: nblinear + a network, stacked on validation and calibrated by length. The network: "
+                        "the transformer when torch sees a GPU; else a convolutional network on word2vec vectors "
+                        "pretrained on the unlabelled reviews (about 10 minutes on IMDB, 2 cores)")
+    m.add_argument("--members", type=_members, default=None, metavar="A,B",
+                   help="--preset best: the families stacked (e.g. nblinear,transformer to fine-tune the transformer "
+                        "on a CPU too)")
     t = p.add_argument_group("training")
     t.add_argument("--no-length-calibration", action="store_true",
                    help="keep the model's own scores (default: calibrated on validation spans of every length, "

@@ -24,8 +24,7 @@ def _check_family_flags(args, trained: list[str], what: str) -> None:
     """Refuse a flag that the families being trained would silently ignore (``--model seed --C 0.01``)."""
     for flag, readers in family_flags().items():
         if _given(args, flag) and not set(trained) & set(readers):
-            names = ", ".join(f"--model {r}" + (" (--preset best's network)" if r == "cnn" else "")
-                              for r in readers if r != "ensemble")
+            names = ", ".join(f"--model {r}" for r in readers if r != "ensemble")
             raise ConfigError(f"{flag} applies to {names}, not to {what}")
 
 
@@ -58,6 +57,8 @@ def cmd_train(args) -> int:
 
     if args.preset and args.model != "nblinear":
         raise ConfigError(f"--preset {args.preset} builds its own models; drop --model {args.model}")
+    if args.members and not args.preset:
+        raise ConfigError("--members chooses the families of --preset best; add --preset best")
     if args.model == "seed" and (args.embedding or "").startswith("sentence:"):  # the seed head over an encoder
         args.model, args.encoder, args.embedding = "sentence", args.embedding.removeprefix("sentence:"), None
     config = TrainConfig(
@@ -74,11 +75,36 @@ def cmd_train(args) -> int:
         class_weight=args.class_weight,
         preset=args.preset,
     )
+    members = _preset_members(args.members) if args.preset else None
+    if members:
+        config.settings = {"ensemble": {"members": members}}
     trained = config.families
-    what = f"--preset {args.preset} (nblinear + its network)" if args.preset else f"--model {args.model}"
+    what = f"--preset {args.preset} ({' + '.join(members or [])})" if args.preset else f"--model {args.model}"
     _check_family_flags(args, trained, what)
-    config.settings = _settings(args, trained)
+    config.settings = _settings(args, trained) | ({"ensemble": {"members": members}} if members else {})
     return _report(train(config, overwrite=args.overwrite), args.run_dir)
+
+
+def _preset_members(asked: list[str] | None) -> list[str]:
+    """``--preset best``'s families: those asked for; else nblinear + the transformer when torch
+    sees a GPU, nblinear + cnn when it does not (fine-tuning a transformer on a CPU takes hours
+    on IMDB), saying which and why."""
+    from ..progress import log
+
+    if asked:
+        return asked
+    try:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    except ImportError:
+        gpu = False
+    if gpu:
+        log("--preset best: nblinear + transformer (torch sees a GPU)")
+        return ["nblinear", "transformer"]
+    log("--preset best: nblinear + cnn (no GPU: the transformer would take hours on a CPU; "
+        "--members nblinear,transformer asks for it anyway)")
+    return ["nblinear", "cnn"]
 
 
 def _report(metrics: dict, run_dir: str) -> int:

@@ -198,6 +198,12 @@ class Predictor(ABC):
         return proba.argmax(axis=1).astype(np.int16)
 
     @property
+    def batch_requests(self) -> bool:
+        """Whether a server should score concurrent requests together (a network that scores a
+        batch of texts for little more than one); linear models score each request at once."""
+        return False
+
+    @property
     def can_explain(self) -> bool:
         """Whether :meth:`explain` works for this model."""
         return type(self)._attribute is not Predictor._attribute

@@ -113,6 +113,10 @@ class EnsemblePredictor(Predictor):
     def can_explain(self) -> bool:
         return all(member.can_explain for member in self.members)
 
+    @property
+    def batch_requests(self) -> bool:
+        return any(member.batch_requests for member in self.members)
+
     def _explain(self, text: str, k: int, target: int | None = None) -> Explanation:
         """The members' explanations (of class ``target``'s logit), weighted like their logits in the stack."""
         weights, bias = self._stack()

@@ -88,9 +88,17 @@ def resolve_encoder(spec: str) -> tuple[str, bool]:
     return spec, False
 
 
+def _transformers() -> Any:
+    """transformers, with its own progress bars and notes off (reviewsense reports progress itself)."""
+    transformers = require("transformers", "transformer", "The transformer family")
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    return transformers
+
+
 def load_encoder(spec: str) -> tuple[Any, Any]:
     """The tokenizer (a fast one: its offsets map word pieces to the text) and the encoder of ``spec``."""
-    transformers = require("transformers", "transformer", "The transformer family")
+    transformers = _transformers()
     source, local = resolve_encoder(spec)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=False)
@@ -163,6 +171,17 @@ class TransformerPredictor(Predictor):
         self.module, self.tokenizer, self.files = module.eval(), tokenizer, dict(files)
         self.device = "auto"  # where to score: auto (a GPU when there is one), cpu, cuda, cuda:N
         self._placed: Any = None
+
+    @property
+    def batch_requests(self) -> bool:
+        return True
+
+    def __reduce__(self):
+        """Pickled as its export (arrays, files, config), rebuilt by :meth:`from_export`: the
+        network's class is made at run time (torch is imported only when needed)."""
+        state = {"length_calibration": self.length_calibration, "n_jobs": self.n_jobs, "metadata": self.metadata,
+                 "device": self.device}
+        return _unpickle, (self.tensors(), self.files, self.config, self.class_names, state)
 
     def _ready(self):
         """torch, with the module on this predictor's device and the scoring threads set."""
@@ -275,7 +294,7 @@ class TransformerPredictor(Predictor):
     def from_export(cls, vectorizer, config, tensors, class_names, files: Mapping[str, bytes]) -> TransformerPredictor:
         """The encoder rebuilt from its configuration (a model type transformers ships: no
         remote code), the tokenizer from its JSON files, the weights checked (names, shapes, finite)."""
-        transformers = require("transformers", "transformer", "Loading a transformer model")
+        transformers = _transformers()
         torch = require("torch", "torch", "Loading a transformer model")
         if ENCODER_CONFIG not in files:
             raise ModelFileError(f"a transformer model needs {ENCODER_CONFIG}")
@@ -301,6 +320,13 @@ class TransformerPredictor(Predictor):
                 raise ModelFileError(f"weight '{name}' holds NaN or infinite values")
         module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
         return cls(module, tokenizer, files, config, class_names)
+
+
+def _unpickle(tensors, files, config, class_names, state) -> TransformerPredictor:
+    predictor = TransformerPredictor.from_export(None, config, tensors, class_names, files)
+    for name, value in state.items():
+        setattr(predictor, name, value)
+    return predictor
 
 
 def _encoder_config(transformers: Any, data: bytes) -> Any:

@@ -174,10 +174,69 @@ async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> t
     if status != 200:
         return status, json_bytes(payload)
     texts, explain, top_k, threshold = payload
+    if predictor.batch_requests and not explain:  # a network scores many texts at once far better than one by one
+        probabilities = await Batcher.of(predictor).predict_proba(texts)
+        return 200, json_bytes(score(predictor, texts, explain, top_k, threshold, probabilities))
     if sum(map(len, texts)) <= INLINE_CHARS and not (explain and len(texts) > 1):
         return 200, score_json(predictor, texts, explain, top_k, threshold)  # cheaper than a thread hop
     # big work goes to a thread (numpy/polars release the GIL): the event loop keeps serving
     return 200, await run_in_threadpool(score_json, predictor, texts, explain, top_k, threshold)
+
+
+class Batcher:
+    """The texts of concurrent requests scored together, one batch at a time, in a worker
+    thread: a request that arrives while a batch is scored waits for the next one, which takes
+    every text waiting then (up to ``max_texts``; a bigger request is a batch of its own). For
+    models whose predictor says ``batch_requests`` (a transformer: one forward pass over 64
+    texts costs little more than over one, and torch already uses every core)."""
+
+    _open: dict[tuple[int, int], Batcher] = {}  # (predictor, event loop) → its batcher
+
+    def __init__(self, predictor: Predictor, max_texts: int = 256) -> None:
+        self.predictor, self.max_texts = predictor, max_texts
+        self.waiting: list[tuple[list[str], asyncio.Future]] = []
+        self.running = False
+        self.task: asyncio.Task | None = None  # held: the loop keeps only a weak reference to its tasks
+
+    @classmethod
+    def of(cls, predictor: Predictor) -> Batcher:
+        key = (id(predictor), id(asyncio.get_running_loop()))
+        if key not in cls._open:
+            cls._open = {k: v for k, v in cls._open.items() if k[0] == key[0]}  # a loop closed: forget it
+            cls._open[key] = cls(predictor)
+        return cls._open[key]
+
+    async def predict_proba(self, texts: list[str]) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((texts, future))
+        if not self.running:
+            self.running = True
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                taken: list[tuple[list[str], asyncio.Future]] = []
+                count = 0
+                while self.waiting and (not taken or count + len(self.waiting[0][0]) <= self.max_texts):
+                    taken.append(self.waiting.pop(0))
+                    count += len(taken[-1][0])
+                texts = [text for request, _ in taken for text in request]
+                try:
+                    probabilities = await run_in_threadpool(self.predictor.predict_proba, texts)
+                except Exception as exc:  # every request of the batch gets the error
+                    for _, future in taken:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                start = 0
+                for request, future in taken:
+                    if not future.done():
+                        future.set_result(probabilities[start : start + len(request)])
+                    start += len(request)
+        finally:
+            self.running = False
 
 
 def _check_request(predictor: Predictor, limits: Limits, body: bytes) -> tuple[int, Any]:
@@ -215,8 +274,9 @@ def score_json(predictor: Predictor, texts: list[str], explain: bool, top_k: int
 
 
 def score(predictor: Predictor, texts: list[str], explain: bool, top_k: int,
-          threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
-    probabilities = predictor.predict_proba(texts)
+          threshold: float = DEFAULT_THRESHOLD, probabilities: Any = None) -> dict[str, Any]:
+    if probabilities is None:
+        probabilities = predictor.predict_proba(texts)
     names = predictor.class_names
     out = []
     for text, p in zip(texts, probabilities.tolist(), strict=True):

@@ -16,6 +16,7 @@ from .vectorizer import TextVectorizer
 __all__ = ["MemberVectorizers", "NgramVectorizer", "TextVectorizer", "load_vectorizer", "vectorizer_from_dict"]
 
 MEMBERS_FORMAT = "reviewsense-member-vectorizers"
+NONE = {"format": "none"}  # a member that tokenizes with files of its own (a transformer's tokenizer)
 
 
 class MemberVectorizers:
@@ -23,15 +24,16 @@ class MemberVectorizers:
 
     FORMAT = MEMBERS_FORMAT
 
-    def __init__(self, members: list[Any]) -> None:  # TextVectorizer | NgramVectorizer
+    def __init__(self, members: list[Any]) -> None:  # TextVectorizer | NgramVectorizer | None
         self.members = list(members)
 
     @property
     def vocabulary_size(self) -> int:
-        return sum(m.vocabulary_size for m in self.members)
+        return sum(m.vocabulary_size for m in self.members if m is not None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": MEMBERS_FORMAT, "format_version": 1, "members": [m.to_dict() for m in self.members]}
+        return {"format": MEMBERS_FORMAT, "format_version": 1,
+                "members": [NONE if m is None else m.to_dict() for m in self.members]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemberVectorizers:
@@ -40,7 +42,7 @@ class MemberVectorizers:
             raise ModelFileError("invalid member vectorizers: expected format_version 1 and a list of members")
         if any(isinstance(m, dict) and m.get("format") == MEMBERS_FORMAT for m in members):
             raise ModelFileError("invalid member vectorizers: members cannot nest")
-        return cls([vectorizer_from_dict(m) for m in members])
+        return cls([None if m == NONE else vectorizer_from_dict(m) for m in members])
 
     def save(self, path: str | os.PathLike[str]) -> None:
         write_json(path, self.to_dict())
