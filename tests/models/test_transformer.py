@@ -210,3 +210,18 @@ def test_preset_best_takes_the_transformer_when_torch_sees_a_gpu(monkeypatch, gp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     assert _preset_members(None) == ["nblinear", network]
     assert _preset_members(["nblinear", "seed"]) == ["nblinear", "seed"]
+
+
+def test_served_over_http_with_explanations(fitted_three):
+    from fastapi.testclient import TestClient
+
+    from reviewsense.serving.app import create_app
+
+    client = TestClient(create_app(fitted_three.predictor_))
+    assert client.get("/v1/model").json()["family"] == "transformer"
+    response = client.post("/v1/predict", json={"texts": ["great superb film", "awful dull plot"]})
+    rows = response.json()["predictions"]
+    assert response.status_code == 200 and [r["label_name"] for r in rows] == ["good", "bad"]
+    explained = client.post("/v1/predict", json={"texts": ["great superb film"], "explain": True}).json()
+    tokens = explained["predictions"][0]["explanation"]["tokens"]
+    assert [t["token"] for t in tokens] == ["great", "superb", "film"]

@@ -372,8 +372,9 @@ class ProgressLine(Callback):
     def on_epoch_end(self, loop: Loop, epoch: int, logs: dict[str, float]) -> None:
         shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()
                            if k != "seconds" and not (k.startswith("val_") and loop.validation is None))
-        log(f"Epoch {epoch}/{loop.options.epochs} - {logs['seconds']:.1f}s ({loop.texts_per_second:,.0f} texts/s)"
-            f" - {shown}")
+        speed = loop.texts_per_second
+        log(f"Epoch {epoch}/{loop.options.epochs} - {logs['seconds']:.1f}s ({speed:,.{0 if speed >= 100 else 1}f} "
+            f"texts/s) - {shown}")
 
 
 class EarlyStoppingCallback(Callback):
