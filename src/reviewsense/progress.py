@@ -22,6 +22,11 @@ _threads: ContextVar[int | None] = ContextVar("reviewsense_threads", default=Non
 
 
 def quiet() -> bool:
+    """No progress: asked for, or a process other than rank 0 of a ``torchrun`` job (only rank 0 logs)."""
+    from .training.distributed import is_main
+
+    if not is_main():
+        return True
     verbose = _verbose.get()
     if verbose is not None:
         return not verbose

@@ -13,6 +13,9 @@ when a stop is asked (and resumed from), the per-epoch progress line; users add 
 Inputs are ragged token ids (:class:`Ragged`, for embedding-bag models) or fixed-size rows
 (:class:`Features`: cached sentence embeddings, or token ids padded to one length for
 convolutions). Seeded and reproducible on CPU: the same seed gives the same weights.
+
+Under ``torchrun`` the loop trains with DistributedDataParallel, each process on its share of
+each batch (:mod:`.distributed`): the same computation as one process with the same batch size.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import numpy as np
 
 from ..errors import ModelFileError, require
 from ..progress import bar, log
-from .checkpoint import Checkpoint, Interrupted, stop_requested
+from . import distributed
+from .checkpoint import Checkpoint, Interrupted
 from .history import EarlyStopping, History
 
 
@@ -166,19 +170,29 @@ def evaluate_module(module, data: Batches, batch_size: int = 4096, loss: Loss | 
                     ) -> tuple[float, float, np.ndarray]:
     """Mean loss, accuracy (at logit 0, or of the top class), and the logits (on the CPU)."""
     torch = require("torch", "torch", "Neural training")
+    out = _logits(torch, module, data, np.arange(len(data)), batch_size)
+    return (*_scores(torch, out, data, loss), out)
+
+
+def _logits(torch, module, data: Batches, rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """The module's logits (on the CPU) for the examples ``rows`` of ``data``."""
     device = next(module.parameters()).device
     logits = []
     module.eval()
     with torch.no_grad():
-        for start in range(0, len(data), batch_size):
-            inputs, _ = data.batch(np.arange(start, min(start + batch_size, len(data))))
+        for start in range(0, len(rows), batch_size):
+            inputs, _ = data.batch(rows[start : start + batch_size])
             logits.append(module(*_on(torch, device, inputs)).float().cpu().numpy())
-    out = np.concatenate(logits) if logits else np.zeros(0, dtype=np.float32)
+    return np.concatenate(logits) if logits else np.zeros(0, dtype=np.float32)
+
+
+def _scores(torch, out: np.ndarray, data: Batches, loss: Loss | None) -> tuple[float, float]:
+    """Mean loss and accuracy of the logits ``out`` of every example of ``data``."""
     scores = torch.from_numpy(out)
     labels = _labels(torch, "cpu", data.labels, out.ndim == 1)
     weights = None if data.weights is None else torch.from_numpy(data.weights.astype(np.float32))
     value = (loss or cross_entropy)(scores, labels, weights)
-    return float(value), _correct(scores, labels) / max(len(out), 1), out
+    return float(value), _correct(scores, labels) / max(len(out), 1)
 
 
 class Loop:
@@ -186,8 +200,9 @@ class Loop:
 
     def __init__(self, torch, module, train: Batches, validation: Batches | None, options: FitOptions) -> None:
         self.torch, self.module, self.train, self.validation, self.options = torch, module, train, validation, options
-        self.device = resolve_device(torch, options.device)
+        self.device = distributed.device(torch, resolve_device(torch, options.device))
         module.to(self.device)
+        self.network = distributed.wrap(torch, module, self.device)  # DistributedDataParallel under torchrun
         self.rng = np.random.default_rng(options.seed)
         self.optimizer = (options.optimizer or (lambda m, lr: SparseAwareAdam(torch, m, lr)))(module,
                                                                                               options.learning_rate)
@@ -200,6 +215,7 @@ class Loop:
         self.order: np.ndarray | None = None  # this epoch's order of the training examples
         self.epoch = 0
         self.stop_training = False
+        self.stop_asked = False  # a stop asked (on any rank under torchrun) by the end of this batch
         stopper = options.early_stopping
         builtin: list[Callback] = [ProgressLine()] if options.progress else []
         if stopper is not None:
@@ -232,7 +248,7 @@ class Loop:
         started = time.perf_counter()
         for callback in self.callbacks:
             callback.on_epoch_begin(self, epoch)
-        self.module.train()
+        self.network.train()
         if self.order is None:  # a fresh epoch (a resumed one continues its own order)
             self.order, self.position, self.totals = self.rng.permutation(len(train)), 0, (0.0, 0)
         total_loss, total_correct = self.totals
@@ -240,33 +256,45 @@ class Loop:
         if options.progress:
             batches = bar(batches, desc=f"epoch {epoch}/{options.epochs}", unit="batch")
         for start in batches:
-            index = self.order[start : start + options.batch_size]
+            batch = self.order[start : start + options.batch_size]
+            index, scale, mine = distributed.share(batch, train.weights)  # the whole batch without torchrun
             inputs, labels = train.batch(index)
             self.optimizer.zero_grad(set_to_none=True)
-            logits = self.module(*_on(torch, self.device, inputs))
+            logits = self.network(*_on(torch, self.device, inputs))
             y = _labels(torch, self.device, labels, logits.ndim == 1)
             weights = None if train.weights is None else \
                 torch.from_numpy(train.weights[index].astype(np.float32)).to(self.device)
             loss = self.loss(logits, y, weights)
-            loss.backward()
+            (loss * scale if scale != 1 else loss).backward()
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
-            total_loss += float(loss.detach()) * len(labels)
-            total_correct += _correct(logits, y)
+            batch_loss, batch_correct, self.stop_asked = distributed.batch_sums(
+                float(loss.detach()) * scale, len(batch), _correct(logits, y) if mine else 0)
+            total_loss += batch_loss
+            total_correct += batch_correct
             self.totals = (total_loss, total_correct)
             done = min(start + options.batch_size, len(self.order))
             for callback in self.callbacks:
                 callback.on_batch_end(self, done)
         self.order = None
-        val_loss, val_accuracy = (evaluate_module(self.module, self.validation, options.eval_batch_size, self.loss)[:2]
-                                  if self.validation is not None else (float("nan"), float("nan")))
+        val_loss, val_accuracy = self._validate()
         logs = {"loss": total_loss / len(train), "accuracy": total_correct / len(train),
                 "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": time.perf_counter() - started}
         for callback in self.callbacks:
             callback.on_epoch_end(self, epoch, logs)
         logs.pop("seconds")
         self.history.append(**logs)
+
+    def _validate(self) -> tuple[float, float]:
+        """val_loss and val_accuracy (NaN without a validation split); under torchrun each rank
+        scores its share and every rank gets the same figures."""
+        data = self.validation
+        if data is None:
+            return float("nan"), float("nan")
+        rows = distributed.shard(np.arange(len(data)))
+        logits = _logits(self.torch, self.module, data, rows, self.options.eval_batch_size)
+        return _scores(self.torch, distributed.gather(logits, len(data)), data, self.loss)
 
 
 def fit(module, train: Batches, validation: Batches | None, options: FitOptions) -> History:
@@ -329,20 +357,22 @@ class Checkpointing(Callback):
 
     def on_train_begin(self, loop: Loop) -> None:
         checkpoint = self.checkpoint
-        if checkpoint is None or not checkpoint.exists():
-            return
-        tensors, state = checkpoint.load()
-        if "epoch" in state:  # else it marks a run stopped before this loop began: start afresh
-            _restore(loop, tensors, state)
-            log(f"resuming at epoch {loop.first_epoch}, example {loop.position:,} of {len(loop.train):,}")
+        if checkpoint is not None and checkpoint.exists():
+            tensors, state = checkpoint.load()
+            if "epoch" in state:  # else it marks a run stopped before this loop began: start afresh
+                _restore(loop, tensors, state)
+                log(f"resuming at epoch {loop.first_epoch}, example {loop.position:,} of {len(loop.train):,}")
+        distributed.agree("where to resume (epoch, example)", loop.first_epoch, loop.position)
 
     def on_batch_end(self, loop: Loop, done: int) -> None:
-        if not stop_requested():
+        if not loop.stop_asked:
             return
         where = f"interrupted in epoch {loop.epoch} ({done:,} of {len(loop.train):,} examples)"
         if self.checkpoint is None:
             raise Interrupted(where)
-        _save(loop, self.checkpoint, {"epoch": loop.epoch, "position": done, "totals": list(loop.totals)})
+        if distributed.is_main():  # rank 0 alone writes; the others wait for it
+            _save(loop, self.checkpoint, {"epoch": loop.epoch, "position": done, "totals": list(loop.totals)})
+        distributed.barrier()
         raise Interrupted(f"{where}: checkpoint written to {self.checkpoint.path}")
 
 
