@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
+from ._ranks import is_main
+
 T = TypeVar("T")
 
 
@@ -23,8 +25,6 @@ _threads: ContextVar[int | None] = ContextVar("reviewsense_threads", default=Non
 
 def quiet() -> bool:
     """No progress: asked for, or a process other than rank 0 of a ``torchrun`` job (only rank 0 logs)."""
-    from .training.distributed import is_main
-
     if not is_main():
         return True
     verbose = _verbose.get()

@@ -9,8 +9,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from .._ranks import is_main
 from ..errors import Interrupted, ReviewsenseError, Terminated
-from ..training.distributed import is_main
 from .evaluate import cmd_data, cmd_evaluate, cmd_info
 from .parser import build_parser
 from .predict import cmd_explain, cmd_predict

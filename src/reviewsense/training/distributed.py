@@ -27,7 +27,6 @@ over gloo (NCCL cannot all-reduce sparse tensors); the rest over NCCL on GPUs.
 from __future__ import annotations
 
 import atexit
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -35,37 +34,15 @@ from typing import Any
 
 import numpy as np
 
+from .._ranks import active, is_main, local_rank, rank, world_size
 from ..errors import ModelFileError
+
+__all__ = ["active", "agree", "barrier", "batch_sums", "cleanup", "device", "gather", "init", "is_main",
+           "local_rank", "main_first", "rank", "session", "shard", "share", "world_size", "wrap"]
 
 # long enough for rank 0 to load the data and pretrain word vectors while the others wait
 TIMEOUT = timedelta(minutes=60)
 _gloo: list[Any] = []  # the gloo group for sparse gradients on GPUs, made once
-
-
-def world_size() -> int:
-    """The number of processes training together (1 without torchrun)."""
-    try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError:
-        return 1
-
-
-def active() -> bool:
-    """Whether this process is one of several started by torchrun."""
-    return world_size() > 1
-
-
-def rank() -> int:
-    return int(os.environ.get("RANK", "0")) if active() else 0
-
-
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0")) if active() else 0
-
-
-def is_main() -> bool:
-    """Rank 0, the one that logs and writes (True without torchrun)."""
-    return rank() == 0
 
 
 def _dist():
