@@ -136,6 +136,23 @@ def toy_csv_writer() -> Callable[..., Path]:
     return write_toy_csv
 
 
+@pytest.fixture(scope="session")
+def toy_run(toy_csv_writer) -> Callable[..., tuple[Path, Path]]:
+    """``toy_run(root, args)``: ``reviewsense train ARGS`` in this process on a toy corpus CSV
+    written into ``root``, quiet and with its own cache; returns (data file, run folder)."""
+    from reviewsense.cli import main
+
+    def run(root: Path, args: list[str]) -> tuple[Path, Path]:
+        data = toy_csv_writer(root / "toy.csv")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("REVIEWSENSE_QUIET", "1")
+            mp.setenv("REVIEWSENSE_CACHE_DIR", str(root / "cache"))
+            assert main(["train", "--data", str(data), "--run-dir", str(root / "run"), *args]) == 0
+        return data, root / "run"
+
+    return run
+
+
 FAST_FIT = {"epochs": 12, "batch_size": 32, "learning_rate": 0.01, "seed": 0, "threads": 1}
 
 

@@ -10,9 +10,10 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PIECES = ["##s", "##ly", "##ed", "##ing", "!", ",", ".", "?", "'"]
 
 
-def write_tiny_encoder(folder: Path, words: Iterable[str], hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def write_tiny_encoder(folder: Path, words: Iterable[str], hidden: int = 32, layers: int = 2, seed: int = 0,
+                       dropout: float = 0.1) -> Path:
     """A BERT of ``layers`` layers and ``hidden`` units whose vocabulary holds ``words``, a few
-    word pieces and the letters (any word tokenizes)."""
+    word pieces and the letters (any word tokenizes), with ``dropout`` in its layers."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
@@ -24,6 +25,7 @@ def write_tiny_encoder(folder: Path, words: Iterable[str], hidden: int = 32, lay
     BertTokenizer(vocab=vocabulary, do_lower_case=True).save_pretrained(folder)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(vocabulary), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=128)
+                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=128,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     BertModel(config).save_pretrained(folder)
     return folder

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from ._fs import write_json, write_text
 from .data.splits import DataSpec, Splits, load_splits
+from .errors import ConfigError
 from .models.registry import Fitted
 from .progress import log
 from .run_config import TrainConfig, resume_config
 from .run_folder import check_run_dir, model_card, peak_rss_mb, remove_stale, run_files
+from .training import distributed
 from .training.checkpoint import Checkpoint, Interrupted, check_stop, stop_on_signals
 
 if TYPE_CHECKING:
@@ -90,36 +92,73 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     A run folder that already holds something is refused unless ``overwrite`` (or ``resume``).
     SIGINT/SIGTERM during training write ``RUN/checkpoint`` and raise :class:`Interrupted`;
     ``train(config, resume=True)`` (``reviewsense train --resume RUN``) continues from it and
-    ends with the same model and metrics as an uninterrupted run with the same seed."""
+    ends with the same model and metrics as an uninterrupted run with the same seed.
+
+    Under ``torchrun`` (docs/distributed.md) every process trains its share of each batch and
+    rank 0 alone writes the run folder; the other ranks return an empty dict after training."""
+    config.check()
+    if distributed.active():
+        _check_distributed(config)
+    with distributed.session():
+        return _train(config, resume, overwrite)
+
+
+def _check_distributed(config: TrainConfig) -> None:
+    """Under torchrun: only families trained in epochs (the torch loop) train on several processes."""
+    from .models.registry import families, family
+
+    single = [name for name in config.families if not family(name).epochs]
+    if single:
+        what = "--preset best" if config.preset else f"--model {config.model}"
+        able = ", ".join(name for name, declared in families().items() if declared.epochs and declared.standalone)
+        raise ConfigError(f"{what} is not trained in epochs: run it without torchrun (torchrun trains {able} on "
+                          "several processes)")
+
+
+def distributed_record(config: TrainConfig) -> dict[str, int]:
+    """What config.json records of a torchrun job: the processes and the global batch size
+    (each process trains on about batch_size / world_size examples of each batch)."""
+    return {"world_size": distributed.world_size(), "global_batch_size": int(config.resolved()[config.family]
+                                                                             ["batch_size"])}
+
+
+def _train(config: TrainConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
     from .evaluation.metrics import evaluate
     from .evaluation.plots import plot_history
     from .export.bundle import save_model
-    config.check()
+    main = distributed.is_main()  # without torchrun: the one process
     run_dir = Path(config.run_dir)
-    check_run_dir(run_dir, overwrite=overwrite or resume)
+    check_run_dir(run_dir, overwrite=overwrite or resume)  # on every rank, before rank 0 writes (after main_first)
     started = time.perf_counter()
-    previous = run_files(run_dir) if overwrite else {}
+    previous = run_files(run_dir) if overwrite and main else {}
     want_unsup = config.uses_word_vectors and config.vector_settings()[0] in ("word2vec", "fasttext")
-    splits = load_splits(config.data, seed=config.seed, want_unsup=want_unsup)
+    with distributed.main_first():  # a download: once
+        splits = load_splits(config.data, seed=config.seed, want_unsup=want_unsup)
     log(f"data: train {len(splits.train):,}, validation {len(splits.validation):,}, test {len(splits.test):,}"
         f" from {splits.source}")
     loaded = time.perf_counter()
     checkpoint = Checkpoint(run_dir / "checkpoint")
-    if not resume:
-        checkpoint.clear()  # a new run never continues an old one by accident
     config_dict = asdict(config)
     config_dict["settings"] = config.resolved()  # every parameter of each trained family, defaults included
-    write_json(run_dir / "config.json", config_dict)  # first: --resume rebuilds the run from it
-    vectors = resolve_vectors(config, splits)
+    if distributed.active():
+        config_dict["distributed"] = distributed_record(config)
+    if main:
+        if not resume:
+            checkpoint.clear()  # a new run never continues an old one by accident
+        write_json(run_dir / "config.json", config_dict)  # first: --resume rebuilds the run from it
+    with distributed.main_first():  # pretrained word vectors: rank 0 fills the cache, the others read it
+        vectors = resolve_vectors(config, splits)
     pretrained = time.perf_counter()
     with stop_on_signals():
         try:
             fitted = _fit(config, splits, vectors, checkpoint)
             check_stop("after training, before evaluation")  # a stop asked during a closed-form fit
         except Interrupted as exc:
-            if not checkpoint.exists():  # stopped before any resumable state: resuming starts over
+            if main and not checkpoint.exists():  # stopped before any resumable state: resuming starts over
                 checkpoint.save({}, {"stage": "start"})
             raise Interrupted(f"{exc}; resume with: reviewsense train --resume {run_dir}") from None
+    if not main:
+        return {}
     predictor, history = fitted.predictor, fitted.history
     trained = time.perf_counter()
     metrics: dict[str, Any] = {

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
+from ._ranks import is_main
+
 T = TypeVar("T")
 
 
@@ -22,6 +24,9 @@ _threads: ContextVar[int | None] = ContextVar("reviewsense_threads", default=Non
 
 
 def quiet() -> bool:
+    """No progress: asked for, or a process other than rank 0 of a ``torchrun`` job (only rank 0 logs)."""
+    if not is_main():
+        return True
     verbose = _verbose.get()
     if verbose is not None:
         return not verbose

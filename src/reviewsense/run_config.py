@@ -102,6 +102,7 @@ class TrainConfig:
             schedule = {k: data.pop(k) for k in _OLD_SCHEDULE if k in data}
             embedding = data.pop("embedding", None)
             threads = data.pop("threads", None)
+            data.pop("distributed", None)  # how a torchrun job ran (world size): a record, not a setting
             settings = {k: dict(v) for k, v in (data.pop("settings", None) or {}).items()}
             config = cls(**{**data, "data": DataSpec(**spec), "settings": settings})
             if threads is not None and config.n_jobs is None:

@@ -145,17 +145,9 @@ TRAIN = ["--model", "seed", "--embedding", "scratch", "--embedding-dim", "8", "-
 
 
 @pytest.fixture(scope="module")
-def whole_run(tmp_path_factory, toy_csv_writer):
+def whole_run(tmp_path_factory, toy_run):
     """The uninterrupted reference run (in-process): (data file, run folder)."""
-    from reviewsense.cli import main
-
-    root = tmp_path_factory.mktemp("whole")
-    data = toy_csv_writer(root / "toy.csv")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REVIEWSENSE_QUIET", "1")
-        mp.setenv("REVIEWSENSE_CACHE_DIR", str(root / "cache"))
-        assert main(["train", "--data", str(data), "--run-dir", str(root / "run"), *TRAIN]) == 0
-    return data, root / "run"
+    return toy_run(tmp_path_factory.mktemp("whole"), TRAIN)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

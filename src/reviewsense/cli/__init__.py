@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from .._ranks import is_main
 from ..errors import Interrupted, ReviewsenseError, Terminated
 from .evaluate import cmd_data, cmd_evaluate, cmd_info
 from .parser import build_parser
@@ -70,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise Terminated(_TERMINATED[0])
         return rc
     except Interrupted as exc:
-        print(f"reviewsense: {exc}", file=sys.stderr)
+        if is_main():  # under torchrun, rank 0 says it for all
+            print(f"reviewsense: {exc}", file=sys.stderr)
         return exc.exit_code
     except ReviewsenseError as exc:
         print(f"reviewsense: error: {exc}", file=sys.stderr)

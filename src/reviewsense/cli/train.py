@@ -110,6 +110,8 @@ def _preset_members(asked: list[str] | None) -> list[str]:
 def _report(metrics: dict, run_dir: str) -> int:
     from ..evaluation.metrics import is_multiclass
 
+    if not metrics:  # a torchrun process other than rank 0: rank 0 reports
+        return 0
     test = metrics["test"]
     if is_multiclass(test):  # K > 2 classes: no positive class, so macro-F1 (and MAE of numbered classes)
         mae = "" if test.get("mae") is None else f"  mae {test['mae']:.4f}"

@@ -23,6 +23,7 @@ from ..data.dataset import Dataset
 from ..data.download import cache_dir, installed_model_folder
 from ..errors import DataError, require
 from ..progress import log, quiet
+from ..training import distributed
 from ..training.history import History
 from ..training.torch_loop import Features, FitOptions
 from ..training.torch_loop import fit as fit_loop
@@ -146,8 +147,9 @@ def build_head(dim: int, hidden: int, classes: int = 2):
 def fit(train: Dataset, validation: Dataset, params: SentenceParams,
         options: FitOptions) -> tuple[SentencePredictor, History]:
     encoder = SentenceEncoder(params.encoder, params.encode_batch_size)
-    data = {name: Features(encoder.encode(ds.texts), ds.labels, weights=ds.weights) for name, ds in
-            (("train", train), ("validation", validation))}
+    with distributed.main_first():  # under torchrun: rank 0 encodes into the cache, the others read it
+        data = {name: Features(encoder.encode(ds.texts), ds.labels, weights=ds.weights) for name, ds in
+                (("train", train), ("validation", validation))}
     dim = int(data["train"].rows.shape[1])
     import torch
 

@@ -139,7 +139,12 @@ def build_module(encoder: Any, classes: int, pooling: str = "mean", dropout: flo
     torch = require("torch", "torch", "The transformer family")
     nn: Any = torch.nn  # untyped for the checker: the class below subclasses its Module
 
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # BERT's pooler (dense + tanh over the first token) is not used: not trained, not saved
+
     class TransformerNet(nn.Module):
+        find_unused_parameters = True  # under torchrun: an encoder may hold parts this head does not use
+
         def __init__(self) -> None:
             super().__init__()
             self.encoder = encoder

@@ -13,6 +13,9 @@ when a stop is asked (and resumed from), the per-epoch progress line; users add 
 Inputs are ragged token ids (:class:`Ragged`, for embedding-bag models) or fixed-size rows
 (:class:`Features`: cached sentence embeddings, or token ids padded to one length for
 convolutions). Seeded and reproducible on CPU: the same seed gives the same weights.
+
+Under ``torchrun`` the loop trains with DistributedDataParallel, each process on its share of
+each batch (:mod:`.distributed`): the same computation as one process with the same batch size.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import numpy as np
 
 from ..errors import ModelFileError, require
 from ..progress import bar, log
-from .checkpoint import Checkpoint, Interrupted, stop_requested
+from . import distributed
+from .checkpoint import Checkpoint, Interrupted
 from .history import EarlyStopping, History
 
 
@@ -223,21 +227,34 @@ def evaluate_module(module, data: Batches, batch_size: int = 4096, loss: Loss | 
     """Mean loss, accuracy (at logit 0, or of the top class), and the logits (on the CPU, in
     ``data``'s order)."""
     torch = require("torch", "torch", "Neural training")
+    out = _logits(torch, module, data, np.arange(len(data)), batch_size, precision)
+    return (*_scores(torch, out, data, loss), out)
+
+
+def _logits(torch, module, data: Batches, rows: np.ndarray, batch_size: int, precision: str = "fp32") -> np.ndarray:
+    """The module's logits (on the CPU) for the examples ``rows`` of ``data``, in that order
+    (token batches are scored by length: little padding)."""
     device = next(module.parameters()).device
     logits = []
-    order = data.eval_order() if isinstance(data, Tokens) else np.arange(len(data))
+    order = np.argsort(data.lengths[rows], kind="stable") if isinstance(data, Tokens) else np.arange(len(rows))
     module.eval()
     with torch.no_grad(), autocast(torch, device, precision):
-        for start in range(0, len(data), batch_size):
-            inputs, _ = data.batch(order[start : start + batch_size])
+        for start in range(0, len(rows), batch_size):
+            inputs, _ = data.batch(rows[order[start : start + batch_size]])
             logits.append(module(*_on(torch, device, inputs)).float().cpu().numpy())
     out = np.concatenate(logits) if logits else np.zeros(0, dtype=np.float32)
-    out[order] = out.copy()
+    placed = np.empty_like(out)
+    placed[order] = out
+    return placed
+
+
+def _scores(torch, out: np.ndarray, data: Batches, loss: Loss | None) -> tuple[float, float]:
+    """Mean loss and accuracy of the logits ``out`` of every example of ``data``."""
     scores = torch.from_numpy(out)
     labels = _labels(torch, "cpu", data.labels, out.ndim == 1)
     weights = None if data.weights is None else torch.from_numpy(data.weights.astype(np.float32))
     value = (loss or cross_entropy)(scores, labels, weights)
-    return float(value), _correct(scores, labels) / max(len(out), 1), out
+    return float(value), _correct(scores, labels) / max(len(out), 1)
 
 
 class Loop:
@@ -245,8 +262,9 @@ class Loop:
 
     def __init__(self, torch, module, train: Batches, validation: Batches | None, options: FitOptions) -> None:
         self.torch, self.module, self.train, self.validation, self.options = torch, module, train, validation, options
-        self.device = resolve_device(torch, options.device)
+        self.device = distributed.device(torch, resolve_device(torch, options.device))
         module.to(self.device)
+        self.network = distributed.wrap(torch, module, self.device)  # DistributedDataParallel under torchrun
         self.rng = np.random.default_rng(options.seed)
         self.optimizer = (options.optimizer or (lambda m, lr: SparseAwareAdam(torch, m, lr)))(module,
                                                                                               options.learning_rate)
@@ -260,6 +278,7 @@ class Loop:
         self.epoch = 0
         self.texts_per_second = 0.0  # the last epoch's training speed
         self.stop_training = False
+        self.stop_asked = False  # a stop asked (on any rank under torchrun) by the end of this batch
         stopper = options.early_stopping
         builtin: list[Callback] = [ProgressLine()] if options.progress else []
         if stopper is not None:
@@ -292,7 +311,7 @@ class Loop:
         started = time.perf_counter()
         for callback in self.callbacks:
             callback.on_epoch_begin(self, epoch)
-        self.module.train()
+        self.network.train()
         if self.order is None:  # a fresh epoch (a resumed one continues its own order)
             order = train.epoch_order(self.rng, options.batch_size) if isinstance(train, Tokens) else \
                 self.rng.permutation(len(train))
@@ -304,23 +323,24 @@ class Loop:
             batches = bar(batches, desc=f"epoch {epoch}/{options.epochs}", unit="text",
                           unit_scale=options.batch_size)
         for start in batches:
-            index = self.order[start : start + options.batch_size]
+            batch = self.order[start : start + options.batch_size]
+            index, scale, mine = distributed.share(batch, train.weights)  # the whole batch without torchrun
             self.optimizer.zero_grad(set_to_none=True)
-            batch_loss, correct = self._step(index)
+            loss, correct = self._step(index, scale)
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
-            total_loss += batch_loss * len(index)
-            total_correct += correct
+            batch_loss, batch_correct, self.stop_asked = distributed.batch_sums(
+                loss * scale, len(batch), correct if mine else 0)
+            total_loss += batch_loss
+            total_correct += batch_correct
             self.totals = (total_loss, total_correct)
             done = min(start + options.batch_size, len(self.order))
             for callback in self.callbacks:
                 callback.on_batch_end(self, done)
         self.order = None
         trained = time.perf_counter()
-        val_loss, val_accuracy = (evaluate_module(self.module, self.validation, options.eval_batch_size, self.loss,
-                                                  options.precision)[:2]
-                                  if self.validation is not None else (float("nan"), float("nan")))
+        val_loss, val_accuracy = self._validate()
         logs = {"loss": total_loss / len(train), "accuracy": total_correct / len(train),
                 "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": time.perf_counter() - started}
         self.texts_per_second = (len(train) - first) / max(trained - started, 1e-9)
@@ -329,10 +349,10 @@ class Loop:
         logs.pop("seconds")
         self.history.append(**logs)
 
-    def _step(self, index: np.ndarray) -> tuple[float, int]:
-        """Forward and backward passes over one batch (``accumulation`` micro-batches, each
-        loss weighted by its share of the batch, so the gradient is the whole batch's); the
-        batch's mean loss and how many texts it got right."""
+    def _step(self, index: np.ndarray, scale: float = 1.0) -> tuple[float, int]:
+        """Forward and backward passes over this rank's rows ``index`` of a batch (``accumulation``
+        micro-batches, each loss weighted by its share of the rows, so the gradient is theirs;
+        ``scale``: this rank's factor under torchrun); their mean loss and how many they got right."""
         torch, train = self.torch, self.train
         weights = np.ones(len(index), np.float32) if train.weights is None else train.weights[index].astype(np.float32)
         total = max(float(weights.sum()), 1e-12)
@@ -340,16 +360,25 @@ class Loop:
         for part in np.array_split(np.arange(len(index)), min(self.options.accumulation, len(index))):
             inputs, labels = train.batch(index[part])
             with autocast(torch, self.device, self.options.precision):
-                logits = self.module(*_on(torch, self.device, inputs))
+                logits = self.network(*_on(torch, self.device, inputs))
             logits = logits.float()
             y = _labels(torch, self.device, labels, logits.ndim == 1)
             w = None if train.weights is None else torch.from_numpy(weights[part]).to(self.device)
-            share = float(weights[part].sum()) / total
-            loss = self.loss(logits, y, w) * share
-            loss.backward()
+            loss = self.loss(logits, y, w) * (float(weights[part].sum()) / total)
+            (loss * scale if scale != 1 else loss).backward()
             batch_loss += float(loss.detach())
             correct += _correct(logits, y)
         return batch_loss, correct
+
+    def _validate(self) -> tuple[float, float]:
+        """val_loss and val_accuracy (NaN without a validation split); under torchrun each rank
+        scores its share and every rank gets the same figures."""
+        data = self.validation
+        if data is None:
+            return float("nan"), float("nan")
+        rows = distributed.shard(np.arange(len(data)))
+        logits = _logits(self.torch, self.module, data, rows, self.options.eval_batch_size, self.options.precision)
+        return _scores(self.torch, distributed.gather(logits, len(data)), data, self.loss)
 
 
 def fit(module, train: Batches, validation: Batches | None, options: FitOptions) -> History:
@@ -414,20 +443,22 @@ class Checkpointing(Callback):
 
     def on_train_begin(self, loop: Loop) -> None:
         checkpoint = self.checkpoint
-        if checkpoint is None or not checkpoint.exists():
-            return
-        tensors, state = checkpoint.load()
-        if "epoch" in state:  # else it marks a run stopped before this loop began: start afresh
-            _restore(loop, tensors, state)
-            log(f"resuming at epoch {loop.first_epoch}, example {loop.position:,} of {len(loop.train):,}")
+        if checkpoint is not None and checkpoint.exists():
+            tensors, state = checkpoint.load()
+            if "epoch" in state:  # else it marks a run stopped before this loop began: start afresh
+                _restore(loop, tensors, state)
+                log(f"resuming at epoch {loop.first_epoch}, example {loop.position:,} of {len(loop.train):,}")
+        distributed.agree("where to resume (epoch, example)", loop.first_epoch, loop.position)
 
     def on_batch_end(self, loop: Loop, done: int) -> None:
-        if not stop_requested():
+        if not loop.stop_asked:
             return
         where = f"interrupted in epoch {loop.epoch} ({done:,} of {len(loop.train):,} examples)"
         if self.checkpoint is None:
             raise Interrupted(where)
-        _save(loop, self.checkpoint, {"epoch": loop.epoch, "position": done, "totals": list(loop.totals)})
+        if distributed.is_main():  # rank 0 alone writes; the others wait for it
+            _save(loop, self.checkpoint, {"epoch": loop.epoch, "position": done, "totals": list(loop.totals)})
+        distributed.barrier()
         raise Interrupted(f"{where}: checkpoint written to {self.checkpoint.path}")
 
 
