@@ -266,11 +266,18 @@ def imdb_writer():
 
 
 @pytest.fixture(scope="session")
-def tiny_encoder(tmp_path_factory) -> Path:
-    """A tiny random BERT ``save_pretrained`` folder (tests/models/tiny_encoder.py); skipped without transformers."""
+def tiny_encoder_writer() -> Callable[..., Path]:
+    """``write(folder, **options)``: a tiny random BERT ``save_pretrained`` folder whose vocabulary
+    holds the toy corpora's words (tests/tiny_encoder.py); skipped without transformers."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from tiny_encoder import write_tiny_encoder  # tests/tiny_encoder.py
 
     words = {*POSITIVE, *NEGATIVE, *FILLER, *(w for group in SENTIMENT for w in group)}
-    return write_tiny_encoder(tmp_path_factory.mktemp("encoder") / "tiny-bert", words)
+    return lambda folder, **options: write_tiny_encoder(folder, words, **options)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory, tiny_encoder_writer) -> Path:
+    """A tiny random BERT ``save_pretrained`` folder (with dropout, like a real one)."""
+    return tiny_encoder_writer(tmp_path_factory.mktemp("encoder") / "tiny-bert")

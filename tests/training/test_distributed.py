@@ -163,16 +163,12 @@ def test_torchrun_stopped_by_sigterm_then_resumed(tmp_path, reference):
     _assert_same_model(run, single)
 
 
-def test_torchrun_fine_tunes_a_transformer_like_one_process(tmp_path, toy_csv):
+def test_torchrun_fine_tunes_a_transformer_like_one_process(tmp_path, toy_csv, tiny_encoder_writer):
     """``torchrun … train --model transformer``: one run folder, the one-process model (no dropout:
     each process draws its own masks)."""
-    pytest.importorskip("transformers")
-    from conftest import FILLER, NEGATIVE, POSITIVE
-    from tiny_encoder import write_tiny_encoder
-
     from reviewsense.cli import main
 
-    tiny_encoder = write_tiny_encoder(tmp_path / "bert", [*POSITIVE, *NEGATIVE, *FILLER], dropout=0.0)
+    tiny_encoder = tiny_encoder_writer(tmp_path / "bert", dropout=0.0)
     flags = ["--model", "transformer", "--encoder", str(tiny_encoder), "--epochs", "2", "--batch-size", "16",
              "--learning-rate", "0.002", "--dropout", "0", "--max-length", "24", "--threads", "1", "--data",
              str(toy_csv)]

@@ -337,7 +337,9 @@ _LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 def check_shapes(tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> None:
     """Refuse weights whose names or shapes do not match the configuration."""
     if set(tensors) != set(expected):
-        raise ModelFileError(f"weights hold {sorted(tensors)}, expected {sorted(expected)}")
+        missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        raise ModelFileError(f"weights do not fit the configuration: missing {missing[:5]}, unexpected "
+                             f"{unexpected[:5]}")
     for name, shape in expected.items():
         if tuple(tensors[name].shape) != shape:
             raise ModelFileError(f"weight '{name}' has shape {tuple(tensors[name].shape)}, expected {shape}")

@@ -32,9 +32,9 @@ import numpy as np
 from ..data.download import installed_model_folder
 from ..errors import ConfigError, DataError, ModelFileError, require
 from ..progress import bar, log, threads
-from ..training.torch_loop import FitOptions, Tokens, evaluate_module, resolve_device
+from ..training.torch_loop import FitOptions, Tokens, resolve_device
 from ..training.torch_loop import fit as fit_loop
-from .base import Predictor, packed, unpacked
+from .base import Predictor, check_shapes, packed, unpacked
 from .explanation import Attribution
 from .params import Schedule, default, param
 from .registry import Family, FitJob, Fitted
@@ -184,6 +184,32 @@ class TransformerPredictor(Predictor):
     def batch_requests(self) -> bool:
         return True
 
+    @property
+    def can_explain(self) -> bool:
+        return not self.quantized  # integrated gradients need the float network
+
+    @property
+    def quantized(self) -> bool:
+        return bool(getattr(self, "_float_module", None) is not None)
+
+    def quantize(self) -> TransformerPredictor:
+        """Score on the CPU with dynamic int8 quantization of the Linear layers (in place; returns
+        the predictor). Faster, not the same numbers: on 500 IMDB test reviews it changed 4.2 % of
+        the labels at the same accuracy (docs/transformer.md#measured). A quantized model scores;
+        to save or explain, load the export again."""
+        import warnings
+
+        import torch
+
+        if not self.quantized:
+            with warnings.catch_warnings():  # torch.ao's notes on its move to torchao
+                warnings.simplefilter("ignore")
+                self._float_module = self.module
+                self.module = torch.ao.quantization.quantize_dynamic(self.module.cpu(), {torch.nn.Linear},
+                                                                     dtype=torch.qint8)
+            self.device, self._placed = "cpu", None
+        return self
+
     def __reduce__(self):
         """Pickled as its export (arrays, files, config), rebuilt by :meth:`from_export`: the
         network's class is made at run time (torch is imported only when needed)."""
@@ -289,7 +315,8 @@ class TransformerPredictor(Predictor):
         return (delta * total).sum(-1)[0].detach().double().cpu().numpy()
 
     def tensors(self) -> dict[str, np.ndarray]:
-        return {name: value.detach().float().cpu().numpy() for name, value in self.module.state_dict().items()}
+        module = getattr(self, "_float_module", None) or self.module  # a quantized model saves its float weights
+        return {name: value.detach().float().cpu().numpy() for name, value in module.state_dict().items()}
 
     def extra_files(self) -> dict[str, bytes]:
         return dict(self.files)
@@ -317,15 +344,7 @@ class TransformerPredictor(Predictor):
         encoder = transformers.AutoModel.from_config(encoder_config, trust_remote_code=False)
         module = build_module(encoder, len(class_names), str(config.get("pooling", "mean")),
                               float(config.get("dropout", 0.0)))
-        expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-        if set(tensors) != set(expected):
-            missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-            raise ModelFileError(f"weights do not fit the encoder: missing {missing[:3]}, unexpected {extra[:3]}")
-        for name, shape in expected.items():
-            if tuple(tensors[name].shape) != shape:
-                raise ModelFileError(f"weight '{name}' has shape {tuple(tensors[name].shape)}, expected {shape}")
-            if not np.isfinite(tensors[name]).all():
-                raise ModelFileError(f"weight '{name}' holds NaN or infinite values")
+        check_shapes(tensors, {k: tuple(v.shape) for k, v in module.state_dict().items()})
         module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
         return cls(module, tokenizer, files, config, class_names)
 
@@ -415,11 +434,10 @@ def fit_family(job: FitJob, params: TransformerParams) -> Fitted:
     torch.manual_seed(job.seed)
     module = build_module(encoder, len(job.train.class_names), params.pooling, params.dropout)
     history = fit_loop(module, data["train"], data["validation"], options(params, job.options(params)))
-    module.eval()
-    logits = evaluate_module(module, data["validation"], params.eval_batch_size)[2] if len(job.validation) else None
     config = asdict(params) | {"model_type": encoder.config.model_type,
                                "hidden_size": int(encoder.config.hidden_size)}
     predictor = TransformerPredictor(module, tokenizer, _files(tokenizer, encoder), config, job.train.class_names)
+    logits = predictor.raw_scores(job.validation.texts)[0] if len(job.validation) else None  # on the GPU if any
     return Fitted(predictor, history, validation_logits=logits)
 
 
