@@ -194,10 +194,14 @@ def add_family_flags(group) -> None:
             group.add_argument(flag, dest=flag_dest(flag), action="store_true", help=f"{text} ({who})")
             continue
         shown = "; ".join(f"{name}: {_shown(s.default)}" for name, s in readers)
-        limits = spec.range_text()
+        meanings: dict[str, list[str]] = {}  # families that share a flag may read it differently
+        for name, s in readers:
+            limits = s.range_text()
+            meanings.setdefault(f"{s.help}{f' ({limits})' if limits else ''}", []).append(name)
+        text = next(iter(meanings)) if len(meanings) == 1 else \
+            "; ".join(f"{', '.join(names)}: {meaning}" for meaning, names in meanings.items())
         group.add_argument(flag, dest=flag_dest(flag), type=_spec_type(spec), default=None,
-                           metavar=spec.metadata.get("metavar") or spec.name.upper(),
-                           help=f"{spec.help}{f' ({limits})' if limits else ''} (default {shown})")
+                           metavar=spec.metadata.get("metavar") or spec.name.upper(), help=f"{text} (default {shown})")
 
 
 def _shown(value: Any) -> str:
