@@ -75,6 +75,7 @@ def run(kind: str, checkpoint: Checkpoint | None = None, stop_on_rank: int | Non
 
     rate = 0.005 if kind == "transformer" else 0.05  # attention at 0.05 is chaotic: float rounding would grow
     options = FitOptions(epochs=5, batch_size=20, learning_rate=rate, threads=1, checkpoint=checkpoint,
+                         accumulation=2 if kind == "transformer" else 1,  # micro-batches: one exchange per batch
                          early_stopping=EarlyStopping(patience=1), callbacks=[StopAfterTwo()], progress=False)
     history = fit(net, train, validation, options)
     weights = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}

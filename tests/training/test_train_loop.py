@@ -104,3 +104,41 @@ def test_one_stopper_for_two_fits_starts_afresh_each_time(toy_corpus):
     history = fit(build_module(v.vocabulary_size, 8, 8), train, validation, options)
     assert history.best_epoch >= 1 and stopper.best == min(history.history["val_loss"])
     assert history.stopped_epoch is None  # 3 epochs, learning: the second fit is not stopped by the first's state
+
+
+def test_gradient_accumulation_trains_the_model_of_the_whole_batch(toy_corpus):
+    """Micro-batches whose losses are weighted by their share of the batch add up to the batch's
+    gradient: the same weights as without accumulation (row weights included)."""
+    texts, labels = toy_corpus(90)
+    v = TextVectorizer().adapt(texts)
+    train = _ragged(texts[:70], labels[:70], v)
+    train.weights = np.random.default_rng(0).uniform(0.5, 2.0, len(train))
+    validation = _ragged(texts[70:], labels[70:], v)
+
+    def weights(accumulation: int) -> dict:
+        torch.manual_seed(0)
+        net = build_module(v.vocabulary_size, 8, 4)
+        fit(net, train, validation, FitOptions(epochs=3, batch_size=16, learning_rate=0.01, threads=1, progress=False,
+                                               accumulation=accumulation))
+        return {k: t.detach().numpy().copy() for k, t in net.state_dict().items()}
+
+    whole, accumulated = weights(1), weights(4)
+    for name, value in whole.items():
+        np.testing.assert_allclose(accumulated[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_token_batches_pad_to_their_longest_text_and_bucket_by_length():
+    from reviewsense.training.torch_loop import Tokens
+
+    rows = [np.arange(n) + 1 for n in (3, 9, 1, 4, 8, 2, 7, 5)]
+    data = Tokens(rows, np.arange(8) % 2, pad_id=0, bucket=2)
+    (ids, mask), labels = data.batch(np.array([2, 0]))
+    assert ids.tolist() == [[1, 0, 0], [1, 2, 3]] and mask.tolist() == [[1, 0, 0], [1, 1, 1]]
+    order = data.epoch_order(np.random.default_rng(0), batch_size=2)
+    assert sorted(order.tolist()) == list(range(8))  # every text once
+    # each bucket of 2 batches is sorted by length: a batch pairs neighbours in length
+    lengths = data.lengths[order].reshape(-1, 2)
+    spread = np.abs(lengths[:, 0] - lengths[:, 1]).mean()
+    random_spread = np.abs(np.subtract.outer(data.lengths, data.lengths)).mean()
+    assert spread < random_spread
+    assert data.eval_order().tolist() == np.argsort(data.lengths, kind="stable").tolist()

@@ -430,7 +430,8 @@ def fit_family(job: FitJob, params: TransformerParams) -> Fitted:
             for name, ds in (("train", job.train), ("validation", job.validation))}
     lengths = data["train"].lengths
     log(f"tokens per text: median {int(np.median(lengths)) if len(lengths) else 0}, "
-        f"{float(np.mean(lengths >= params.max_length)):.1%} cut to {params.max_length}")
+        f"{float(np.mean(lengths >= params.max_length)):.1%} at the limit of {params.max_length} (a longer text keeps "
+        "its head and tail)")
     torch.manual_seed(job.seed)
     module = build_module(encoder, len(job.train.class_names), params.pooling, params.dropout)
     history = fit_loop(module, data["train"], data["validation"], options(params, job.options(params)))

@@ -20,6 +20,7 @@ each batch (:mod:`.distributed`): the same computation as one process with the s
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -213,8 +214,6 @@ def _labels(torch, device, labels: np.ndarray, binary: bool):
 
 def autocast(torch, device, precision: str):
     """bf16 autocast on a GPU for ``precision`` bf16 (or auto, where the GPU supports it); else nothing."""
-    import contextlib
-
     if device.type != "cuda" or precision == "fp32":
         return contextlib.nullcontext()
     if precision == "auto" and not torch.cuda.is_bf16_supported():
@@ -357,15 +356,19 @@ class Loop:
         weights = np.ones(len(index), np.float32) if train.weights is None else train.weights[index].astype(np.float32)
         total = max(float(weights.sum()), 1e-12)
         batch_loss, correct = 0.0, 0
-        for part in np.array_split(np.arange(len(index)), min(self.options.accumulation, len(index))):
+        parts = np.array_split(np.arange(len(index)), min(self.options.accumulation, len(index)))
+        for i, part in enumerate(parts):
             inputs, labels = train.batch(index[part])
-            with autocast(torch, self.device, self.options.precision):
-                logits = self.network(*_on(torch, self.device, inputs))
-            logits = logits.float()
-            y = _labels(torch, self.device, labels, logits.ndim == 1)
-            w = None if train.weights is None else torch.from_numpy(weights[part]).to(self.device)
-            loss = self.loss(logits, y, w) * (float(weights[part].sum()) / total)
-            (loss * scale if scale != 1 else loss).backward()
+            # under torchrun the gradients are exchanged once per batch, after its last micro-batch
+            exchange = i == len(parts) - 1 or not hasattr(self.network, "no_sync")
+            with contextlib.nullcontext() if exchange else self.network.no_sync():
+                with autocast(torch, self.device, self.options.precision):
+                    logits = self.network(*_on(torch, self.device, inputs))
+                logits = logits.float()
+                y = _labels(torch, self.device, labels, logits.ndim == 1)
+                w = None if train.weights is None else torch.from_numpy(weights[part]).to(self.device)
+                loss = self.loss(logits, y, w) * (float(weights[part].sum()) / total)
+                (loss * scale if scale != 1 else loss).backward()
             batch_loss += float(loss.detach())
             correct += _correct(logits, y)
         return batch_loss, correct
