@@ -27,8 +27,35 @@ def _load_dataset(args, **options) -> Dataset:
                       encoding=args.encoding, **options)
 
 
+def _data_of_training(args, manifest: dict) -> None:
+    """Fill in what ``evaluate`` was not given from the data the model was trained on (its
+    manifest's ``training``): IMDB when ``--data`` is left out, only for a model trained on IMDB;
+    ``--text-column`` and ``--label-column`` as at training, for data of the same kind."""
+    from ..data.imdb import is_imdb_source
+
+    training = manifest.get("training")
+    training = training if isinstance(training, dict) else {}
+    config = training.get("config")
+    spec = config.get("data") if isinstance(config, dict) else None
+    spec = spec if isinstance(spec, dict) else {}
+    source = training.get("data")
+    path = spec.get("path")
+    on_imdb = bool(spec) and (path is None or any(isinstance(p, str) and is_imdb_source(p) for p in (path, source)))
+    if args.data is None and not on_imdb:
+        trained = f"was trained on {source}" if isinstance(source, str) and source else \
+            "records no training data (saved from Python, or by an older version)"
+        raise ConfigError(f"{args.model}: this model {trained}, not on IMDB: give the labelled data to evaluate it on "
+                          "with --data PATH (IMDB too: --data PATH/aclImdb_v1.tar.gz)")
+    same_kind = on_imdb == (args.data is None or is_imdb_source(args.data))
+    for column, default in (("text_column", "text"), ("label_column", "label")):
+        if getattr(args, column) is None:
+            recorded = spec.get(column) if same_kind else None
+            setattr(args, column, recorded if isinstance(recorded, str) and recorded else default)
+
+
 def cmd_evaluate(args) -> int:
     from .._fs import check_writable, write_json
+    from ..data.files import align_to_model
     from ..evaluation.metrics import check_classes, evaluate, format_confusion, format_per_class, is_multiclass
     from ..export import load_model
 
@@ -39,7 +66,9 @@ def cmd_evaluate(args) -> int:
             check_writable(path, inputs=[args.data, args.model])
     model = load_model(args.model)
     check_classes(args.classes, model.class_names)  # labels named like the model's classes need no --classes
+    _data_of_training(args, model.metadata)
     data = _load_dataset(args, model_classes=model.class_names, allow_one_class=True)
+    data = align_to_model(data, model.class_names)  # by name; labels the model does not know are refused
     metrics = evaluate(model, data, reliability_plot=args.reliability_plot)
     if metrics.get("note"):
         print(f"reviewsense: warning: {metrics['note']}", file=sys.stderr)

@@ -122,19 +122,23 @@ def _classes(value: str) -> list[str]:
     return parts
 
 
-def _add_data_args(p: argparse.ArgumentParser, test: bool = False) -> None:
+def _add_data_args(p: argparse.ArgumentParser, test: bool = False, trained: bool = False) -> None:
+    """The data flags; ``trained``: ``evaluate``'s, whose defaults are the model's training data."""
     g = p.add_argument_group("data")
+    imdb = "$REVIEWSENSE_IMDB, the cache, else download IMDB"
     g.add_argument("--data", metavar="PATH", help="IMDB archive/folder, or your CSV/TSV/JSONL/Parquet/class-folder "
-                   "(default: $REVIEWSENSE_IMDB, the cache, else download IMDB)")
+                   f"(default: {'for a model trained on IMDB, ' if trained else ''}{imdb})")
     if test:
         g.add_argument("--test-data", metavar="PATH",
                        help="labelled test file (own data; default: hold out --test-size)")
         g.add_argument("--test-size", type=_size, default=0.2,
                        help="rows (or fraction) held out as test for own data (default 0.2)")
-    g.add_argument("--text-column", default="text", help="text column/field (default: text)")
-    g.add_argument("--label-column", default="label",
-                   help="label column/field (default: label); IMDB: label (negative/positive) or rating (its star "
-                        "ratings 1-4 and 7-10 as 8 classes)")
+    as_trained = "the model's at training, else " if trained else ""
+    g.add_argument("--text-column", default=None if trained else "text",
+                   help=f"text column/field (default: {as_trained}text)")
+    g.add_argument("--label-column", default=None if trained else "label",
+                   help=f"label column/field (default: {as_trained}label); IMDB: label (negative/positive) or rating "
+                        "(its star ratings 1-4 and 7-10 as 8 classes)")
     g.add_argument("--classes", type=_classes, metavar="NEG,POS",
                    help="the label values: two, negative first (0/1, true/false, neg/pos are understood), or more "
                         "in the order you want (default: three or more labels are the classes, sorted; evaluate: "
@@ -267,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="metrics of an exported model on labelled data",
                        epilog=EXAMPLES["evaluate"], formatter_class=fmt)
     p.add_argument("--model", required=True, metavar="DIR")
-    _add_data_args(p)
+    _add_data_args(p, trained=True)
     p.add_argument("--output", metavar="FILE", help="also write the metrics JSON here")
     p.add_argument("--reliability-plot", metavar="PNG", help="also draw the reliability diagram here")
     p.add_argument("--by-length", action="store_true",
@@ -294,8 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "';', tab or '|' are found from the header when the text column is not; '\\t' = tab)")
     p.add_argument("--encoding", metavar="NAME", help="text encoding of --input, e.g. cp1252 (default: utf-8, or "
                    "utf-16/utf-32 from a byte-order mark)")
-    p.add_argument("--threshold", type=_probability, default=0.5,
-                   help="probability at which label = 1, from 0 to 1 (default 0.5)")
+    p.add_argument("--threshold", type=_probability, default=None,
+                   help="two classes only: the probability at which label = 1, from 0 to 1 (default 0.5); refused "
+                        "for a model of more classes, whose label is the top class")
     p.add_argument("--workers", type=_positive, default=1,
                    help="processes scoring chunks of --input in parallel (default 1); output keeps input order")
     p.add_argument("--chunk-size", type=_positive, default=32_768,

@@ -30,6 +30,11 @@ def cmd_predict(args) -> int:
     if fmt == "table" and args.keep_columns:
         raise ConfigError("--keep-columns needs --format jsonl, csv or parquet (a table shows the text already)")
     model = load_model(args.model)
+    if args.threshold is None:
+        args.threshold = 0.5
+    elif not model.binary:
+        raise ConfigError(f"--threshold is for two-class models; this one has {model.n_classes} classes "
+                          f"({', '.join(model.class_names)}) and labels each text with its top class: leave it out")
     if fmt == "table":
         texts = gather_texts(args.texts, args.input, args.text_column, sep=args.sep, encoding=args.encoding)
         rows = result_rows(model, texts, args.threshold)

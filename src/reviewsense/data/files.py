@@ -9,7 +9,8 @@ Policies (also in the README):
   is an error naming the row: such a "review" is almost always a broken file (a missing
   quote that swallowed the rest of a CSV), and scoring it silently would hide that;
 - labels are mapped explicitly: 0/1, true/false, neg/pos and negative/positive are understood;
-  any other pair of classes is declared with ``classes=("NEG", "POS")``;
+  any other pair of classes is declared with ``classes=("NEG", "POS")``; for evaluation, labels
+  are matched to the model's classes by name (numbers by value), never by position;
 - a text that is not a string (bytes, a number, a list, an object: Parquet or JSON types) is an
   error naming the row and the type, never its Python repr;
 - duplicate column names (a CSV/TSV header, a Parquet schema, a key twice in a JSON line) are an
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import functools
 import io
 import itertools
@@ -565,8 +567,7 @@ def load_table(
                 "choose them with --text-column/--label-column/--group-column"
             )
     values = [r.get(label_column) for r in rows]
-    classes = _model_classes(values, classes, model_classes) or inferred_classes(values)
-    table, names = _label_mapper(values, classes, str(path))
+    table, names, exact = _label_table(values, classes, model_classes, str(path))
     if len(names) > 2:
         log(f"{path}: {len(names)} classes: {', '.join(names)}")
     texts, labels, groups, skipped, limit = [], [], [], 0, max_chars()
@@ -581,7 +582,7 @@ def load_table(
         if group_column and (_missing(group) or not str(group).strip()):
             raise DataError(f"{where}: '{group_column}' is missing")
         key = str(label).strip()
-        key = key if classes is not None else key.lower()
+        key = key if exact else key.lower()
         if key not in table:
             raise DataError(f"{where}: label '{label}' is not one of the classes {list(names)}")
         text = as_text(text, where, text_column, limit)
@@ -599,13 +600,81 @@ def load_table(
     return data
 
 
-def _model_classes(values: Sequence[Any], classes: Sequence[str] | None,
-                   model_classes: Sequence[str] | None) -> Sequence[str] | None:
-    """``classes``, else the model's class names where every label is one of them exactly."""
-    if classes is not None or model_classes is None:
-        return classes
-    seen = {str(v).strip() for v in values if not _missing(v)} - {""}
-    return list(model_classes) if seen and seen <= set(map(str, model_classes)) else None
+def _label_table(values: Sequence[Any], classes: Sequence[str] | None, model_classes: Sequence[str] | None,
+                 where: str) -> tuple[dict[str, int], tuple[str, ...], bool]:
+    """Label → class index, the class names, and whether the labels are looked up as they are
+    (else lowercased: 0/1, true/false, neg/pos). ``classes`` win; then the model's classes
+    where every label is one of them (:func:`match_classes`); else the labels' own classes."""
+    if classes is None and model_classes is not None:
+        seen = {str(v).strip() for v in values if not _missing(v)} - {""}
+        table, unknown = match_classes(seen, model_classes)
+        if seen and not unknown:
+            return table, tuple(str(c) for c in model_classes), True
+        if unknown and len(model_classes) > 2:  # no generic pair to fall back on: never the two-class advice
+            raise unknown_labels(where, unknown, model_classes)
+    classes = classes or inferred_classes(values)
+    table, names = _label_mapper(values, classes, where)
+    return table, names, classes is not None
+
+
+def _number(name: str) -> float | None:
+    try:
+        value = float(name)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def match_classes(labels: Iterable[str], model_classes: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+    """Each label → the index of the model's class of that name: the same name, else the same
+    number (``5``, ``5.0`` and ``05`` are class ``5``), else the one name that differs only in
+    case; and the labels that match no class (sorted).
+
+    >>> match_classes(["5.0", "1", "Neutral", "2"], ["1", "3", "5", "neutral"])
+    ({'1': 0, '5.0': 2, 'Neutral': 3}, ['2'])
+    """
+    names = [str(c) for c in model_classes]
+    index = {name: i for i, name in enumerate(names)}
+    values = [_number(name) for name in names]
+    table, unknown = {}, []
+    for label in sorted(set(labels)):
+        value = _number(label)
+        by_value = [i for i, v in enumerate(values) if value is not None and v == value]
+        by_case = [i for i, name in enumerate(names) if name.lower() == label.lower()]
+        found = index.get(label, by_value[0] if len(by_value) == 1 else by_case[0] if len(by_case) == 1 else None)
+        if found is None:
+            unknown.append(label)
+        else:
+            table[label] = found
+    return table, unknown
+
+
+def unknown_labels(where: str, unknown: Sequence[str], model_classes: Sequence[str]) -> DataError:
+    """The one line that refuses labels the model does not know."""
+    shown = ", ".join(f"'{label}'" for label in list(unknown)[:10]) + (", …" if len(unknown) > 10 else "")
+    return DataError(f"{where}: label{'s' if len(unknown) > 1 else ''} {shown} "
+                     f"{'are not classes' if len(unknown) > 1 else 'is not a class'} of the model (its classes: "
+                     f"{', '.join(map(str, model_classes))}); evaluate on data labelled with the model's classes "
+                     "(some of them will do), or relabel the data")
+
+
+def align_to_model(data: Dataset, model_classes: Sequence[str]) -> Dataset:
+    """``data`` with its labels as indices of the model's classes, matched by name
+    (:func:`match_classes`). A two-class model also takes two classes of other names as
+    negative first (a generic pair such as 0/1, or names given with ``--classes``); labels
+    the model does not know are refused (:class:`DataError`)."""
+    model = tuple(str(c) for c in model_classes)
+    if data.class_names == model:
+        return data
+    table, unknown = match_classes(data.class_names, model)
+    if not unknown:
+        index = np.array([table[name] for name in data.class_names], dtype=np.int16)
+        labels = np.where(data.labels >= 0, index[np.maximum(data.labels, 0)], data.labels)
+        return dataclasses.replace(data, labels=labels, class_names=model)
+    if len(model) == 2 and len(data.class_names) == 2 and all(table.get(name, side) == side
+                                                              for side, name in enumerate(data.class_names)):
+        return dataclasses.replace(data, class_names=model)  # not where a name says the other side
+    raise unknown_labels(data.name, unknown, model)
 
 
 def _finish(path: Path, texts: list[str], labels: list[int], names: tuple[str, ...], skipped: int,
@@ -683,16 +752,22 @@ def _class_files(folder: Path, others: dict[str, Path] | None = None,
     return files
 
 
-def load_folder(path: str | os.PathLike[str], classes: Sequence[str] | None = None,
-                encoding: str | None = None, model_classes: Sequence[str] | None = None,
-                allow_one_class: bool = False) -> Dataset:
-    """One sub-folder per class (like ``aclImdb/train/{neg,pos}``), one ``.txt`` file per text,
-    at any depth below the class folder (``pos/2019/x.txt`` is positive)."""
-    path = Path(path)
-    if encoding:
-        encoding = resolve_encoding(path, encoding)
-    subdirs = [e.name for e in _entries(path) if e.is_dir()]
-    classes = _model_classes(subdirs, classes, model_classes)
+def _model_folders(path: Path, subdirs: list[str], model_classes: Sequence[str]) -> dict[str, int] | None:
+    """Class folder → the index of the model's class it names (:func:`match_classes`; an
+    ``unsup/`` folder is skipped), when every folder names one; else None for a two-class
+    model (its generic pairs, neg/pos…, are read as usual), and an error for more classes."""
+    labelled = [d for d in subdirs if d.lower() not in _UNLABELLED_FOLDERS or d in model_classes]
+    matched, unknown = match_classes(labelled, model_classes)
+    if labelled and not unknown:
+        return {d: matched[d] for d in labelled}
+    if unknown and len(model_classes) > 2:
+        raise unknown_labels(str(path), unknown, model_classes)
+    return None
+
+
+def _class_folders(path: Path, subdirs: list[str], classes: Sequence[str] | None
+                   ) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Class folder → class index, and the class names: ``classes``, else the folders' own."""
     if classes is None and len(subdirs) > 2:
         unlabelled = [d for d in subdirs if d.lower() in _UNLABELLED_FOLDERS]
         if unlabelled:
@@ -713,6 +788,23 @@ def load_folder(path: str | os.PathLike[str], classes: Sequence[str] | None = No
                 f"not one of the declared classes {list(names)}; move {'it' if len(extra) == 1 else 'them'} out, "
                 "or point --data at a folder that holds only the class folders")
         chosen = {d: table[d] for d in subdirs if d in table}
+    return chosen, names
+
+
+def load_folder(path: str | os.PathLike[str], classes: Sequence[str] | None = None,
+                encoding: str | None = None, model_classes: Sequence[str] | None = None,
+                allow_one_class: bool = False) -> Dataset:
+    """One sub-folder per class (like ``aclImdb/train/{neg,pos}``), one ``.txt`` file per text,
+    at any depth below the class folder (``pos/2019/x.txt`` is positive)."""
+    path = Path(path)
+    if encoding:
+        encoding = resolve_encoding(path, encoding)
+    subdirs = [e.name for e in _entries(path) if e.is_dir()]
+    matched = _model_folders(path, subdirs, model_classes) if classes is None and model_classes else None
+    if matched is not None:
+        chosen, names = matched, tuple(str(c) for c in model_classes or ())
+    else:
+        chosen, names = _class_folders(path, subdirs, classes)
     if len(chosen) < 2 and not (allow_one_class and len(chosen) == 1):
         raise DataError(f"{path}: expected two class sub-folders or more (e.g. neg/ and pos/), found {subdirs}")
     texts, labels, skipped, limit, counts = [], [], 0, max_chars(), {}

@@ -13,7 +13,8 @@ Guarantees (each one tested in ``tests/serving``):
   asks for the key and sends it) wants ``Authorization: Bearer <key>`` (401);
 - a ``gzip`` or ``deflate`` body (``Content-Encoding``) is decompressed as it arrives, the
   size limit holding for the decompressed size too (413); other encodings get 415;
-- an optional ``threshold`` in [0, 1] per request (default 0.5) sets where the label turns.
+- an optional ``threshold`` in [0, 1] per request (default 0.5) sets where the label turns (two
+  classes only: a model of more classes answers 422 to a request that sets it).
 """
 
 from __future__ import annotations

@@ -251,6 +251,9 @@ def _check_request(predictor: Predictor, limits: Limits, body: bytes) -> tuple[i
     for i, text in enumerate(texts):
         if len(text) > limits.max_chars:
             return 422, {"detail": f"texts[{i}] has {len(text):,} characters; the limit is {limits.max_chars:,}"}
+    if "threshold" in request.model_fields_set and not predictor.binary:
+        return 422, {"detail": f"threshold is for two-class models; this one has {predictor.n_classes} classes "
+                               "and labels each text with its top class: leave threshold out"}
     if request.top_k > limits.max_top_k:
         return 422, {"detail": f"top_k is at most {limits.max_top_k}"}
     if request.explain:

@@ -32,8 +32,9 @@ class PredictRequest(BaseModel):
     explain: bool = Field(False, description="also return the words/n-grams that pushed each score up and down")
     top_k: int = Field(10, ge=1, description="features per direction in explanations")
     threshold: float = Field(DEFAULT_THRESHOLD, ge=0, le=1, allow_inf_nan=False,
-                             description="two classes: probability at which the label turns positive (label "
-                                         "= probability >= threshold); more classes: the top label, whatever this")
+                             description="two classes only: the probability at which the label turns positive "
+                                         "(label = probability >= threshold); a model of more classes labels each "
+                                         "text with its top class and answers 422 to a request that sets this")
 
     @field_validator("top_k", mode="before")
     @classmethod
