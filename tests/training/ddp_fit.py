@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from reviewsense.errors import Interrupted
+from reviewsense.training import distributed
 from reviewsense.training.checkpoint import Checkpoint, request_stop, stop_on_signals
 from reviewsense.training.history import EarlyStopping
 from reviewsense.training.torch_loop import Callback, Features, FitOptions, Ragged, Tokens, fit
@@ -102,6 +103,7 @@ def main(out: Path) -> None:
             arrays.update({f"{kind}.{name}.weights.{k}": v for k, v in weights.items()})
             arrays.update({f"{kind}.{name}.curves.{k}": v for k, v in curves.items()})
     np.savez(out / f"rank{os.environ.get('RANK', '0')}.npz", **arrays)
+    distributed.cleanup()  # leave the process group before the interpreter's teardown
 
 
 if __name__ == "__main__":

@@ -73,8 +73,14 @@ def init() -> bool:
 
 
 def cleanup() -> None:
-    """Leave the process group (no-op when not in one)."""
+    """Leave the process group (no-op when not in one). What still refers to it (a wrapped
+    network in a reference cycle) is collected first: destroyed after the group, its threads
+    would end the process with "terminate called without an active exception"."""
     if initialized():
+        import gc
+
+        _gloo.clear()
+        gc.collect()
         _dist().destroy_process_group()
     _gloo.clear()
 
