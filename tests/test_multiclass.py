@@ -154,3 +154,17 @@ def test_the_same_seed_gives_the_same_multiclass_model(monkeypatch):
     train, test = _corpus(900, 3), _corpus(100, 4)
     first, second = (NBLinearClassifier(hash_bits=14).fit(train["text"], train["label"]) for _ in range(2))
     np.testing.assert_array_equal(first.decision_function(test["text"]), second.decision_function(test["text"]))
+
+
+def test_a_declared_class_with_no_row_in_the_data_is_refused_before_the_run_folder(tmp_path, capsys):
+    """``--classes a,b,c,zzz`` on data without a ``zzz`` row: one line naming the class and the
+    labels found, exit 2, and no run folder written (not a half-written one)."""
+    from error_line import read_error_line
+
+    rows = [{"text": f"word{y} and some filler {i % 7}", "label": y} for i, y in enumerate("abc" * 40)]
+    pd.DataFrame(rows).to_csv(tmp_path / "abc.csv", index=False)
+    run = tmp_path / "run"
+    rc = main(["train", "--data", str(tmp_path / "abc.csv"), "--classes", "a,b,c,zzz", "--run-dir", str(run)])
+    line = read_error_line(capsys, rc)
+    assert "'zzz'" in line and "no row" in line and "a, b, c" in line
+    assert not run.exists() or not any(run.iterdir())

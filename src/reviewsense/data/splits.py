@@ -68,6 +68,8 @@ def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Spli
             test.name = f"{Path(spec.path).name}:test"
             check_split(train_full, test, "--test-size", spec.test_size, held_both=False, min_held=MIN_TEST_ROWS)
         default_val = 0.2
+    if spec.classes:
+        _check_declared_classes(train_full, source)
     validation_size = spec.validation_size if spec.validation_size is not None else default_val
     if isinstance(validation_size, int) and validation_size >= len(train_full) and spec.validation_size is None:
         validation_size = 0.2
@@ -76,6 +78,19 @@ def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Spli
     check_split(train, validation, "--validation-size", validation_size)
     _warn_overlap(train_full, test)
     return Splits(train, validation, test, unsup, str(source))
+
+
+def _check_declared_classes(data: Dataset, source: Path | str) -> None:
+    """Every class ``--classes`` declares has a row in the training data: a model could never
+    learn (nor predict) one without, and the user most likely mistyped it."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(data.labels), minlength=len(data.class_names))
+    missing = [name for name, count in zip(data.class_names, counts, strict=True) if count == 0]
+    if missing:
+        found = ", ".join(name for name, count in zip(data.class_names, counts, strict=True) if count)
+        raise DataError(f"{source}: --classes names {', '.join(map(repr, missing))}, but no row has that label "
+                        f"(labels found: {found})")
 
 
 def _warn_overlap(train: Dataset, test: Dataset) -> None:
