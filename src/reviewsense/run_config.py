@@ -137,8 +137,8 @@ def resume_config(run_dir: str | Path) -> TrainConfig:
         raise ConfigError(f"{run_dir}: nothing to resume ({'the run finished' if done else 'no checkpoint'})")
     try:
         data = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{run_dir / 'config.json'}: unreadable ({exc})") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{run_dir / 'config.json'}: unreadable ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{run_dir / 'config.json'}: not a run configuration")
     config = TrainConfig.from_dict(data)

@@ -675,3 +675,12 @@ def test_an_error_after_bytes_that_are_not_utf8_is_still_one_line(tmp_path, caps
     with pytest.raises(DataError, match="row 2: 'label' is missing"):
         load_table(path)
     assert capsys.readouterr().err == ""
+
+
+def test_json_nested_too_deeply_is_one_line_naming_the_line(tmp_path):
+    """100,000 nested arrays in a JSONL line: Python's parser recurses; it is a DataError, not a RecursionError."""
+    deep = "[" * 100_000 + "]" * 100_000
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "good", "label": 1}\n{"text": ' + deep + ', "label": 0}\n')
+    with pytest.raises(DataError, match=r"d\.jsonl:2: invalid JSON \(nested too deeply\)"):
+        load_table(path)

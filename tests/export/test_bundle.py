@@ -277,3 +277,9 @@ def test_missing_class_names_are_refused(export):
     _write_manifest(export, manifest)
     with pytest.raises(ModelFileError, match="'class_names' must be two different names"):
         load_model(export)
+
+
+def test_a_manifest_nested_too_deeply_is_refused(export):
+    (export / "manifest.json").write_text('{"format": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ModelFileError, match="nested too deeply"):
+        load_model(export)

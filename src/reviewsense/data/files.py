@@ -375,6 +375,8 @@ def parse_json_line(line: str, path: Path | str, lineno: int, keys: Sequence[str
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{lineno}: invalid JSON ({json_problem(exc)})") from exc
+    except RecursionError:  # deeper than Python's parser can go: no text field is like that
+        raise DataError(f"{path}:{lineno}: invalid JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}")
     for key in keys:

@@ -181,6 +181,8 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{file}: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise ModelFileError(f"{file}: not a manifest (JSON nested too deeply)") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError(f"{file}: not a reviewsense model manifest")
     if manifest.get("format_version") not in READABLE_VERSIONS:

@@ -361,7 +361,7 @@ def _encoder_config(transformers: Any, data: bytes) -> Any:
     configuration that names code to import, ``auto_map``, is refused)."""
     try:
         values = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{ENCODER_CONFIG} is not JSON ({exc})") from None
     if not isinstance(values, dict) or not isinstance(values.get("model_type"), str):
         raise ModelFileError(f"{ENCODER_CONFIG} has no model_type")

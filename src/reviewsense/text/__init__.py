@@ -62,6 +62,6 @@ def load_vectorizer(path: str | os.PathLike[str]) -> TextVectorizer | NgramVecto
     """Load whichever vectorizer a ``vectorizer.json`` holds."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: cannot read vectorizer ({exc})") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: cannot read vectorizer ({exc})") from None
     return vectorizer_from_dict(data)

@@ -270,6 +270,6 @@ class TextVectorizer:
     def load(cls, path: str | os.PathLike[str]) -> TextVectorizer:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelFileError(f"{path}: cannot read vectorizer ({exc})") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ModelFileError(f"{path}: cannot read vectorizer ({exc})") from None
         return cls.from_dict(data)
