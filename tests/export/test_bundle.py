@@ -283,3 +283,22 @@ def test_a_manifest_nested_too_deeply_is_refused(export):
     (export / "manifest.json").write_text('{"format": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(ModelFileError, match="nested too deeply"):
         load_model(export)
+
+
+def test_a_full_disk_while_exporting_is_one_error_and_leaves_nothing(trained, tmp_path, monkeypatch):
+    """The weights' writer fails as safetensors does on a full disk: an OutputError naming the
+    folder and the reason (no SafetensorError traceback), and no temporary folder left behind."""
+    import safetensors.numpy
+    from safetensors import SafetensorError
+
+    from reviewsense.errors import OutputError
+
+    def full_disk(*args, **kwargs):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                              '"No space left on device" })')
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", full_disk)
+    predictor, *_ = trained
+    with pytest.raises(OutputError, match=r"model: cannot write .*No space left on device"):
+        save_model(predictor, tmp_path / "model")
+    assert list(tmp_path.iterdir()) == []

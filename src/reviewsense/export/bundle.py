@@ -55,7 +55,7 @@ import numpy as np
 
 from .. import __version__
 from .._fs import atomic_dir, check_save_folder, sha256_file, write_json
-from ..errors import ModelFileError
+from ..errors import ModelFileError, OutputError
 from ..models.base import Predictor
 from ..models.calibration import SoftmaxLengthCalibration, calibration_from_dict
 from ..models.registry import predictor_class
@@ -85,11 +85,26 @@ def save_model(predictor: Predictor, path: str | os.PathLike[str], metrics: dict
     with ``overwrite``, one that holds a saved model, replaced atomically once the new export is
     complete. Any other folder with something in it, the working or home folder, a file or a
     symbolic link is refused (:class:`OutputError`) and left untouched."""
-    from safetensors.numpy import save_file
-
     path = Path(path)
     extra = _extra_files(predictor)
     check_save_folder(path, overwrite, _is_export, SAVED_MODEL)  # before any work: nothing is touched
+    try:
+        return _write_model(predictor, path, extra, metrics, training, overwrite)
+    except OSError as exc:  # a full disk, a quota: one line, and atomic_dir has left nothing behind
+        raise OutputError(f"{path}: cannot write the model ({exc.strerror or exc})") from exc
+    except Exception as exc:
+        from safetensors import SafetensorError
+
+        if not isinstance(exc, SafetensorError):
+            raise
+        reason = "No space left on device" if "No space left" in str(exc) else str(exc).splitlines()[0]
+        raise OutputError(f"{path}: cannot write the model ({reason})") from exc
+
+
+def _write_model(predictor: Predictor, path: Path, extra: dict[str, bytes], metrics: dict[str, Any] | None,
+                 training: dict[str, Any] | None, overwrite: bool) -> Path:
+    from safetensors.numpy import save_file
+
     files = [WEIGHTS]
     with atomic_dir(path) as tmp:
         if predictor.vectorizer is not None:
