@@ -249,3 +249,14 @@ def test_the_api_refuses_a_threshold_for_a_k_class_model(sentiment3):
     body = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]
     threshold = body["content"]["application/json"]["schema"]["properties"]["threshold"]
     assert "two classes only" in threshold["description"] and "422" in threshold["description"]
+
+
+def test_evaluate_json_prints_one_json_document_a_pipe_can_read(sentiment3, tmp_path, capsys):
+    """``--json``: stdout is the metrics JSON alone (per class, confusion, by length included),
+    so ``| jq`` works for a K-class model; without it, people get the tables after the JSON."""
+    data = _csv(tmp_path / "test.csv", _rows(60, 7), ["negative", "neutral", "positive"])
+    assert main(["evaluate", "--model", str(sentiment3), "--data", str(data), "--by-length", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # the whole of stdout
+    assert printed["count"] == 60 and "per_class" in printed and "by_length" in printed
+    assert main(["evaluate", "--model", str(sentiment3), "--data", str(data)]) == 0
+    assert "confusion matrix" in capsys.readouterr().out

@@ -80,6 +80,9 @@ def cmd_evaluate(args) -> int:
             plot_by_length({model.family: metrics["by_length"]}, args.by_length_plot, title=data.name)
     if args.output:
         write_json(args.output, metrics)
+    if args.json:  # one document: what a pipe (jq, a script) reads
+        print(json.dumps(metrics, indent=2))
+        return 0
     print(json.dumps({k: v for k, v in metrics.items() if k != "by_length"}, indent=2))
     if is_multiclass(metrics):  # K > 2: the per-class metrics and the confusion matrix as tables too
         print(f"\nper class (macro-F1 {metrics['macro_f1']:.4f}"

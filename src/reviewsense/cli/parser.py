@@ -280,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "positive rates per length")
     p.add_argument("--by-length-plot", metavar="PNG", help="with --by-length: draw accuracy and ECE against length")
     p.add_argument("--seed", type=_seed, default=0, help="with --by-length: which spans are cut (default 0)")
+    p.add_argument("--json", action="store_true",
+                   help="print the metrics as one JSON document and nothing else (for jq and scripts; by default "
+                        "tables of the per-class metrics, the confusion matrix and --by-length follow the JSON)")
 
     p = sub.add_parser("predict", help="probabilities for texts (arguments, --input file, or stdin)",
                        epilog=EXAMPLES["predict"], formatter_class=fmt)
