@@ -606,3 +606,18 @@ def test_class_folders_extra_folder_and_nested_files(tmp_path, capsys):
     (tmp_path / "pos" / "2019" / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
     rc = main(["data", "describe", "--data", str(tmp_path)])
     assert "gone.txt: broken symbolic link" in read_error_line(capsys, rc)
+
+
+def test_a_run_folder_another_train_is_writing_into_is_refused(tmp_path, capsys, toy_csv_writer):
+    """Two ``train`` processes into one new run folder: the second, finding the folder held by
+    the first (its lock), stops in one line before reading data; the first's run is whole."""
+    from reviewsense.run_folder import held
+
+    data = toy_csv_writer(tmp_path / "toy.csv")
+    run = tmp_path / "run"
+    with held(run):  # what a running `train` holds
+        rc = main(["train", "--data", str(data), "--run-dir", str(run), "--hash-bits", "12"])
+        line = read_error_line(capsys, rc)
+        assert "another reviewsense train is writing into it" in line and str(run) in line
+        assert not (run / "config.json").exists()
+    assert main(["train", "--data", str(data), "--run-dir", str(run), "--hash-bits", "12"]) == 0  # free again

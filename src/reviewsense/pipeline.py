@@ -14,6 +14,7 @@ export, everything written into one run folder.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +26,7 @@ from .errors import ConfigError
 from .models.registry import Fitted
 from .progress import log
 from .run_config import TrainConfig, resume_config
-from .run_folder import check_run_dir, model_card, peak_rss_mb, remove_stale, run_files
+from .run_folder import check_run_dir, held, model_card, peak_rss_mb, remove_stale, run_files
 from .training import distributed
 from .training.checkpoint import Checkpoint, Interrupted, check_stop, stop_on_signals
 
@@ -99,7 +100,8 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     config.check()
     if distributed.active():
         _check_distributed(config)
-    with distributed.session():
+    with distributed.session(), held(Path(config.run_dir), overwrite or resume) if distributed.is_main() else \
+            contextlib.nullcontext():  # rank 0 alone writes: it alone holds the folder
         return _train(config, resume, overwrite)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,43 @@ def check_run_dir(run_dir: Path, overwrite: bool = False) -> None:
                           "or choose another --run-dir")
     check_new_folder(run_dir, "--run-dir", overwrite=overwrite,
                      overwriting="write the run into it (files of the same names are replaced)")
+
+
+@contextlib.contextmanager
+def held(run_dir: Path, overwrite: bool = False) -> Iterator[None]:
+    """This process's hold on ``run_dir`` while it trains into it: an exclusive lock on the
+    folder itself (created if need be; no lock file is left), so a second ``train`` into the
+    same folder stops in one line instead of mixing two runs. The folder is checked again once
+    held (a run that ended meanwhile is not overwritten), and removed again if this run created
+    it and leaves it empty (bad data)."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no locking
+        yield
+        return
+    run_dir = Path(run_dir)
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError:  # a file, or not writable: what check_run_dir says best
+        check_run_dir(run_dir, overwrite)
+        raise
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{run_dir}: another reviewsense train is writing into it; wait for it to end or "
+                              "choose another --run-dir") from None
+        try:
+            check_run_dir(run_dir, overwrite)
+            yield
+        finally:
+            if created:
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()  # only if empty: the run failed before writing anything
+    finally:
+        os.close(fd)
 
 
 def run_files(run_dir: Path) -> dict[str, tuple[int, int]]:
