@@ -168,3 +168,19 @@ def test_a_declared_class_with_no_row_in_the_data_is_refused_before_the_run_fold
     line = read_error_line(capsys, rc)
     assert "'zzz'" in line and "no row" in line and "a, b, c" in line
     assert not run.exists() or not any(run.iterdir())
+
+
+def test_an_explanation_of_another_class_keeps_its_row_consistent(three):
+    """``explain(label=…)`` of a class that is not the top one: ``probability``, ``label`` and
+    ``label_name`` all describe the predicted class (as a prediction row does); the explained
+    class and its probability are named apart."""
+    model = load_model(three / "run" / "model")
+    text = "a great film with an awful plot"
+    proba = model.predict_proba([text])[0]
+    top = int(proba.argmax())
+    other = (top + 1) % 3
+    row = model.explain(text, label=other).to_dict()
+    assert row["label"] == top and row["label_name"] == model.class_names[top]
+    assert row["probability"] == pytest.approx(float(proba[top]), abs=1e-6)
+    assert row["explained"] == model.class_names[other]
+    assert row["explained_probability"] == pytest.approx(float(proba[other]), abs=1e-6)

@@ -67,14 +67,19 @@ class Explanation:
 
     def to_dict(self, k: int | None = None, tokens: bool = True) -> dict[str, Any]:
         up, down = self.top(k)
+        # the row describes the prediction, as base.result_row does (two classes: at 0.5); with more,
+        # "explained" names the class whose logit the contributions add up to, and its probability
+        label = self.label
+        predicted = self.probabilities[label] if self.probabilities is not None else self.probability
         out: dict[str, Any] = {
-            "probability": round(self.probability, 6), "label": self.label,  # as base.result_row at 0.5
-            "label_name": self.class_names[self.label], "logit": round(self.logit, 6), "bias": round(self.bias, 6),
+            "probability": round(float(predicted), 6), "label": label,
+            "label_name": self.class_names[label], "logit": round(self.logit, 6), "bias": round(self.bias, 6),
             "positive": [{"feature": f, "contribution": round(c, 6)} for f, c in up],
             "negative": [{"feature": f, "contribution": round(c, 6)} for f, c in down],
         }
         if self.probabilities is not None and self.target is not None:
             out["explained"] = self.class_names[self.target]  # whose logit the contributions add up to
+            out["explained_probability"] = round(self.probability, 6)
             out["probabilities"] = {name: round(p, 6) for name, p in zip(self.class_names, self.probabilities,
                                                                         strict=True)}
         if tokens:
