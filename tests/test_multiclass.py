@@ -184,3 +184,20 @@ def test_an_explanation_of_another_class_keeps_its_row_consistent(three):
     assert row["probability"] == pytest.approx(float(proba[top]), abs=1e-6)
     assert row["explained"] == model.class_names[other]
     assert row["explained_probability"] == pytest.approx(float(proba[other]), abs=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+@pytest.mark.parametrize("column", ["probabilities", "probability_good"])
+def test_kept_columns_named_like_a_result_field_are_refused(three, tmp_path, capsys, fmt, column):
+    """A K-class model's results hold ``probabilities`` (JSONL) and ``probability_<class>`` (CSV,
+    Parquet): a kept input column of such a name would overwrite the data or give two columns of
+    one name; it is one line, whatever the format, and nothing is written."""
+    from error_line import read_error_line
+
+    data = tmp_path / "in.csv"
+    pd.DataFrame({"text": ["great film", "awful plot"], column: ["x", "y"]}).to_csv(data, index=False)
+    out = tmp_path / f"out.{fmt}"
+    rc = main(["predict", "--model", str(three / "run" / "model"), "--input", str(data), "--keep-columns", column,
+               "--output", str(out)])
+    assert column in read_error_line(capsys, rc)
+    assert not out.exists()

@@ -275,6 +275,11 @@ class ResultWriter:
         self._parquet: Any = None  # pyarrow's ParquetWriter, made with the first chunk
         # more than two classes: every class's probability, one column each (CSV, Parquet)
         self.class_columns = [f"probability_{name}" for name in self.class_names] if len(self.class_names) > 2 else []
+        taken = {*FIELDS, *self.class_columns, *(["probabilities"] if self.class_columns else [])}
+        clash = [column for column in self.keep if column in taken]
+        if clash:  # it would overwrite the kept data (JSONL, Parquet) or give two columns of one name (CSV)
+            raise ConfigError(f"--keep-columns {','.join(clash)}: the results of this model have a field of that "
+                              f"name ({', '.join(sorted(taken))}); rename the input column")
         if fmt == "csv":
             csv.writer(out, lineterminator="\n").writerow([*self.keep, *FIELDS, *self.class_columns])
 
