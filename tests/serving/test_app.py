@@ -759,6 +759,31 @@ def test_explained_requests_are_bounded_in_total_size(client):
     assert _predict(client, {"texts": [half, half, half]}).status_code == 200
 
 
+@pytest.mark.parametrize("option, env", [("", None), ("  ", None), (None, ""), (None, " \t")],
+                         ids=["option-empty", "option-blank", "env-empty", "env-blank"])
+def test_cli_serve_refuses_an_empty_api_key(model_dir, monkeypatch, capsys, option, env):
+    """``--api-key ''`` (``"$KEY"`` unset) or an empty ``REVIEWSENSE_API_KEY``: one line, exit 2,
+    no server (before: served with no authentication and no word)."""
+    from reviewsense.cli import main
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("started a server"))
+    if env is None:
+        monkeypatch.delenv("REVIEWSENSE_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("REVIEWSENSE_API_KEY", env)
+    key = [] if option is None else ["--api-key", option]
+    assert main(["serve", "--model", str(model_dir), "--port", str(_free_port()), *key]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    name = "--api-key" if option is not None else "REVIEWSENSE_API_KEY"
+    assert len(err) == 1 and err[0].startswith("reviewsense: error:") and name in err[0] and "empty" in err[0], err
+
+
+@pytest.mark.parametrize("key", ["", " "])
+def test_create_app_refuses_an_empty_api_key(predictor, key):
+    with pytest.raises(ValueError, match="api_key is empty"):
+        create_app(predictor, LIMITS, api_key=key)
+
+
 def test_port_out_of_range_is_refused(capsys):
     from reviewsense.cli import main
 
