@@ -102,6 +102,17 @@ def test_evaluate_refuses_a_generic_pair_in_the_reversed_order(model, tmp_path, 
 # -- files that are not UTF-8 -------------------------------------------------------------------
 
 
+def _reading(command: str, model_dir, data, tmp_path) -> list[str]:
+    """The arguments of a command that reads ``data`` (writing under ``tmp_path``: p.jsonl, r/)."""
+    return {"predict-table": ["predict", "--model", str(model_dir), "--input", str(data), "--format", "table"],
+            "predict-stream": ["predict", "--model", str(model_dir), "--input", str(data), "--output",
+                               str(tmp_path / "p.jsonl"), "--chunk-size", "7"],
+            "evaluate": ["evaluate", "--model", str(model_dir), "--data", str(data)],
+            "describe": ["data", "describe", "--data", str(data), "--classes", "bad,good"],
+            "train": ["train", "--data", str(data), "--classes", "bad,good", "--run-dir", str(tmp_path / "r"),
+                      *FAST]}[command]
+
+
 @pytest.mark.parametrize("command", ["predict-table", "predict-stream", "evaluate", "describe", "train"])
 def test_a_file_that_is_not_utf8_is_read_with_one_warning(model, tmp_path, capsys, command):
     path, fresh = model
@@ -109,13 +120,7 @@ def test_a_file_that_is_not_utf8_is_read_with_one_warning(model, tmp_path, capsy
     rows = "".join(f"{t} caf\xe9,{'good' if y else 'bad'}\n" if i % 10 == 0 else f"{t},{'good' if y else 'bad'}\n"
                    for i, (t, y) in enumerate(zip(fresh.texts, fresh.labels, strict=True)))
     data.write_bytes(("text,label\n" + rows).encode("cp1252"))
-    argv = {"predict-table": ["predict", "--model", str(path), "--input", str(data), "--format", "table"],
-            "predict-stream": ["predict", "--model", str(path), "--input", str(data), "--output",
-                               str(tmp_path / "p.jsonl"), "--chunk-size", "7"],
-            "evaluate": ["evaluate", "--model", str(path), "--data", str(data)],
-            "describe": ["data", "describe", "--data", str(data), "--classes", "bad,good"],
-            "train": ["train", "--data", str(data), "--classes", "bad,good", "--run-dir", str(tmp_path / "r"),
-                      *FAST]}[command]
+    argv = _reading(command, path, data, tmp_path)
     assert main(argv) == 0
     warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert warned == [f"reviewsense: warning: {data}: 20 text(s) hold bytes that are not UTF-8 (replaced by "
@@ -373,3 +378,19 @@ def test_flags_another_model_would_ignore_are_refused(toy_csv, tmp_path, capsys,
     rc = main(["train", "--data", str(toy_csv), "--run-dir", str(tmp_path / "run"), *flags])
     assert expected in read_error_line(capsys, rc)
     assert not (tmp_path / "run").exists()
+
+
+BYTE_CODECS = ["rot13", "base64", "zlib", "hex", "bz2", "punycode", "idna", "undefined"]
+
+
+@pytest.mark.parametrize("encoding", BYTE_CODECS)
+@pytest.mark.parametrize("command", ["predict-table", "predict-stream", "evaluate", "describe", "train"])
+def test_an_encoding_that_is_not_a_text_encoding_is_one_line(model, tmp_path, capsys, command, encoding):
+    """``--encoding rot13`` (bytes-to-bytes codecs, or ones that cannot replace bad bytes): one line
+    naming the option and the value, exit 2 (before: a traceback)."""
+    path, fresh = model
+    data = _write(tmp_path / "d.csv", fresh)
+    argv = _reading(command, path, data, tmp_path)
+    line = read_error_line(capsys, main([*argv, "--encoding", encoding]))
+    assert f"--encoding '{encoding}': not a text encoding" in line, line
+    assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / "r").exists()

@@ -200,6 +200,39 @@ def test_train_into_an_existing_run_is_refused_unless_overwrite(tmp_path, toy_cs
     assert (run / "model" / "manifest.json").is_file()
 
 
+@pytest.mark.parametrize("how", ["overwrite", "resume"])
+def test_overwrite_and_resume_remove_the_temporaries_of_a_killed_write(tmp_path, toy_csv_writer, how):
+    """A run killed while writing leaves ``.model.XXXXXXXX.tmp`` (a half-exported model),
+    ``.metrics.json.XXXXXXXX.tmp`` or ``.model.old``: ``--overwrite`` and ``--resume`` remove
+    those of the run's own files, and nothing else (before: they stayed for good)."""
+    from reviewsense.training.checkpoint import Checkpoint
+
+    data = toy_csv_writer(tmp_path / "toy.csv", n=200, seed=6)
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--run-dir", str(run), *FAST]
+    assert main(args) == 0
+    ours = [".model.k1ll_d9z.tmp", ".model.old", ".checkpoint.abcdefgh.tmp"]
+    for name in ours:
+        (run / name).mkdir()
+        (run / name / "manifest.json").write_text("{}")
+    ours += [".metrics.json.a1b2c3d4.tmp", ".README.md.zz_99_zz.tmp"]
+    for name in ours[-2:]:
+        (run / name).write_text("half")
+    others = [".model.tmp", ".model.abc.tmp", ".model.abcdefgh.tmp.keep", "model.abcdefgh.tmp", ".notes.abcdefgh.tmp",
+              ".Model.abcdefgh.tmp", ".model.ABCDEFGH.tmp", ".config.json.old", "mine.txt"]
+    for name in others:
+        (run / name).write_text("mine")
+    if how == "resume":
+        Checkpoint(run / "checkpoint").save({}, {"stage": "start"})
+        assert main(["train", "--resume", str(run)]) == 0
+    else:
+        assert main([*args, "--overwrite"]) == 0
+    left = {p.name for p in run.iterdir()}
+    assert not left & set(ours), left
+    assert set(others) <= left and all((run / name).read_text() == "mine" for name in others)
+    assert (run / "model" / "manifest.json").is_file()
+
+
 def test_train_into_a_folder_of_other_files_or_a_file_is_refused(tmp_path, toy_csv_writer, capsys):
     data = toy_csv_writer(tmp_path / "toy.csv", n=200, seed=6)
     notes = tmp_path / "notes"

@@ -329,6 +329,26 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+_TEMP_SUFFIX = re.compile(r"\.[a-z0-9_]{8}\.tmp")  # tempfile's random part, then our suffix
+
+
+def remove_temporaries(folder: Path, files: Iterable[str], folders: Iterable[str] = ()) -> list[str]:
+    """Remove what a killed :func:`atomic_path` or :func:`atomic_dir` left in ``folder`` for the
+    given names: ``.NAME.XXXXXXXX.tmp`` (a file or a folder), and ``.NAME.old`` for the
+    ``folders`` (atomic_dir's fallback). Never a link, nor any other name. Returns the names removed."""
+    names = set(files) | set(folders)
+    removed = []
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        text = entry.name
+        ours = any(text.startswith(f".{name}.") and (_TEMP_SUFFIX.fullmatch(text[len(name) + 1:]) is not None
+                                                     or (text == f".{name}.old" and name in folders))
+                   for name in names)
+        if ours and not entry.is_symlink() and (entry.is_dir() or entry.is_file()):
+            _remove(entry)
+            removed.append(text)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty temporary directory; on success it replaces ``final`` atomically.

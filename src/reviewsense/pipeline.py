@@ -26,7 +26,7 @@ from .errors import ConfigError
 from .models.registry import Fitted
 from .progress import log
 from .run_config import TrainConfig, resume_config
-from .run_folder import check_run_dir, held, model_card, peak_rss_mb, remove_stale, run_files
+from .run_folder import check_run_dir, held, model_card, peak_rss_mb, remove_killed_writes, remove_stale, run_files
 from .training import distributed
 from .training.checkpoint import Checkpoint, Interrupted, check_stop, stop_on_signals
 
@@ -132,6 +132,8 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> dict[str, Any]
     run_dir = Path(config.run_dir)
     check_run_dir(run_dir, overwrite=overwrite or resume)  # on every rank, before rank 0 writes (after main_first)
     started = time.perf_counter()
+    if main and (overwrite or resume):
+        remove_killed_writes(run_dir)
     previous = run_files(run_dir) if overwrite and main else {}
     want_unsup = config.uses_word_vectors and config.vector_settings()[0] in ("word2vec", "fasttext")
     with distributed.main_first():  # a download: once

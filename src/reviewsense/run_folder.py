@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._fs import check_new_folder
+from ._fs import check_new_folder, remove_temporaries
 from .data.splits import Splits
 from .errors import ConfigError
 from .evaluation.metrics import format_confusion, format_per_class, is_multiclass
@@ -68,6 +68,18 @@ def held(run_dir: Path, overwrite: bool = False) -> Iterator[None]:
                     run_dir.rmdir()  # only if empty: the run failed before writing anything
     finally:
         os.close(fd)
+
+
+def remove_killed_writes(run_dir: Path) -> None:
+    """Before an --overwrite or --resume run: remove the temporaries a killed run left while writing
+    its own files (``.model.XXXXXXXX.tmp``, ``.metrics.json.XXXXXXXX.tmp``, ``.model.old`` …), and
+    nothing else."""
+    removed = remove_temporaries(run_dir, RUN_FILES, folders=("model", "checkpoint"))
+    if removed:
+        from .progress import log
+
+        log(f"removed {len(removed)} temporar{'y' if len(removed) == 1 else 'ies'} of an interrupted write "
+            f"from {run_dir}: {', '.join(removed)}")
 
 
 def run_files(run_dir: Path) -> dict[str, tuple[int, int]]:

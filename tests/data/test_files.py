@@ -507,6 +507,21 @@ def test_explicit_encoding_and_separator(tmp_path):
     assert load_table(tsv, sep="\\t").texts == ["good", "bad"]
 
 
+@pytest.mark.parametrize("encoding", ["rot13", "base64", "zlib", "hex", "bz2", "uu", "punycode", "idna", "undefined"])
+def test_codecs_that_are_not_text_encodings_are_refused(tmp_path, encoding):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\ngood,1\nbad,0\n")
+    with pytest.raises(DataError, match=f"--encoding '{encoding}': not a text encoding"):
+        load_table(path, encoding=encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-7", "cp1252", "latin-1", "UTF8", "ascii"])
+def test_text_encodings_are_accepted(tmp_path, encoding):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\ngood,1\nbad,0\n".encode(encoding))
+    assert load_table(path, encoding=encoding).texts == ["good", "bad"]
+
+
 @pytest.mark.parametrize("sep", [";", "\t", "|"])
 def test_separator_is_detected_from_the_header(tmp_path, monkeypatch, capsys, sep):
     monkeypatch.setenv("REVIEWSENSE_QUIET", "0")

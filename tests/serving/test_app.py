@@ -444,6 +444,40 @@ def test_api_key_guards_every_route_but_health(keyed, method, path, authorizatio
     assert KEY not in response.text
 
 
+GET_ROUTES = ["/", "/health", "/v1/model", "/openapi.json", "/docs"]
+
+
+@pytest.mark.parametrize("path", GET_ROUTES)
+def test_head_on_get_routes_is_answered_like_get_without_a_body(client, path):
+    """Monitors and link checkers use HEAD: the status and headers of GET, no body (before: 405)."""
+    got, head = client.get(path), client.head(path)
+    assert got.status_code == head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+
+
+def test_head_on_a_post_route_is_still_405(client):
+    response = client.head("/v1/predict")
+    assert response.status_code == 405 and response.content == b""
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("authorization", WRONG)
+def test_head_needs_the_api_key_where_get_does(keyed, authorization):
+    """HEAD gets GET's treatment from the gateway: ``/`` and ``/health`` open, the rest 401
+    without the right key (no body either way), 200 with it."""
+    headers = {} if authorization is None else {"authorization": authorization}
+    for path in GET_ROUTES:
+        response = keyed.head(path, headers=headers)
+        assert response.status_code == (200 if path in ("/", "/health") else 401), path
+        assert response.content == b""
+        if response.status_code == 401:
+            assert response.headers["www-authenticate"] == "Bearer"
+        right = keyed.head(path, headers={"authorization": f"Bearer {KEY}"})
+        assert right.status_code == 200 and right.content == b"", path
+
+
 def test_api_key_is_checked_before_the_body(keyed):
     """A caller without the key learns nothing about limits or the body's validity."""
     for content in (b"not json", b"x" * (LIMITS.max_body_bytes + 1)):
@@ -584,6 +618,23 @@ def test_real_server_enforces_the_body_limit_early(live):
     status, body = _read_response(conn)
     assert status == 413 and b"65,536" in body
     conn.close()
+
+
+def test_real_server_answers_head_without_a_body(live):
+    """Through uvicorn: HEAD /health is 200 with GET's Content-Length and no body, and the
+    connection stays usable for the next request."""
+    conn = _raw(live, b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x")
+    conn.settimeout(5)
+    data = b""
+    while data.count(b"HTTP/1.1 ") < 2 or not data.endswith(b"}"):
+        chunk = conn.recv(65536)
+        assert chunk, data
+        data += chunk
+    conn.close()
+    head, get = data.split(b"HTTP/1.1 ")[1:]
+    assert head.startswith(b"200 ") and head.endswith(b"\r\n\r\n")  # headers only
+    assert get.startswith(b"200 ") and get.endswith(b'{"status": "ok"}')
+    assert b"content-length: 16" in head.lower()
 
 
 # -- reviewsense serve ---------------------------------------------------------------------
@@ -757,6 +808,31 @@ def test_explained_requests_are_bounded_in_total_size(client):
     _assert_problem(response, 422)
     assert "with explain" in response.json()["detail"]
     assert _predict(client, {"texts": [half, half, half]}).status_code == 200
+
+
+@pytest.mark.parametrize("option, env", [("", None), ("  ", None), (None, ""), (None, " \t")],
+                         ids=["option-empty", "option-blank", "env-empty", "env-blank"])
+def test_cli_serve_refuses_an_empty_api_key(model_dir, monkeypatch, capsys, option, env):
+    """``--api-key ''`` (``"$KEY"`` unset) or an empty ``REVIEWSENSE_API_KEY``: one line, exit 2,
+    no server (before: served with no authentication and no word)."""
+    from reviewsense.cli import main
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("started a server"))
+    if env is None:
+        monkeypatch.delenv("REVIEWSENSE_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("REVIEWSENSE_API_KEY", env)
+    key = [] if option is None else ["--api-key", option]
+    assert main(["serve", "--model", str(model_dir), "--port", str(_free_port()), *key]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    name = "--api-key" if option is not None else "REVIEWSENSE_API_KEY"
+    assert len(err) == 1 and err[0].startswith("reviewsense: error:") and name in err[0] and "empty" in err[0], err
+
+
+@pytest.mark.parametrize("key", ["", " "])
+def test_create_app_refuses_an_empty_api_key(predictor, key):
+    with pytest.raises(ValueError, match="api_key is empty"):
+        create_app(predictor, LIMITS, api_key=key)
 
 
 def test_port_out_of_range_is_refused(capsys):

@@ -27,6 +27,16 @@ def _check_bindable(host: str, port: int) -> None:
                               "--host") from None
 
 
+def _api_key(option: str | None, env: str | None) -> str | None:
+    """The key from ``--api-key``, else ``$REVIEWSENSE_API_KEY``, else none. An empty or blank one
+    (``--api-key "$KEY"`` with KEY unset) is refused: it would serve with no authentication."""
+    source, key = ("--api-key", option) if option is not None else ("REVIEWSENSE_API_KEY", env)
+    if key is not None and not key.strip():
+        raise ConfigError(f"{source} is empty (or only spaces): give a key, or leave it unset to "
+                          "serve without one")
+    return key
+
+
 def cmd_serve(args) -> int:
     import os
 
@@ -38,7 +48,7 @@ def cmd_serve(args) -> int:
 
     from ..serving.app import Limits, create_app
 
-    api_key = args.api_key or os.environ.get("REVIEWSENSE_API_KEY") or None
+    api_key = _api_key(args.api_key, os.environ.get("REVIEWSENSE_API_KEY"))
     model = load_model(args.model)  # here too with --workers: a bad folder is one clean error
     family = model.family
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars,

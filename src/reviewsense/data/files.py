@@ -171,10 +171,7 @@ def resolve_encoding(path: str | os.PathLike[str], encoding: str | None = None) 
     """The encoding to read ``path`` with: ``encoding`` if given (checked), else UTF-16/UTF-32
     when the file starts with their byte-order mark, else UTF-8 (a UTF-8 mark is dropped)."""
     if encoding:
-        try:
-            name = codecs.lookup(encoding).name
-        except LookupError:
-            raise DataError(f"unknown encoding '{encoding}' (for example utf-8, utf-16, cp1252, latin-1)") from None
+        name = _text_encoding(encoding)
         return "utf-8-sig" if name == "utf-8" else encoding
     try:
         with open_binary(path) as fh:
@@ -182,6 +179,25 @@ def resolve_encoding(path: str | os.PathLike[str], encoding: str | None = None) 
     except _READ_ERRORS as exc:
         raise read_error(path, exc) from exc
     return _by_bom(head)
+
+
+def _text_encoding(encoding: str) -> str:
+    """The codec name of ``encoding`` if files can be read with it: bytes to text, undecodable
+    bytes replaced (not rot13/base64/zlib/hex, which map bytes to bytes, nor punycode/idna/undefined,
+    which refuse a replacing error handler); else a DataError naming the option and the value."""
+    examples = "(for example utf-8, utf-16, cp1252, latin-1)"
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"unknown encoding '{encoding}' {examples}") from None
+    try:  # an empty probe (valid in every encoding, nothing to count): does the codec take our error handler?
+        usable = bool(getattr(info, "_is_text_encoding", True)) and info.incrementaldecoder is not None and \
+            isinstance(info.incrementaldecoder(errors=REPLACE).decode(b"", final=True), str)
+    except (UnicodeError, ValueError, TypeError):
+        usable = False
+    if not usable:
+        raise DataError(f"--encoding '{encoding}': not a text encoding {examples}")
+    return info.name
 
 
 def _by_bom(head: bytes) -> str:

@@ -80,6 +80,8 @@ def model_info(predictor: Predictor, limits: Limits) -> dict[str, Any]:
 
 def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
     """The ASGI app serving ``predictor`` (run it with uvicorn, or ``reviewsense serve``)."""
+    if api_key is not None and not api_key.strip():  # '' would silently mean "no authentication"
+        raise ValueError("api_key is empty: pass None to serve without one")
     limits = limits or Limits()
     app = FastAPI(title="reviewsense", version=__version__,
                   description="Sentiment probabilities for raw texts, with explanations.")

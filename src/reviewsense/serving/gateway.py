@@ -63,6 +63,7 @@ class Gateway:
 
     - With an API key, every request but ``/health`` and ``GET /`` (the static page, which asks
       the user for the key) needs ``Authorization: Bearer <key>`` (401), before anything else.
+    - ``HEAD`` is answered as ``GET`` (same checks, same status and headers), without the body.
     - Bodies are counted as they arrive: 413 past the limit (at once when Content-Length says
       so), 408 when the body stalls past ``body_timeout``; a gzip/deflate body of
       ``POST /v1/predict`` is decompressed under the same limit (:class:`_Inflater`), any other
@@ -90,6 +91,8 @@ class Gateway:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope["method"] == "HEAD":  # GET's answer without its body, after GET's checks (the API key)
+            scope, send = {**scope, "method": "GET"}, _bodyless(send)
         headers = dict(scope["headers"])
         if self.key is not None and not self._open(scope) and not self._authorized(
                 headers.get(b"authorization", b"")):
@@ -144,6 +147,16 @@ class Gateway:
             await self.app(scope, _translating(guarded_receive), send)
         except _BodyError as exc:
             await _send_json(send, exc.status, {"detail": exc.detail})
+
+
+def _bodyless(send):
+    """``send`` for a HEAD request: the status and headers (Content-Length included) of the
+    GET answer, an empty body (the server itself keeps the original scope's HEAD)."""
+    async def wrapped(message):
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+    return wrapped
 
 
 def _translating(receive):
