@@ -302,3 +302,19 @@ def test_a_full_disk_while_exporting_is_one_error_and_leaves_nothing(trained, tm
     with pytest.raises(OutputError, match=r"model: cannot write .*No space left on device"):
         save_model(predictor, tmp_path / "model")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_whose_numbers_overflow_is_refused_at_load(tmp_path, sentiment_corpus):
+    """A length calibration of 1e308 (the manifest edited): it would load and score NaN for
+    every text; loading refuses it in one line instead."""
+    from reviewsense import NBLinearClassifier
+
+    data = sentiment_corpus(200, 0)
+    folder = NBLinearClassifier(hash_bits=12, verbose=False).fit(data.texts, data.labels).save(tmp_path / "model")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    calibration = manifest["length_calibration"]
+    calibration["slope"] = (np.asarray(calibration["slope"], dtype=float) * 0 + 1e308).tolist()
+    calibration["shift"] = (np.asarray(calibration["shift"], dtype=float) * 0 - 1e308).tolist()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="NaN or infinite probabilities"):
+        load_model(folder)

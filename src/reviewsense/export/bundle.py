@@ -304,5 +304,24 @@ def load_model(path: str | os.PathLike[str]) -> Predictor:
     if predictor.needs_length_calibration and predictor.length_calibration is None:
         raise ModelFileError(f"{path / MANIFEST}: this {predictor.family} model scores through its length "
                              "calibration, and the manifest has none")
+    _check_finite(predictor, path)
     predictor.metadata = manifest
     return predictor
+
+
+# texts of 0, 1, 2, a few and some hundred words: a calibration's pieces by length, every weight's use
+_PROBES = ("", "good", "not bad", "a film of the year, and the worst acting ever seen", " ".join(["word"] * 400))
+
+
+def _check_finite(predictor: Predictor, path: Path) -> None:
+    """Refuse a model whose numbers overflow (weights or a calibration of 1e308, checksums
+    recomputed): it would load and score every text NaN — label 0, a bare NaN in JSON, a 500
+    from the server. A probe batch of texts of every length must give finite probabilities."""
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        proba = predictor.predict_proba(list(_PROBES))
+    if not np.isfinite(proba).all():
+        raise ModelFileError(f"{path}: the model computes NaN or infinite probabilities (its weights or its length "
+                             "calibration overflow): it cannot score")
