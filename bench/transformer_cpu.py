@@ -58,7 +58,7 @@ def train_speed(predictor, texts: list[str], labels: np.ndarray, steps: int = 4,
 
     module = copy.deepcopy(predictor.module).train()
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-5)
-    data = Tokens(encode(predictor.tokenizer, texts[: steps * batch], int(predictor.config["max_length"])),
+    data = Tokens(encode(predictor.tokenizer, texts[: steps * batch], predictor.max_length),
                   labels[: steps * batch])
     started = time.perf_counter()
     for step in range(steps):

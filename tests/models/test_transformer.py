@@ -238,3 +238,12 @@ def test_quantized_scoring_is_close_and_saves_the_float_model(fitted_three, tmp_
     after = predictor.predict_proba(texts)
     assert np.abs(after - before).max() < 0.1 and (after.argmax(1) == before.argmax(1)).mean() > 0.9
     assert all(np.array_equal(tensors[k], v) for k, v in predictor.tensors().items())
+
+
+def test_max_length_is_capped_to_what_the_encoder_reads(fitted_three):
+    """The tiny encoder has 128 positions: the default 256 tokens become 128 (said in the log),
+    and a 400-word text scores (its head and tail) instead of failing in the encoder."""
+    predictor = fitted_three.predictor_
+    assert predictor.config["max_length"] == 128 == predictor.max_length
+    proba = predictor.predict_proba([" ".join(["great film"] * 200)])
+    assert proba.shape == (1, 3) and np.isfinite(proba).all()

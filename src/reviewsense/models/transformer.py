@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,16 @@ def load_encoder(spec: str) -> tuple[Any, Any]:
     return tokenizer, encoder
 
 
+def longest(tokenizer: Any, encoder: Any) -> int:
+    """The most tokens the encoder reads: its tokenizer's ``model_max_length`` where it says one,
+    and never more positions than the encoder has."""
+    limits = [int(getattr(encoder.config, "max_position_embeddings", 0) or 0) or 1 << 30]
+    stated = getattr(tokenizer, "model_max_length", None)
+    if isinstance(stated, int) and 0 < stated < 1 << 20:
+        limits.append(stated)
+    return max(8, min(limits))
+
+
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
     """Each text's token ids, special tokens included, at most ``max_length`` of them (the
     first quarter and the last three quarters of a longer text's tokens)."""
@@ -177,6 +187,7 @@ class TransformerPredictor(Predictor):
                  class_names: Sequence[str] = ("negative", "positive")):
         super().__init__(None, config, class_names)
         self.module, self.tokenizer, self.files = module.eval(), tokenizer, dict(files)
+        self.max_length = min(int(config.get("max_length", 512)), longest(tokenizer, module.encoder))
         self.device = "auto"  # where to score: auto (a GPU when there is one), cpu, cuda, cuda:N
         self._placed: Any = None
 
@@ -231,7 +242,7 @@ class TransformerPredictor(Predictor):
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
         torch, device = self._ready()
-        data = Tokens(encode(self.tokenizer, texts, int(self.config["max_length"])), np.zeros(len(texts), np.int64),
+        data = Tokens(encode(self.tokenizer, texts, self.max_length), np.zeros(len(texts), np.int64),
                       pad_id=self.tokenizer.pad_token_id or 0)
         size = int(self.config.get("eval_batch_size", 64))
         order = data.eval_order()
@@ -255,7 +266,7 @@ class TransformerPredictor(Predictor):
         tokenizer, c = self.tokenizer, target or 0
         encoding = tokenizer(text, truncation=False, return_special_tokens_mask=True, return_offsets_mapping=True,
                              verbose=False)
-        positions = kept(encoding["special_tokens_mask"], int(self.config["max_length"]))
+        positions = kept(encoding["special_tokens_mask"], self.max_length)
         ids = [encoding["input_ids"][p] for p in positions]
         special = np.asarray(encoding["special_tokens_mask"], bool)[positions]
         module = self.module
@@ -425,6 +436,10 @@ def fit_family(job: FitJob, params: TransformerParams) -> Fitted:
                           f"({params.batch_size})")
     tokenizer, encoder = load_encoder(params.encoder)
     log(f"encoder: {params.encoder} ({encoder.config.model_type}, {encoder.num_parameters() / 1e6:.1f}M parameters)")
+    most = longest(tokenizer, encoder)
+    if params.max_length > most:
+        log(f"max_length {params.max_length} → {most}: the most tokens {params.encoder} reads")
+        params = replace(params, max_length=most)
     pad = tokenizer.pad_token_id or 0
     data = {name: Tokens(encode(tokenizer, ds.texts, params.max_length), ds.labels, ds.weights, pad_id=pad)
             for name, ds in (("train", job.train), ("validation", job.validation))}
