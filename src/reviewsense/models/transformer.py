@@ -31,8 +31,8 @@ import numpy as np
 
 from ..data.download import installed_model_folder
 from ..errors import ConfigError, DataError, ModelFileError, require
-from ..progress import bar, log, threads
-from ..training.torch_loop import FitOptions, Tokens, resolve_device
+from ..progress import log, threads
+from ..training.torch_loop import FitOptions, Tokens, resolve_device, score_rows
 from ..training.torch_loop import fit as fit_loop
 from .base import Predictor, check_shapes, packed, unpacked
 from .explanation import Attribution
@@ -241,20 +241,11 @@ class TransformerPredictor(Predictor):
         return torch, device
 
     def _logits(self, texts: Sequence[str]) -> np.ndarray:
-        torch, device = self._ready()
+        torch, _ = self._ready()
         data = Tokens(encode(self.tokenizer, texts, self.max_length), np.zeros(len(texts), np.int64),
                       pad_id=self.tokenizer.pad_token_id or 0)
         size = int(self.config.get("eval_batch_size", 64))
-        order = data.eval_order()
-        out = np.zeros((len(texts),) if self.binary else (len(texts), self.n_classes), np.float32)
-        steps = range(0, len(order), size)
-        with torch.inference_mode():
-            for start in bar(steps, desc="scoring", unit="batch") if len(order) > 20 * size else steps:
-                index = order[start : start + size]
-                (ids, mask), _ = data.batch(index)
-                logits = self.module(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
-                out[index] = logits.float().cpu().numpy()
-        return out
+        return score_rows(torch, self.module, data, np.arange(len(texts)), size, progress=True)
 
     def _attribute(self, text: str, target: int | None = None) -> Attribution:
         """Integrated gradients over the token embeddings, from a baseline that puts the padding

@@ -163,9 +163,9 @@ class Tokens:
         batches = [b for chunk in chunks for b in np.array_split(chunk, range(batch_size, len(chunk), batch_size))]
         return np.concatenate([batches[i] for i in rng.permutation(len(batches))]) if batches else order
 
-    def eval_order(self) -> np.ndarray:
-        """Texts by length, for scoring with little padding."""
-        return np.argsort(self.lengths, kind="stable")
+    def eval_order(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Texts (of ``rows``: positions in it) by length, for scoring with little padding."""
+        return np.argsort(self.lengths if rows is None else self.lengths[rows], kind="stable")
 
 
 Batches = Ragged | Features | Tokens
@@ -226,19 +226,21 @@ def evaluate_module(module, data: Batches, batch_size: int = 4096, loss: Loss | 
     """Mean loss, accuracy (at logit 0, or of the top class), and the logits (on the CPU, in
     ``data``'s order)."""
     torch = require("torch", "torch", "Neural training")
-    out = _logits(torch, module, data, np.arange(len(data)), batch_size, precision)
+    out = score_rows(torch, module, data, np.arange(len(data)), batch_size, precision)
     return (*_scores(torch, out, data, loss), out)
 
 
-def _logits(torch, module, data: Batches, rows: np.ndarray, batch_size: int, precision: str = "fp32") -> np.ndarray:
+def score_rows(torch, module, data: Batches, rows: np.ndarray, batch_size: int, precision: str = "fp32",
+               progress: bool = False) -> np.ndarray:
     """The module's logits (on the CPU) for the examples ``rows`` of ``data``, in that order
-    (token batches are scored by length: little padding)."""
+    (token batches are scored by length: little padding); ``progress``: a bar over long work."""
     device = next(module.parameters()).device
     logits = []
-    order = np.argsort(data.lengths[rows], kind="stable") if isinstance(data, Tokens) else np.arange(len(rows))
+    order = data.eval_order(rows) if isinstance(data, Tokens) else np.arange(len(rows))
+    steps = range(0, len(rows), batch_size)
     module.eval()
-    with torch.no_grad(), autocast(torch, device, precision):
-        for start in range(0, len(rows), batch_size):
+    with torch.inference_mode(), autocast(torch, device, precision):
+        for start in bar(steps, desc="scoring", unit="batch") if progress and len(steps) > 20 else steps:
             inputs, _ = data.batch(rows[order[start : start + batch_size]])
             logits.append(module(*_on(torch, device, inputs)).float().cpu().numpy())
     out = np.concatenate(logits) if logits else np.zeros(0, dtype=np.float32)
@@ -380,7 +382,7 @@ class Loop:
         if data is None:
             return float("nan"), float("nan")
         rows = distributed.shard(np.arange(len(data)))
-        logits = _logits(self.torch, self.module, data, rows, self.options.eval_batch_size, self.options.precision)
+        logits = score_rows(self.torch, self.module, data, rows, self.options.eval_batch_size, self.options.precision)
         return _scores(self.torch, distributed.gather(logits, len(data)), data, self.loss)
 
 
