@@ -304,3 +304,45 @@ def test_movie_of_each_review_comes_from_the_url_files(tmp_path, imdb_writer):
                             for i, label in zip(ids, train.labels, strict=True)]
     # the fixture's test urls file covers only review 0: without every movie, no groups
     assert read_imdb(archive, ["test"])["test"].groups is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 100])
+@pytest.mark.parametrize("source", ["archive", "folder"])
+def test_head_is_the_first_rows_of_the_full_read(imdb_archive, imdb_folder, source, n):
+    path = imdb_archive if source == "archive" else imdb_folder
+    full = read_imdb(path, ALL)
+    for split in ALL:
+        head = imdb.read_imdb_head(path, split, n)
+        rows = min(n, len(full[split]))
+        assert head.ids == full[split].ids[:rows] and head.texts == full[split].texts[:rows]
+        np.testing.assert_array_equal(head.labels, full[split].labels[:rows])
+        np.testing.assert_array_equal(head.ratings, full[split].ratings[:rows])
+
+
+def test_head_stops_reading_once_its_rows_are_settled(tmp_path, imdb_writer, monkeypatch):
+    """Reviews neg/0 and neg/1 come first: `data head -n 2` reads no further member (the big
+    archive is not read whole to show a few reviews)."""
+    reviews = {f"aclImdb/train/neg/{i}_2.txt": f"review {i}".encode() for i in range(2)}
+    reviews |= {f"aclImdb/train/{folder}/{i}_{r}.txt": b"later" for i in range(2, 40)
+                for folder, r in (("neg", 3), ("pos", 8))}
+    archive = imdb_writer["archive"](tmp_path / "a.tar.gz", reviews, evil=False)
+    read: list[str] = []
+    members = imdb._iter_archive
+
+    def counting(path):
+        for name, reader in members(path):
+            read.append(name)
+            yield name, reader
+
+    monkeypatch.setattr(imdb, "_iter_archive", counting)
+    head = imdb.read_imdb_head(archive, "train", 2)
+    assert head.texts == ["review 0", "review 1"] and head.ids == ["train/neg/0", "train/neg/1"]
+    assert read[-1] == "aclImdb/train/neg/1_2.txt"
+    # a review not among the first: the whole split is read to be sure
+    assert imdb.read_imdb_head(archive, "train", 3).ids == ["train/neg/0", "train/neg/1", "train/neg/2"]
+
+
+def test_head_of_a_split_the_archive_lacks_is_one_line(tmp_path, imdb_writer):
+    archive = imdb_writer["archive"](tmp_path / "a.tar.gz", {"aclImdb/test/neg/0_2.txt": b"x"}, evil=False)
+    with pytest.raises(DataError, match="no aclImdb/train reviews found"):
+        imdb.read_imdb_head(archive, "train", 2)

@@ -12,17 +12,19 @@ if TYPE_CHECKING:
     from ..data.dataset import Dataset
 
 
-def _load_dataset(args, **options) -> Dataset:
+def _load_dataset(args, head: int | None = None, **options) -> Dataset:
     """The data a command reads: an IMDB split (``--split``; ``unsup`` is unlabelled; labelled as
-    ``--label-column`` says: label or rating) or the user's file."""
+    ``--label-column`` says: label or rating) or the user's file. ``head``: only the first rows
+    are needed (IMDB is then read only as far as they are)."""
     from ..data.files import load_table
-    from ..data.imdb import check_label_column, is_imdb_source, read_imdb, resolve_source, with_labels
+    from ..data.imdb import check_label_column, is_imdb_source, read_imdb, read_imdb_head, resolve_source, with_labels
 
     if args.data is None or is_imdb_source(args.data):
         split = getattr(args, "split", "test" if args.command == "evaluate" else "train")
         check_label_column(args.label_column)
         source = resolve_source(args.data, allow_download=not args.no_download)
-        return with_labels(read_imdb(source, [split])[split], args.label_column)
+        data = read_imdb(source, [split])[split] if head is None else read_imdb_head(source, split, head)
+        return with_labels(data, args.label_column)
     return load_table(args.data, args.text_column, args.label_column, args.classes, sep=args.sep,
                       encoding=args.encoding, **options)
 
@@ -99,7 +101,7 @@ def cmd_evaluate(args) -> int:
 def cmd_data(args) -> int:
     from ..data.describe import describe, format_description, head
 
-    data = _load_dataset(args)
+    data = _load_dataset(args, head=args.n if args.data_command == "head" else None)
     if args.data_command == "describe":
         info = describe(data)
         print(json.dumps(info, indent=2) if args.json else format_description(info))

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import heapq
 import os
 import re
 import tarfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,10 @@ def is_imdb_source(path: str | os.PathLike[str]) -> bool:
     return (p / "train" / "pos").is_dir() or (p / "aclImdb" / "train" / "pos").is_dir()
 
 
-def _iter_archive(path: Path) -> Iterator[tuple[str, bytes]]:
+Member = tuple[str, Callable[[], bytes]]  # a file's name in the archive, and how to read its bytes (call it at once)
+
+
+def _iter_archive(path: Path) -> Iterator[Member]:
     try:
         # GzipFile (unlike tarfile's own "r|gz") checks the stream's end and CRC, so a
         # truncated or corrupted download is an error rather than silently fewer reviews.
@@ -89,7 +93,7 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, bytes]]:
                     if member.isfile() and ".." not in member.name.split("/"):
                         fh = tar.extractfile(member)
                         if fh is not None:
-                            yield member.name, fh.read()
+                            yield member.name, fh.read
             # tarfile stops at the end-of-archive blocks; read on so that gzip reaches (and
             # verifies) its trailer — a file cut short by a few bytes is refused too.
             while stream.read(1 << 20):
@@ -98,7 +102,7 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, bytes]]:
         raise DataError(f"{path}: not a readable IMDB archive ({exc or type(exc).__name__})") from exc
 
 
-def _iter_directory(path: Path) -> Iterator[tuple[str, bytes]]:
+def _iter_directory(path: Path) -> Iterator[Member]:
     root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
     for split, folder in (("train", "pos"), ("train", "neg"), ("train", "unsup"), ("test", "pos"), ("test", "neg")):
         sub = root / split / folder
@@ -106,11 +110,11 @@ def _iter_directory(path: Path) -> Iterator[tuple[str, bytes]]:
             continue
         for file in sorted(sub.iterdir()):
             if file.is_file() and not file.is_symlink():
-                yield f"aclImdb/{split}/{folder}/{file.name}", file.read_bytes()
+                yield f"aclImdb/{split}/{folder}/{file.name}", file.read_bytes
     for split in ("train", "test"):
         for file in sorted((root / split).glob("urls_*.txt")) if (root / split).is_dir() else ():
             if file.is_file() and not file.is_symlink():
-                yield f"aclImdb/{split}/{file.name}", file.read_bytes()
+                yield f"aclImdb/{split}/{file.name}", file.read_bytes
 
 
 def _split_of(top: str, folder: str) -> str:
@@ -149,20 +153,19 @@ def read_imdb(path: str | os.PathLike[str], splits: Iterable[str] = ("train", "t
     movies: dict[tuple[str, str], list[str]] = {}
     source = _iter_archive(path) if path.is_file() else _iter_directory(path)
     total = sum(_EXPECTED[s] for s in wanted)
-    for name, raw in bar(source, desc=f"reading {path.name}", unit=" files", total=total + 6):
+    for name, read in bar(source, desc=f"reading {path.name}", unit=" files", total=total + 6):
         match = _MEMBER.search(name)
         if not match:
             urls = _URLS.search(name)
             if urls:
-                lines = raw.decode("utf-8", errors="replace").splitlines()
+                lines = read().decode("utf-8", errors="replace").splitlines()
                 movies[(urls.group(1), urls.group(2))] = [m.group(0) if (m := _MOVIE.search(u)) else u.strip()
                                                           for u in lines]
             continue
         top, folder, review_id, rating = match.groups()
         split = _split_of(top, folder)
         if split in rows:
-            text = raw.decode("utf-8", errors="replace")
-            rows[split].append((_LABEL[folder], int(review_id), int(rating), text))
+            rows[split].append((_LABEL[folder], int(review_id), int(rating), _decode(read())))
     out: dict[str, Dataset] = {}
     for split in sorted(wanted, key=SPLITS.index):
         found = rows[split]
@@ -177,16 +180,51 @@ def read_imdb(path: str | os.PathLike[str], splits: Iterable[str] = ("train", "t
         if groups is None and split == "train":
             log(f"note: {path.name} lacks complete aclImdb/train/urls_*.txt; validation is held out at random, "
                 "not by movie")
-        out[split] = Dataset(
-            groups=groups,
-            texts=[r[3] for r in found],
-            labels=np.array([r[0] for r in found], dtype=np.int8),
-            name=f"imdb:{split}",
-            ids=[f"{split}/{'pos' if r[0] == 1 else 'neg' if r[0] == 0 else 'unsup'}/{r[1]}" for r in found],
-            ratings=np.array([r[2] for r in found], dtype=np.int8),
-            class_names=CLASS_NAMES,
-        )
+        out[split] = _dataset(found, split, groups)
     return out
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def _dataset(found: list[tuple[int, int, int, str]], split: str, groups: list[str] | None) -> Dataset:
+    return Dataset(
+        groups=groups,
+        texts=[r[3] for r in found],
+        labels=np.array([r[0] for r in found], dtype=np.int8),
+        name=f"imdb:{split}",
+        ids=[f"{split}/{'pos' if r[0] == 1 else 'neg' if r[0] == 0 else 'unsup'}/{r[1]}" for r in found],
+        ratings=np.array([r[2] for r in found], dtype=np.int8),
+        class_names=CLASS_NAMES,
+    )
+
+
+def read_imdb_head(path: str | os.PathLike[str], split: str, n: int) -> Dataset:
+    """The first ``n`` reviews of one split in :func:`read_imdb`'s order (by label, then review
+    id), read as a stream that stops as soon as they are known: the smallest label's reviews
+    ``0 … n-1`` settle it (ids are unique per folder), so the official archive is read only up to
+    them, not whole. Without ``groups`` (the movie links are not needed to look at reviews)."""
+    path = Path(path)
+    if split not in SPLITS:
+        raise DataError(f"unknown IMDB split {split!r}; choose from {SPLITS}")
+    first = _LABEL["unsup"] if split == "unsup" else _LABEL["neg"]
+    best: list[tuple[int, int, int, bytes]] = []  # a max-heap (keys negated) of the n smallest (label, id)
+    for name, read in _iter_archive(path) if path.is_file() else _iter_directory(path):
+        match = _MEMBER.search(name)
+        if not match or _split_of(match.group(1), match.group(2)) != split:
+            continue
+        label, review_id = _LABEL[match.group(2)], int(match.group(3))
+        if len(best) == n and (label, review_id) > (-best[0][0], -best[0][1]):
+            continue
+        item = (-label, -review_id, int(match.group(4)), read())
+        heapq.heappush(best, item) if len(best) < n else heapq.heapreplace(best, item)
+        if len(best) == n and (-best[0][0], -best[0][1]) == (first, n - 1):
+            break  # the n smallest keys are all ≥ (first, 0) and ≤ (first, n-1): they are settled
+    if not best:
+        raise DataError(f"{path}: no aclImdb/{split} reviews found (is this the IMDB archive?)")
+    found = sorted((-lab, -rid, rating, _decode(raw)) for lab, rid, rating, raw in best)
+    return _dataset(found, split, None)
 
 
 def load_imdb(
