@@ -506,7 +506,7 @@ def test_a_50_mb_line_to_score_is_refused_naming_its_line(run, tmp_path, capsys)
     src.write_text("fine\n" + "x" * (50 * 1024 * 1024) + "\n")
     dest = tmp_path / "out.jsonl"
     rc = main(["predict", "--model", str(run_dir / "model"), "--input", str(src), "--output", str(dest)])
-    assert "in.txt: line 2: text of 52,428,800 characters" in read_error_line(capsys, rc)
+    assert "in.txt: line 2: text of more than 1,000,000 characters is over the limit" in read_error_line(capsys, rc)
     assert not dest.exists()
 
 

@@ -699,3 +699,58 @@ def test_json_nested_too_deeply_is_one_line_naming_the_line(tmp_path):
     path.write_text('{"text": "good", "label": 1}\n{"text": ' + deep + ', "label": 0}\n')
     with pytest.raises(DataError, match=r"d\.jsonl:2: invalid JSON \(nested too deeply\)"):
         load_table(path)
+
+
+BOMB_HEADERS = {".txt": b"", ".jsonl": b'{"label": 1, "text": "', ".csv": b"label,text\n1,",
+                ".tsv": b"label\ttext\n1\t"}
+
+
+def _bomb(path, head: bytes, size: int):
+    """A file that inflates to ``head`` and one line of ``size`` bytes with no line break."""
+    import bz2
+    import gzip
+
+    opener = bz2.open if path.suffix == ".bz2" else gzip.open
+    block = b"great film " * 100_000
+    with opener(path, "wb") as fh:
+        fh.write(head)
+        for _ in range(size // len(block)):
+            fh.write(block)
+    return path
+
+
+@pytest.mark.parametrize("kind", [".txt", ".jsonl", ".csv", ".tsv"])
+@pytest.mark.parametrize("compression", [".gz", ".bz2"])
+@pytest.mark.parametrize("reader", ["train", "score"])
+def test_a_compressed_file_that_inflates_to_one_huge_line_stops_early(tmp_path, monkeypatch, kind, compression,
+                                                                      reader):
+    """A few kB that inflate to 8 MB of one line: refused naming the line after reading about
+    the limit (1,000 characters here), never the whole line — memory stays flat."""
+    from reviewsense.data import files
+    from reviewsense.prediction.stream import read_chunks
+
+    monkeypatch.setenv("REVIEWSENSE_MAX_CHARS", "1000")
+    path = _bomb(tmp_path / f"bomb{kind}{compression}", BOMB_HEADERS[kind], 8_000_000)
+    assert path.stat().st_size < 50_000
+    inflated = [0]
+    opened = files._open_raw
+
+    def counted(p):
+        raw = opened(p)
+        read = raw.read
+
+        def counting(size=-1):
+            data = read(size)
+            inflated[0] += len(data)
+            return data
+        raw.read = counting
+        return raw
+
+    monkeypatch.setattr(files, "_open_raw", counted)
+    with pytest.raises(DataError, match=r"bomb.*: line [12]: .*over the limit"):
+        if reader == "train":
+            load_table(path)
+        else:
+            for _ in read_chunks(path)[0]:
+                pass
+    assert inflated[0] < 3_000_000  # the limit is 64 bytes a character + 1 MiB; the line is 8 MB

@@ -346,3 +346,12 @@ def test_head_of_a_split_the_archive_lacks_is_one_line(tmp_path, imdb_writer):
     archive = imdb_writer["archive"](tmp_path / "a.tar.gz", {"aclImdb/test/neg/0_2.txt": b"x"}, evil=False)
     with pytest.raises(DataError, match="no aclImdb/train reviews found"):
         imdb.read_imdb_head(archive, "train", 2)
+
+
+def test_an_archive_member_over_the_limit_is_refused_before_it_is_inflated(tmp_path, imdb_writer, monkeypatch):
+    monkeypatch.setenv("REVIEWSENSE_MAX_CHARS", "10")  # files of up to 640 bytes + 1 MiB
+    reviews = {**imdb_writer["reviews"], "aclImdb/train/pos/5_9.txt": b"great " * 400_000}
+    archive = imdb_writer["archive"](tmp_path / "a.tar.gz", reviews, evil=False)
+    assert archive.stat().st_size < 100_000
+    with pytest.raises(DataError, match=r"aclImdb/train/pos/5_9.txt is 2,400,000 bytes, over the 1,049,216"):
+        read_imdb(archive)

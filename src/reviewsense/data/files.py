@@ -8,6 +8,8 @@ Policies (also in the README):
 - a text over ``max_chars()`` characters (1,000,000 by default, ``$REVIEWSENSE_MAX_CHARS``)
   is an error naming the row: such a "review" is almost always a broken file (a missing
   quote that swallowed the rest of a CSV), and scoring it silently would hide that;
+- a line is checked as it is read (:func:`max_line_bytes`): a file that inflates to one huge
+  line is refused without being read whole;
 - labels are mapped explicitly: 0/1, true/false, neg/pos and negative/positive are understood;
   any other pair of classes is declared with ``classes=("NEG", "POS")``; for evaluation, labels
   are matched to the model's classes by name (numbers by value), never by position;
@@ -111,6 +113,21 @@ def check_length(text: str, where: str, limit: int) -> str:
     return text
 
 
+def text_lines(fh: IO[str], name: str | os.PathLike[str], limit: int) -> Iterator[str]:
+    """The lines of a text stream without their line breaks, each checked against ``limit``
+    characters as it is read: a longer line is refused naming it after ``limit`` characters,
+    never read whole (a pipe or a compressed file can hold one line of any size)."""
+    for lineno in itertools.count(1):
+        line = fh.readline(limit + 2)  # room for "\r\n"
+        if not line:
+            return
+        text = line.rstrip("\r\n")
+        if len(text) > limit:
+            raise DataError(f"{name}: line {lineno}: text of more than {limit:,} characters is over the limit "
+                            "(raise the limit with REVIEWSENSE_MAX_CHARS)")
+        yield text
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -142,10 +159,59 @@ def read_error(path: str | os.PathLike[str], exc: BaseException) -> DataError:
     return DataError(f"{path}: cannot read ({_reason(exc)})")
 
 
-def open_binary(path: str | os.PathLike[str]) -> BinaryIO:
+def max_line_bytes() -> int:
+    """The longest line read from a text file (CSV, TSV, JSONL, TXT), in bytes: 64 a character of
+    :func:`max_chars` plus 1 MiB — room for the longest text in UTF-8 or JSON escapes and the row's
+    other columns. Checked as the bytes arrive, so a compressed file that inflates to one huge
+    line stops there, in bounded memory, instead of being read whole before its text is checked."""
+    return 64 * max_chars() + (1 << 20)
+
+
+class _LineBounded(io.RawIOBase):
+    """A binary stream that refuses a line over ``limit`` bytes while reading it (one line naming
+    the file and the line)."""
+
+    def __init__(self, raw: BinaryIO, path: Path, limit: int) -> None:
+        self.raw, self.path, self.limit = raw, path, limit
+        self.run = 0  # bytes since the last line break
+        self.line = 1
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.raw.read(len(view))
+        n = len(data)
+        view[:n] = data
+        last = data.rfind(b"\n")
+        if last < 0:
+            self.run += n
+        else:
+            self.line += data.count(b"\n")
+            self.run = n - last - 1
+        if self.run > self.limit:
+            chars = max_chars()
+            raise DataError(f"{self.path}: line {self.line}: over {self.limit:,} bytes with no line break, over "
+                            f"the limit for a text of {chars:,} characters (a file that inflates to one huge line, "
+                            "or a broken one; raise the limit with REVIEWSENSE_MAX_CHARS)")
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self.raw.close()
+        super().close()
+
+
+def open_binary(path: str | os.PathLike[str], lines: bool = True) -> BinaryIO:
     """The file's bytes, decompressed on the fly for ``.gz``, ``.bz2``, ``.xz`` (``.zst`` with the
-    ``zstandard`` package)."""
-    path = Path(path)
+    ``zstandard`` package). ``lines``: a text file, whose lines are bounded by :func:`max_line_bytes`
+    as they are read (``False`` for binary formats such as Parquet)."""
+    raw = _open_raw(Path(path))
+    return cast(BinaryIO, io.BufferedReader(_LineBounded(raw, Path(path), max_line_bytes()))) if lines else raw
+
+
+def _open_raw(path: Path) -> BinaryIO:
     kind = path.suffix.lower()
     if kind == ".gz":
         import gzip
@@ -419,7 +485,7 @@ def parquet_source(path: Path) -> Any:
     if path.suffix.lower() not in _COMPRESSED:
         return path
     try:
-        with open_binary(path) as fh:
+        with open_binary(path, lines=False) as fh:
             return io.BytesIO(fh.read())
     except _READ_ERRORS as exc:
         raise read_error(path, exc) from exc
@@ -464,7 +530,7 @@ def read_records(path: str | os.PathLike[str], fmt: str | None = None, *, sep: s
     if fmt == "txt":
         try:
             with open_text(path, encoding) as fh:
-                return [{"text": line.rstrip("\r\n")} for line in fh], "line"
+                return [{"text": line} for line in text_lines(fh, path, max_chars())], "line"
         except _READ_ERRORS as exc:
             raise read_error(path, exc) from exc
     if fmt == "parquet":
@@ -475,14 +541,17 @@ def read_records(path: str | os.PathLike[str], fmt: str | None = None, *, sep: s
     if setup is None:
         return [], "row"
     try:
-        frame = pd.read_csv(
-            path,
-            sep=setup[0],
-            dtype=str,
-            keep_default_na=False,  # an empty cell is an empty string: skipped like any empty text
-            encoding=setup[1],
-            encoding_errors=REPLACE,
-        )
+        with open_binary(path) as fh:  # decompressed here, its lines bounded as they are read
+            frame = pd.read_csv(
+                fh,
+                sep=setup[0],
+                dtype=str,
+                keep_default_na=False,  # an empty cell is an empty string: skipped like any empty text
+                encoding=setup[1],
+                encoding_errors=REPLACE,
+            )
+    except DataError:
+        raise
     except Exception as exc:  # pandas raises many types for malformed files
         raise delimited_error(path, fmt, exc) from exc
     return frame.to_dict(orient="records"), "row"

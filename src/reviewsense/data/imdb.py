@@ -23,6 +23,7 @@ from ..errors import DataError
 from ..progress import bar, log
 from .dataset import UNLABELLED, Dataset
 from .download import cache_dir, download
+from .files import max_line_bytes
 
 URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
@@ -79,6 +80,7 @@ Member = tuple[str, Callable[[], bytes]]  # a file's name in the archive, and ho
 
 
 def _iter_archive(path: Path) -> Iterator[Member]:
+    largest = max_line_bytes()
     try:
         # GzipFile (unlike tarfile's own "r|gz") checks the stream's end and CRC, so a
         # truncated or corrupted download is an error rather than silently fewer reviews.
@@ -88,6 +90,9 @@ def _iter_archive(path: Path) -> Iterator[Member]:
         with opener(path, "rb") as stream:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
+                    if member.isfile() and member.size > largest:  # a bomb: refused before it is inflated
+                        raise DataError(f"{path}: {member.name} is {member.size:,} bytes, over the {largest:,} of "
+                                        "the longest text allowed (raise the limit with REVIEWSENSE_MAX_CHARS)")
                     # Regular files only: links and devices are never followed, and nothing is
                     # written to disk, so path-traversal member names cannot escape anywhere.
                     if member.isfile() and ".." not in member.name.split("/"):

@@ -29,16 +29,17 @@ from ..data.files import (
     NotDecoded,
     _missing,
     as_text,
-    check_length,
     check_unique,
     delimited_error,
     detect_format,
     guarded,
     max_chars,
+    open_binary,
     open_text,
     parquet_source,
     parse_json_line,
     prepare_delimited,
+    text_lines,
 )
 from ..errors import ConfigError, DataError
 from ..models.base import DIGITS, ROW_FIELDS, result_row
@@ -71,11 +72,8 @@ def _chunked(texts: Iterator[T], chunk_rows: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def _lines(stream: IO[str], chunk_rows: int) -> Iterator[list[str]]:
-    limit, name = max_chars(), getattr(stream, "name", "stdin")
-    texts = (check_length(line.rstrip("\r\n"), f"{name}: line {lineno}", limit)
-             for lineno, line in enumerate(stream, 1))
-    return _chunked(texts, chunk_rows)
+def _lines(stream: IO[str], chunk_rows: int, name: str | os.PathLike[str] = "stdin") -> Iterator[list[str]]:
+    return _chunked(text_lines(stream, name, max_chars()), chunk_rows)
 
 
 def _with_columns(texts: Iterator[list[str]], keep: Sequence[str], text_column: str, path) -> Iterator:
@@ -151,14 +149,15 @@ def _delimited(path: Path, column: str, chunk_rows: int, sep: str | None, keep: 
         return
     sep, encoding = setup
     try:
-        reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding,
-                             encoding_errors=REPLACE, usecols=list(dict.fromkeys([column, *keep])),
-                             chunksize=chunk_rows)
-        row = 1
-        for frame in reader:
-            texts = _texts(frame[column].tolist(), path, column, row, "row")
-            yield Chunk(texts, {c: frame[c].tolist() for c in keep}) if keep else texts
-            row += len(texts)
+        with open_binary(path) as fh:  # decompressed here, its lines bounded as they are read
+            reader = pd.read_csv(fh, sep=sep, dtype=str, keep_default_na=False, encoding=encoding,
+                                 encoding_errors=REPLACE, usecols=list(dict.fromkeys([column, *keep])),
+                                 chunksize=chunk_rows)
+            row = 1
+            for frame in reader:
+                texts = _texts(frame[column].tolist(), path, column, row, "row")
+                yield Chunk(texts, {c: frame[c].tolist() for c in keep}) if keep else texts
+                row += len(texts)
     except DataError:
         raise
     except ValueError as exc:
@@ -208,7 +207,7 @@ def read_chunks(path: str | os.PathLike[str] | None, text_column: str = "text", 
     if fmt == "txt":
         def lines() -> Iterator[list[str]]:
             with open_text(path, encoding) as fh:
-                yield from _lines(fh, chunk_rows)
+                yield from _lines(fh, chunk_rows, path)
         return _watched(guarded(path, _with_columns(lines(), keep, text_column, path)),
                         NotDecoded(path, encoding)), None
     raise DataError(f"{path}: cannot score a {fmt}; give a file (.txt, .csv, .tsv, .jsonl, .parquet)")
