@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from error_line import read_error_line
 
 from reviewsense import CNNClassifier, NBLinearClassifier, SeedClassifier, StackedClassifier
 from reviewsense.cli import main
@@ -201,3 +202,28 @@ def test_kept_columns_named_like_a_result_field_are_refused(three, tmp_path, cap
                "--output", str(out)])
     assert column in read_error_line(capsys, rc)
     assert not out.exists()
+
+
+def test_own_data_is_held_out_stratified_by_default(tmp_path, capsys):
+    """Three classes, one rare: the test and validation splits hold each class in its share
+    (the default for own data without a group column); --no-stratify holds out plain random rows,
+    and --stratify with --group-column is one line."""
+    from reviewsense.pipeline import DataSpec, load_splits
+
+    path = tmp_path / "d.csv"
+    labels = ["pos"] * 60 + ["neg"] * 30 + ["meh"] * 10
+    path.write_text("text,label,group\n" + "".join(f"review {i} of {y},{y},g{i % 25}\n" for i, y in enumerate(labels)))
+    for seed in range(5):
+        splits = load_splits(DataSpec(path=str(path), test_size=0.2, validation_size=0.25), seed=seed)
+        names = splits.test.class_names
+        count = {part: dict(zip(names, np.bincount(getattr(splits, part).labels, minlength=3).tolist(), strict=True))
+                 for part in ("train", "validation", "test")}
+        assert count["test"] == {"meh": 2, "neg": 6, "pos": 12}
+        assert count["validation"] == {"meh": 2, "neg": 6, "pos": 12}
+    random = {tuple(np.bincount(load_splits(DataSpec(path=str(path), stratify=False), seed=s).test.labels,
+                                minlength=3)) for s in range(5)}
+    assert len(random) > 1
+    rc = main(["train", "--data", str(path), "--group-column", "group", "--stratify", "--run-dir",
+               str(tmp_path / "r")])
+    assert "--stratify holds out rows" in read_error_line(capsys, rc)
+    assert not (tmp_path / "r").exists()

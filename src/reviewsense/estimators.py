@@ -136,7 +136,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         ``sample_weight``: each row's weight in the training loss. ``validation_data=(texts,
         labels)`` is what early stopping, the probability calibration and the length
         calibration are fitted on; without it, ``validation_size`` of the rows (a fraction, or a
-        count) are held out at random (seeded by ``random_state``)."""
+        count) are held out at random within each class, in its share (seeded by ``random_state``)."""
         self._check_common()
         family(self._family).make_params(self._family_params())  # refuse bad settings before any work
         texts = _texts(X)
@@ -152,7 +152,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                        weights=weights)
         if validation_data is None:
             train, validation = train_validation_split(data, self.validation_size, seed=self.random_state,
-                                                       by_group=False, what="validation_size")
+                                                       by_group=False, what="validation_size", stratify=True)
             what, size = "validation_size", self.validation_size
         else:
             v_texts, v_labels = validation_data

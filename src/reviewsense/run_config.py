@@ -98,6 +98,7 @@ class TrainConfig:
             data = dict(data)
             spec = dict(data["data"])
             spec.setdefault("random_split", True)  # runs from before the split by group were split at random
+            spec.setdefault("stratify", False)  # runs from before stratified splits held out plain random rows
             old = {"seed": data.pop("params", None), "nblinear": data.pop("linear", None), "cnn": data.pop("cnn", None)}
             schedule = {k: data.pop(k) for k in _OLD_SCHEDULE if k in data}
             embedding = data.pop("embedding", None)

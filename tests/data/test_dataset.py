@@ -138,3 +138,45 @@ def test_grouped_split_notes_when_whole_groups_overshoot(capsys, monkeypatch):
     sizes = {len(train_validation_split(data, 5, seed=seed)[1]) for seed in range(10)}
     assert sizes == {10, 30}  # whichever group comes first is held out whole
     assert "took 30 rows for --validation-size of 5 (asked: 5)" in capsys.readouterr().err
+
+
+# -- stratified hold-outs ----------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from reviewsense.data.dataset import stratified_rows  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts=st.lists(st.integers(1, 40), min_size=2, max_size=6), fraction=st.floats(0.01, 0.99),
+       seed=st.integers(0, 2**16))
+def test_stratified_rows_give_each_class_its_share(counts, fraction, seed):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    np.random.default_rng(seed).shuffle(labels)
+    n = max(1, min(len(labels) - 1, int(round(fraction * len(labels)))))
+    held = stratified_rows(labels, n, np.random.default_rng(seed))
+    assert len(held) == n == len(set(held.tolist()))
+    per_class = np.bincount(labels[held], minlength=len(counts))
+    share = n * np.array(counts) / len(labels)
+    assert (per_class >= np.floor(share)).all() and (per_class <= np.ceil(share)).all()
+
+
+def test_a_rare_class_is_held_out_in_its_share_whatever_the_seed():
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    data = Dataset(texts=[f"t{i}" for i in range(100)], labels=labels, class_names=("a", "b", "c"))
+    for seed in range(20):
+        train, held = train_validation_split(data, 0.1, seed=seed, by_group=False, stratify=True)
+        assert np.bincount(held.labels, minlength=3).tolist() == [9, 1, 0]  # c's 0.1 row stays in training
+        assert sorted(train.texts + held.texts) == sorted(data.texts)
+    plain = [np.bincount(train_validation_split(data, 0.1, seed=s, by_group=False)[1].labels, minlength=3)[1]
+             for s in range(20)]
+    assert set(plain) != {1}  # at random, b's share varies: why stratifying is the default for own data
+
+
+def test_stratify_with_whole_groups_is_refused():
+    data = Dataset(texts=[f"t{i}" for i in range(20)], labels=np.arange(20) % 2,
+                   groups=[f"g{i // 2}" for i in range(20)])
+    with pytest.raises(DataError, match="--stratify holds out rows.*add --random-split"):
+        train_validation_split(data, 0.2, stratify=True)
+    train, held = train_validation_split(data, 0.2, by_group=False, stratify=True)
+    assert np.bincount(held.labels).tolist() == [2, 2]

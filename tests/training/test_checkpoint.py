@@ -275,7 +275,9 @@ def test_configs_from_before_the_group_split_resume_with_the_random_split():
     from reviewsense.pipeline import TrainConfig
 
     old = asdict(TrainConfig())
-    del old["data"]["random_split"], old["data"]["group_column"]  # a config.json written by 0.1.x
+    del old["data"]["random_split"], old["data"]["group_column"], old["data"]["stratify"]  # written by 0.1.x
     assert TrainConfig.from_dict(old).data.random_split is True
+    assert TrainConfig.from_dict(old).data.stratify is False  # its rows were held out at random: resumed alike
     assert TrainConfig.from_dict(asdict(TrainConfig())).data.random_split is False
+    assert TrainConfig.from_dict(asdict(TrainConfig())).data.stratify is None
 

@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="own data: column of groups (product, movie, author…) kept whole on one side of every split")
     p.add_argument("--random-split", action="store_true",
                    help="hold out random rows, not whole groups (IMDB is split by movie, like its test set)")
+    p.add_argument("--stratify", action=argparse.BooleanOptionalAction, default=None,
+                   help="hold out every class in its share of the rows (default: on when rows, not whole groups, "
+                        "are held out: own data without --group-column, or --random-split)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (split, init, shuffling)")
     m = p.add_argument_group("model")
     m.add_argument("--model", default="nblinear", choices=trainable(),

@@ -24,6 +24,7 @@ class DataSpec:
     allow_download: bool = True
     group_column: str | None = None  # own data: rows that belong together (one product, one movie…)
     random_split: bool = False  # hold out random rows even where rows have groups (IMDB: movies)
+    stratify: bool | None = None  # rows held out in each class's share; None: when rows (not groups) are held out
     sep: str | None = None  # own CSV files: the separator (None: by extension, or found from the header)
     encoding: str | None = None  # own files: the text encoding (None: UTF-8, or UTF-16/32 by byte-order mark)
 
@@ -64,7 +65,8 @@ def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Spli
                               encoding=spec.encoding)
         else:
             train_full, test = train_validation_split(train_full, spec.test_size, seed=seed + 1,
-                                                     by_group=not spec.random_split, what="--test-size")
+                                                     by_group=not spec.random_split, what="--test-size",
+                                                     stratify=_stratify(spec, train_full))
             test.name = f"{Path(spec.path).name}:test"
             check_split(train_full, test, "--test-size", spec.test_size, held_both=False, min_held=MIN_TEST_ROWS)
         default_val = 0.2
@@ -74,10 +76,17 @@ def load_splits(spec: DataSpec, seed: int = 0, want_unsup: bool = False) -> Spli
     if isinstance(validation_size, int) and validation_size >= len(train_full) and spec.validation_size is None:
         validation_size = 0.2
     train, validation = train_validation_split(train_full, validation_size, seed=seed,
-                                               by_group=not spec.random_split)
+                                               by_group=not spec.random_split, stratify=_stratify(spec, train_full))
     check_split(train, validation, "--validation-size", validation_size)
     _warn_overlap(train_full, test)
     return Splits(train, validation, test, unsup, str(source))
+
+
+def _stratify(spec: DataSpec, data: Dataset) -> bool:
+    """``--stratify`` as given; by default, whenever rows (not whole groups) are held out."""
+    if spec.stratify is not None:
+        return spec.stratify
+    return data.groups is None or spec.random_split
 
 
 def _check_declared_classes(data: Dataset, source: Path | str) -> None:
