@@ -46,8 +46,10 @@ def test_train_writes_the_run_folder(run):
     run_dir, _, stdout = run
     assert stdout.startswith("test accuracy ")
     assert f"run folder: {run_dir}" in stdout
+    card = (run_dir / "README.md").read_text()  # two classes: per class and the confusion matrix too
+    assert "| 0 | " in card and "| 1 | " in card and "![confusion matrix](confusion.png)" in card
     expected = {"metrics.json", "model", "history.csv", "history.json", "loss.png", "accuracy.png",
-                "config.json", "README.md"}
+                "config.json", "README.md", "confusion.png", "reliability.png"}
     assert expected <= {p.name for p in run_dir.iterdir()}
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]
 

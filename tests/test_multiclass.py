@@ -53,6 +53,28 @@ def test_three_labels_train_a_three_class_model_with_its_metrics(three):
     assert model.predict_proba(["great moving film", "awful"]).shape == (2, 3)
 
 
+def test_the_run_folder_shows_each_class_and_draws_the_confusion_matrix(three, tmp_path, capsys):
+    """Per-class precision/recall/F1 in metrics.json and the model card, the confusion matrix
+    as a table there and drawn in confusion.png; `evaluate --confusion-plot` draws it too."""
+    from PIL import Image
+
+    run = three / "run"
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    card = (run / "README.md").read_text()
+    assert set(test["per_class"]) == {"bad", "good", "meh"}
+    for name, row in test["per_class"].items():
+        assert f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} |" in card
+    assert "![confusion matrix](confusion.png)" in card
+    with Image.open(run / "confusion.png") as image:
+        assert image.format == "PNG" and image.width > 300
+    plot = tmp_path / "c.png"
+    assert main(["evaluate", "--model", str(run / "model"), "--data", str(three / "three.csv"),
+                 "--confusion-plot", str(plot), "--json"]) == 0
+    capsys.readouterr()
+    with Image.open(plot) as image:
+        assert image.format == "PNG"
+
+
 def test_a_text_without_words_gets_the_class_rates(three):
     model = load_model(three / "run" / "model")
     rates = np.bincount(pd.read_csv(three / "three.csv")["label"].map({"bad": 0, "good": 1, "meh": 2}),

@@ -7,6 +7,7 @@ export, everything written into one run folder.
       metrics.json        {"validation": {...}, "test": {...}, "timing": {...}}
       loss.png, accuracy.png  (families trained in epochs)
       reliability.png     calibration of the test probabilities (with its ECE)
+      confusion.png       the test set's confusion matrix (per-class metrics: metrics.json, README.md)
       by_length.png       test accuracy and ECE against text length (metrics.json: "by_length")
       model/              the export (see reviewsense.export)
       README.md           a short model card
@@ -170,6 +171,9 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> dict[str, Any]
         "test": evaluate(predictor, splits.test, reliability_plot=str(run_dir / "reliability.png")),
     }
     from .evaluation.by_length import by_length, plot_by_length
+    from .evaluation.plots import plot_confusion
+
+    plot_confusion(metrics["test"], run_dir / "confusion.png", title=f"test, {predictor.family}")
 
     metrics["by_length"] = by_length(predictor.predict_proba, splits.test, seed=config.seed)
     plot_by_length({predictor.family: metrics["by_length"]}, run_dir / "by_length.png", title="test spans")

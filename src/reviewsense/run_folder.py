@@ -18,7 +18,7 @@ from .training.history import History
 
 # what a run writes into its folder; --overwrite removes those a new run does not write again
 RUN_FILES = ("config.json", "metrics.json", "history.json", "history.csv", "loss.png", "accuracy.png",
-             "reliability.png", "by_length.png", "README.md", "model", "checkpoint")
+             "reliability.png", "confusion.png", "by_length.png", "README.md", "model", "checkpoint")
 
 
 def check_run_dir(run_dir: Path, overwrite: bool = False) -> None:
@@ -165,12 +165,11 @@ def _test_line(test: dict[str, Any]) -> str:
 
 
 def _per_class_section(test: dict[str, Any]) -> str:
-    """For more than two classes: the test set's per-class table and confusion matrix."""
-    if not is_multiclass(test):
-        return ""
-    note = f"\n{test['note']}.\n" if test.get("note") else ""
+    """The test set's per-class table and confusion matrix (and its plot, ``confusion.png``)."""
+    note = f"\n{test['note']}.\n" if test.get("note") and is_multiclass(test) else ""
     return (f"\nPer class (test):\n\n{format_per_class(test)}\n{note}\n"
-            f"Confusion matrix (test; rows: true class, columns: predicted):\n\n{format_confusion(test)}\n")
+            f"Confusion matrix (test; rows: true class, columns: predicted):\n\n{format_confusion(test)}\n\n"
+            "![confusion matrix](confusion.png)\n")
 
 
 def _task(test: dict[str, Any]) -> str:

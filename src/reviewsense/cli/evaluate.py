@@ -63,7 +63,7 @@ def cmd_evaluate(args) -> int:
 
     if args.by_length_plot and not args.by_length:
         raise ConfigError("--by-length-plot needs --by-length")
-    for path in (args.output, args.reliability_plot, args.by_length_plot):
+    for path in (args.output, args.reliability_plot, args.confusion_plot, args.by_length_plot):
         if path:
             check_writable(path, inputs=[args.data, args.model])
     model = load_model(args.model)
@@ -74,6 +74,10 @@ def cmd_evaluate(args) -> int:
     metrics = evaluate(model, data, reliability_plot=args.reliability_plot)
     if metrics.get("note"):
         print(f"reviewsense: warning: {metrics['note']}", file=sys.stderr)
+    if args.confusion_plot:
+        from ..evaluation.plots import plot_confusion
+
+        plot_confusion(metrics, args.confusion_plot, title=data.name)
     if args.by_length:
         from ..evaluation.by_length import by_length, format_table, plot_by_length
 

@@ -277,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, trained=True)
     p.add_argument("--output", metavar="FILE", help="also write the metrics JSON here")
     p.add_argument("--reliability-plot", metavar="PNG", help="also draw the reliability diagram here")
+    p.add_argument("--confusion-plot", metavar="PNG", help="also draw the confusion matrix here (a row per true "
+                   "class, shaded by its share: the diagonal is each class's recall)")
     p.add_argument("--by-length", action="store_true",
                    help="also score spans of each text (windows of 1-50 words, a sentence, the whole text; of at "
                         "most 25,000 texts, a seeded sample of larger sets) and print accuracy, ROC-AUC, ECE and "

@@ -123,7 +123,7 @@ def _report(metrics: dict, run_dir: str) -> int:
         f1 = "n/a" if test["f1"] is None else f"{test['f1']:.4f}"
         print(f"test accuracy {test['accuracy']:.4f}  loss {test['loss']:.4f}  f1 {f1}  "
               f"roc_auc {auc}  (train {metrics['timing']['train_seconds']:.1f}s)")
-    print(f"run folder: {run_dir}  (model: {run_dir}/model)")
+    print(f"run folder: {run_dir}  (model: {run_dir}/model; per-class metrics: README.md, confusion.png)")
     return 0
 
 

@@ -72,6 +72,37 @@ def plot_reliability(labels, logits, path: str | Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
+def plot_confusion(metrics: dict[str, Any], path: str | Path, title: str = "") -> Path:
+    """The confusion matrix of a metrics dict (:func:`~reviewsense.evaluation.metrics.evaluate`)
+    as a heat map: a row per true class, a column per predicted class, each cell shaded by its
+    share of the row (the diagonal is each class's recall) and labelled with its count and share
+    (up to 20 classes; more are shaded only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [name if len(name) <= 18 else name[:17] + "…" for name in map(str, metrics["per_class"])]
+    counts = np.asarray(metrics["confusion_matrix"], dtype=np.int64)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    k = len(names)
+    side = min(4.5 + 0.45 * k, 16)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side), dpi=100)
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    if k <= 20:
+        for (i, j), count in np.ndenumerate(counts):
+            ax.text(j, i, f"{count:,}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=9 if k <= 8 else 7,
+                    color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), names, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    ax.set_title("Confusion matrix" + (f" — {title}" if title else "") + f" ({int(counts.sum()):,} texts)")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    return _save(fig, path)
+
+
 def _save(fig, path: str | Path) -> Path:
     """Lay out, write as PNG (atomically) and close a figure."""
     import matplotlib.pyplot as plt
