@@ -14,7 +14,8 @@ from fastapi import HTTPException
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..models.base import Predictor, result_row
+from ..errors import ScoreError
+from ..models.base import Predictor, check_finite, result_row
 from .schema import DEFAULT_THRESHOLD, INLINE_CHARS, Limits, PredictRequest, validation_problems
 
 
@@ -187,13 +188,16 @@ async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> t
     if status != 200:
         return status, json_bytes(payload)
     texts, explain, top_k, threshold = payload
-    if predictor.batch_requests and not explain:  # a network scores many texts at once far better than one by one
-        probabilities = await Batcher.of(predictor).predict_proba(texts)
-        return 200, json_bytes(score(predictor, texts, explain, top_k, threshold, probabilities))
-    if sum(map(len, texts)) <= INLINE_CHARS and not (explain and len(texts) > 1):
-        return 200, score_json(predictor, texts, explain, top_k, threshold)  # cheaper than a thread hop
-    # big work goes to a thread (numpy/polars release the GIL): the event loop keeps serving
-    return 200, await run_in_threadpool(score_json, predictor, texts, explain, top_k, threshold)
+    try:
+        if predictor.batch_requests and not explain:  # a network scores many texts at once far better than one by one
+            probabilities = await Batcher.of(predictor).predict_proba(texts)
+            return 200, json_bytes(score(predictor, texts, explain, top_k, threshold, probabilities))
+        if sum(map(len, texts)) <= INLINE_CHARS and not (explain and len(texts) > 1):
+            return 200, score_json(predictor, texts, explain, top_k, threshold)  # cheaper than a thread hop
+        # big work goes to a thread (numpy/polars release the GIL): the event loop keeps serving
+        return 200, await run_in_threadpool(score_json, predictor, texts, explain, top_k, threshold)
+    except ScoreError as exc:  # a text the model overflows on: no NaN in JSON, no 500
+        return 422, json_bytes({"detail": str(exc)})
 
 
 class Batcher:
@@ -293,6 +297,7 @@ def score(predictor: Predictor, texts: list[str], explain: bool, top_k: int,
           threshold: float = DEFAULT_THRESHOLD, probabilities: Any = None) -> dict[str, Any]:
     if probabilities is None:
         probabilities = predictor.predict_proba(texts)
+    check_finite(probabilities, text="texts[{index}]")
     names = predictor.class_names
     out = []
     for text, p in zip(texts, probabilities.tolist(), strict=True):
