@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from processes import group_alive
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -30,14 +31,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -67,11 +60,11 @@ def test_ready_file_and_line_come_when_the_server_answers(model_dir, tmp_path, w
         proc.wait(30)
         assert not ready.exists(), log.read_text()
         deadline = time.monotonic() + 10  # the workers (and multiprocessing's helper) exit with it
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
+        while group_alive(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert list(ready.parent.iterdir()) == []  # no temporary left beside it
     finally:
-        if _group_alive(proc.pid):
+        if group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
             raise AssertionError(f"server processes outlived SIGTERM: {log.read_text()}")
