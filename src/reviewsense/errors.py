@@ -34,6 +34,11 @@ class OutputError(ReviewsenseError, ValueError):
     """A result cannot be written where asked (a folder, the input itself, a read-only place)."""
 
 
+class ScoreError(ReviewsenseError, ValueError):
+    """The model computed a NaN or infinite number for a text (its weights overflow on it):
+    refused rather than written as a bare ``NaN`` (not JSON) or turned into a label."""
+
+
 class Interrupted(ReviewsenseError):
     """Training stopped on SIGINT/SIGTERM after writing a checkpoint (exit code 130)."""
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from processes import group_alive
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
@@ -662,25 +663,17 @@ def _wait_healthy(proc: subprocess.Popen, base: str, log: Path, seconds: float =
     raise AssertionError(f"server not up after {seconds} s: {log.read_text()}")
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _stop(proc: subprocess.Popen) -> int:
     """Ctrl+C (SIGINT) to the server; its exit status once it and its workers are gone."""
     proc.send_signal(signal.SIGINT)
     try:
         code = proc.wait(20)
         deadline = time.monotonic() + 10
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
+        while group_alive(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         return code
     finally:
-        if _group_alive(proc.pid):  # its own session: whatever of the server and its workers is left
+        if group_alive(proc.pid):  # its own session: whatever of the server and its workers is left
             os.killpg(proc.pid, signal.SIGKILL)
             raise AssertionError("server processes outlived the server")
 

@@ -54,7 +54,9 @@ def _serving(model, api_key=None):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(model, api_key=api_key), host="127.0.0.1", port=port, log_level="warning")
+    # as `reviewsense serve` runs it on 127.0.0.1: a loopback Host only, no other page's Origin
+    config = uvicorn.Config(create_app(model, api_key=api_key, loopback=True), host="127.0.0.1", port=port,
+                            log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

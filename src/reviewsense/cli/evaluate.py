@@ -87,9 +87,9 @@ def cmd_evaluate(args) -> int:
     if args.output:
         write_json(args.output, metrics)
     if args.json:  # one document: what a pipe (jq, a script) reads
-        print(json.dumps(metrics, indent=2))
+        print(json.dumps(metrics, indent=2, allow_nan=False))
         return 0
-    print(json.dumps({k: v for k, v in metrics.items() if k != "by_length"}, indent=2))
+    print(json.dumps({k: v for k, v in metrics.items() if k != "by_length"}, indent=2, allow_nan=False))
     if is_multiclass(metrics):  # K > 2: the per-class metrics and the confusion matrix as tables too
         print(f"\nper class (macro-F1 {metrics['macro_f1']:.4f}"
               + ("" if metrics.get("mae") is None else f", MAE {metrics['mae']:.4f}") + "):\n")

@@ -344,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="server processes, each with its own copy of the model (default: one per core, the "
                         "fastest; 1 keeps one copy in memory)")
     p.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs time)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let web pages of this origin (scheme://host[:port]) call the API from a browser (CORS); "
+                        "repeat it or separate with commas; '*' lets any web page in (with no --api-key, any site "
+                        "its visitors open can use the model). Default: none, only the server's own page")
+    p.add_argument("--ready-file", metavar="PATH",
+                   help="write this file (JSON: url, pid, workers) once every worker has loaded the model and the "
+                        "server answers; removed when it stops (for a supervisor or a script to wait on)")
 
     p = sub.add_parser("pretrain", help="train word vectors on unlabelled text (IMDB: unsup + train)",
                        epilog=EXAMPLES["pretrain"], formatter_class=fmt)

@@ -40,6 +40,7 @@ def _api_key(option: str | None, env: str | None) -> str | None:
 def cmd_serve(args) -> int:
     import os
 
+    from .._fs import check_writable
     from ..errors import require
     from ..export import load_model
 
@@ -47,38 +48,53 @@ def cmd_serve(args) -> int:
     uvicorn = require("uvicorn", "serve", "reviewsense serve")
 
     from ..serving.app import Limits, create_app
+    from ..serving.origins import is_loopback, parse_origins
+    from ..serving.readiness import Readiness
 
     api_key = _api_key(args.api_key, os.environ.get("REVIEWSENSE_API_KEY"))
+    try:
+        origins = parse_origins(args.cors_origin)
+    except ValueError as exc:
+        raise ConfigError(f"--cors-origin {exc}") from None
+    if args.ready_file:
+        check_writable(args.ready_file, inputs=[args.model])
     model = load_model(args.model)  # here too with --workers: a bad folder is one clean error
     family = model.family
     limits = Limits(max_texts=args.max_texts, max_chars=args.max_chars,
                     max_body_bytes=int(args.max_body_mb * 1024 * 1024), body_timeout=args.body_timeout)
     _check_bindable(args.host, args.port)  # a port in use is one line, not "serving at …" then a uvicorn error
-    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    loopback = is_loopback(args.host)
     if not loopback and not api_key:
         print(f"reviewsense: warning: serving on {args.host} without an API key: anyone who can reach this "
               "port can use the model (set --api-key or REVIEWSENSE_API_KEY)", file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{args.port}/"
     workers = args.workers or os.cpu_count() or 1
-    print(f"serving the {family} model from {args.model} at http://{host}:{args.port}/ with {workers} worker "
-          f"process{'es' if workers > 1 else ''} (API docs at /docs{', API key required' if api_key else ''}); "
-          "Ctrl+C stops", file=sys.stderr)
+    # said once every worker has loaded the model and the socket answers (serving/readiness.py)
+    ready = Readiness(url, args.host, args.port, workers, ready_file=args.ready_file, message=(
+        f"serving the {family} model from {args.model} at {url} with {workers} worker "
+        f"process{'es' if workers > 1 else ''} (API docs at /docs{', API key required' if api_key else ''}); "
+        "Ctrl+C stops"))
     from ..serving.connections import serve_options
 
     # header timeout and connection cap, in every worker (keep-alive timeout 5 s, no WebSockets)
     options = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": args.access_log,
                **serve_options(args.header_timeout, args.max_connections, workers)}
-    if workers == 1:
-        uvicorn.run(create_app(model, limits, api_key), **options)
+    try:
+        ready.start()
+        if workers == 1:
+            uvicorn.run(ready.wrap(create_app(model, limits, api_key, origins, loopback)), **options)
+            return 0
+        from dataclasses import asdict
+
+        from ..serving.app import ENV_CONFIG
+
+        del model  # each worker process loads its own; the supervisor keeps no copy
+        os.environ[ENV_CONFIG] = json.dumps({
+            "model": str(args.model), "limits": asdict(limits), "api_key": api_key, "cors_origins": origins,
+            "loopback": loopback, "ready_dir": ready.folder,
+            "connections": {"header_timeout": args.header_timeout, "max_connections": args.max_connections}})
+        uvicorn.run("reviewsense.serving.app:app_from_env", factory=True, workers=workers, **options)
         return 0
-    from dataclasses import asdict
-
-    from ..serving.app import ENV_CONFIG
-
-    del model  # each worker process loads its own; the supervisor keeps no copy
-    os.environ[ENV_CONFIG] = json.dumps({"model": str(args.model), "limits": asdict(limits), "api_key": api_key,
-                                         "connections": {"header_timeout": args.header_timeout,
-                                                         "max_connections": args.max_connections}})
-    uvicorn.run("reviewsense.serving.app:app_from_env", factory=True, workers=workers, **options)
-    return 0
-
+    finally:
+        ready.stop()

@@ -13,7 +13,7 @@ from scipy.special import expit, log_expit, log_softmax
 
 from ..data.dataset import Dataset
 from ..errors import ConfigError, DataError
-from ..models.base import Predictor
+from ..models.base import Predictor, check_finite
 
 
 def reliability(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> dict[str, list]:
@@ -55,6 +55,7 @@ def binary_metrics(labels: np.ndarray, logits: np.ndarray,
     z = np.asarray(logits, dtype=np.float64)
     if not len(y):
         raise DataError("no labelled texts to measure")
+    check_finite(z, "logits")  # a NaN loss or accuracy is no metric, and no JSON
     loss = float(-(y * log_expit(z) + (1 - y) * log_expit(-z)).mean())
     pred = (z > 0).astype(np.int64)
     precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="binary", zero_division=0)
@@ -128,6 +129,7 @@ def multiclass_metrics(labels: np.ndarray, logits: np.ndarray, class_names: Sequ
     if y.min() < 0 or y.max() >= k:
         others = sorted(set(y.tolist()) - set(range(k)))
         raise DataError(f"labels must be class indices 0..{k - 1} (of {','.join(names)}), found {others}")
+    check_finite(z, "logits")
     log_p = log_softmax(z, axis=1)
     pred = z.argmax(axis=1)
     right = pred == y

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import expit, softmax
 
-from ..errors import ConfigError, ModelFileError, TextTypeError
+from ..errors import ConfigError, ModelFileError, ScoreError, TextTypeError
 from ..progress import settings
 from .calibration import LengthCalibration, SoftmaxLengthCalibration
 from .explanation import Attribution, Explanation, explain
@@ -62,6 +62,26 @@ def result_row(probabilities: Sequence[float], class_names: Sequence[str],
     label = max(range(len(row)), key=row.__getitem__)
     return {"probability": row[label], "label": label, "label_name": class_names[label],
             "probabilities": dict(zip(class_names, row, strict=True))}
+
+
+def first_non_finite(values: Any) -> int | None:
+    """The index of the first row of ``values`` (one row, or one number, per text) holding a
+    NaN or an infinity, else None."""
+    bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
+    if not bad.any():
+        return None
+    return int(np.argmax(bad.reshape(len(bad), -1).any(axis=1)))
+
+
+def check_finite(values: Any, what: str = "probabilities", offset: int = 0, text: str = "text {number:,}") -> None:
+    """Raise :class:`ScoreError` when a row of ``values`` (one per text; ``offset``: the index of
+    the first of them in the input) is NaN or infinite: never written as a bare ``NaN``. ``text``
+    names the text (formatted with its ``number`` from 1 and its ``index`` from 0)."""
+    first = first_non_finite(values)
+    if first is not None:
+        name = text.format(number=offset + first + 1, index=offset + first)
+        raise ScoreError(f"the model computed NaN or infinite {what} for {name} (its numbers overflow on it): "
+                         "no result is given for a text the model cannot score")
 
 
 class Predictor(ABC):

@@ -13,7 +13,7 @@ from typing import TextIO
 from .._fs import atomic_path, is_stream
 from ..data.files import read_texts
 from ..errors import ConfigError, DataError
-from ..models.base import Predictor, result_row
+from ..models.base import Predictor, check_finite, result_row
 
 # output file extensions and the format each one means
 OUTPUT_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
@@ -37,8 +37,11 @@ def gather_texts(
 
 
 def result_rows(predictor: Predictor, texts: Sequence[str], threshold: float = 0.5) -> list[dict]:
-    """One :func:`~reviewsense.models.base.result_row` per text, in order."""
-    return [result_row(p, predictor.class_names, threshold) for p in predictor.predict_proba(texts).tolist()]
+    """One :func:`~reviewsense.models.base.result_row` per text, in order (a NaN or infinite
+    probability is a :class:`~reviewsense.errors.ScoreError`)."""
+    proba = predictor.predict_proba(texts)
+    check_finite(proba)
+    return [result_row(p, predictor.class_names, threshold) for p in proba.tolist()]
 
 
 def output_format(path: str | None, fmt: str | None) -> str:
@@ -70,7 +73,7 @@ def render(rows: Sequence[dict], fmt: str) -> str:
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    return "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows)
 
 
 def render_table(texts: Sequence[str], rows: Sequence[dict], width: int = 70) -> str:

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import itertools
 import json
+import math
 import os
 import sys
 from collections import deque
@@ -42,7 +43,7 @@ from ..data.files import (
     text_lines,
 )
 from ..errors import ConfigError, DataError
-from ..models.base import DIGITS, ROW_FIELDS, result_row
+from ..models.base import DIGITS, ROW_FIELDS, check_finite, result_row
 from ..progress import bar
 
 CHUNK_ROWS = 32_768
@@ -272,6 +273,7 @@ class ResultWriter:
         self.out, self.fmt, self.threshold, self.keep = out, fmt, threshold, list(keep)
         self.class_names = list(class_names)
         self._parquet: Any = None  # pyarrow's ParquetWriter, made with the first chunk
+        self.rows = 0  # rows written so far
         # more than two classes: every class's probability, one column each (CSV, Parquet)
         self.class_columns = [f"probability_{name}" for name in self.class_names] if len(self.class_names) > 2 else []
         taken = {*FIELDS, *self.class_columns, *(["probabilities"] if self.class_columns else [])}
@@ -288,6 +290,8 @@ class ResultWriter:
                  for c, col in (extra or {}).items()}
         if proba.ndim != 2 or proba.shape[1] != len(self.class_names):
             raise ValueError(f"probabilities of shape {proba.shape} for {len(self.class_names)} classes")
+        check_finite(proba, offset=self.rows)  # a NaN is no probability, and no JSON
+        self.rows += len(proba)
         if len(self.class_names) > 2:
             self._write_classes(proba, extra)
             return
@@ -307,7 +311,7 @@ class ResultWriter:
                     for p, k in zip(rounded, labels.tolist(), strict=True)]
             if self.keep:
                 named = [(json.dumps(c, ensure_ascii=False), extra[c]) for c in self.keep]
-                rows = ["".join(f"{key}: {json.dumps(col[i], ensure_ascii=False, default=str)}, " for key, col in named)
+                rows = ["".join(f"{key}: {_json(col[i])}, " for key, col in named)
                         + row for i, row in enumerate(rows)]
             self.out.write("".join("{" + row for row in rows))
 
@@ -316,8 +320,8 @@ class ResultWriter:
         rows = [result_row(p, self.class_names) for p in proba.tolist()]
         if self.fmt == "jsonl":
             named = [(c, extra[c]) for c in self.keep]
-            self.out.write("".join(json.dumps({**{c: col[i] for c, col in named}, **row}, ensure_ascii=False,
-                                              default=str) + "\n" for i, row in enumerate(rows)))
+            self.out.write("".join(_json({**{c: col[i] for c, col in named}, **row}) + "\n"
+                                   for i, row in enumerate(rows)))
             return
         rounded = [row["probability"] for row in rows]
         labels = np.array([row["label"] for row in rows], dtype=np.int16)
@@ -367,7 +371,23 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, str | int | float | bool):
         return value
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return _json(value)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite number in it (pandas' missing value) as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _json(value: Any) -> str:
+    """A value as JSON, never a bare ``NaN``: a kept input column's missing numbers are null."""
+    return json.dumps(_finite(value), ensure_ascii=False, default=str, allow_nan=False)
 
 
 def _arrow_column(values):
@@ -378,7 +398,7 @@ def _arrow_column(values):
 
     if isinstance(values, pa.Array | pa.ChunkedArray):
         return values
-    return pa.array([v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+    return pa.array([v if v is None or isinstance(v, str) else _json(v)
                      for v in values], pa.string())
 
 

@@ -13,6 +13,11 @@ Guarantees (each one tested in ``tests/serving``):
   asks for the key and sends it) wants ``Authorization: Bearer <key>`` (401);
 - a ``gzip`` or ``deflate`` body (``Content-Encoding``) is decompressed as it arrives, the
   size limit holding for the decompressed size too (413); other encodings get 415;
+- a ``POST`` body must be JSON (``Content-Type: application/json``, or none at all), else 415;
+  a request from a web page of another origin (``Origin``) than the server's own and the
+  ``cors_origins`` allowed is 403; with ``loopback`` (a server bound to 127.0.0.1), a ``Host``
+  other than a loopback name is 400 (DNS rebinding; see :mod:`.origins`);
+- a text the model computes a NaN or infinite probability for is 422, never a bare ``NaN``;
 - an optional ``threshold`` in [0, 1] per request (default 0.5) sets where the label turns (two
   classes only: a model of more classes answers 422 to a request that sets it).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -31,6 +37,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from .. import __version__
 from ..models.base import Predictor
 from .gateway import Gateway, handle_predict, json_bytes
+from .origins import parse_origins
 from .schema import (
     ERRORS,
     INLINE_CHARS,
@@ -78,10 +85,16 @@ def model_info(predictor: Predictor, limits: Limits) -> dict[str, Any]:
     }
 
 
-def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
-    """The ASGI app serving ``predictor`` (run it with uvicorn, or ``reviewsense serve``)."""
+def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str | None = None,
+               cors_origins: Sequence[str] = (), loopback: bool = False) -> FastAPI:
+    """The ASGI app serving ``predictor`` (run it with uvicorn, or ``reviewsense serve``).
+
+    ``cors_origins``: web pages of these origins (``scheme://host[:port]``, or ``*`` for any)
+    may call the API (CORS; none by default: only the server's own page). ``loopback``: the
+    server listens on a loopback address, so it answers only requests for a loopback ``Host``."""
     if api_key is not None and not api_key.strip():  # '' would silently mean "no authentication"
         raise ValueError("api_key is empty: pass None to serve without one")
+    origins = parse_origins(cors_origins)  # ValueError for one that is not an origin
     limits = limits or Limits()
     app = FastAPI(title="reviewsense", version=__version__,
                   description="Sentiment probabilities for raw texts, with explanations.")
@@ -94,7 +107,8 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
         """Liveness: 200 while the server runs (never needs the API key)."""
         return _json({"status": "ok"})
 
-    @app.get("/v1/model", response_model=ModelInfo, responses={401: ERRORS[401]}, tags=["model"])
+    @app.get("/v1/model", response_model=ModelInfo, responses={k: ERRORS[k] for k in (400, 401, 403)},
+             tags=["model"])
     async def model() -> Response:
         """The served model: family, versions, training date, recorded metrics, limits."""
         return _json(info)
@@ -114,7 +128,13 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
         # when GET /v1/model answers 401 and sends it with every API call
         return HTMLResponse(page)
 
-    app.add_middleware(Gateway, predictor=predictor, limits=limits, api_key=api_key)
+    app.add_middleware(Gateway, predictor=predictor, limits=limits, api_key=api_key, cors_origins=origins,
+                       loopback=loopback)
+    if origins:  # outside the gateway: a preflight (OPTIONS) carries no API key
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["authorization", "content-type", "content-encoding"], max_age=600)
     # One prediction (and explanation) before the first request: lazy set-up — the small-batch
     # word index, numba's compiled loops (ASCII word ids, binary features) — is paid here, not by a client.
     predictor.predict_proba(["warm-up", "warm-up, café"])  # ASCII and other texts take different paths
@@ -130,13 +150,21 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
 ENV_CONFIG = "REVIEWSENSE_SERVE_CONFIG"
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> Any:
     """App factory for uvicorn worker processes (``reviewsense serve --workers N``): the model
-    folder, limits and API key come from ``$REVIEWSENSE_SERVE_CONFIG`` (JSON)."""
+    folder, limits, API key, CORS origins and loopback binding come from
+    ``$REVIEWSENSE_SERVE_CONFIG`` (JSON); with ``ready_dir``, the worker marks itself loaded there
+    once started (:mod:`.readiness`)."""
     import os
 
     from ..export import load_model
 
     config = json.loads(os.environ[ENV_CONFIG])
-    return create_app(load_model(config["model"]), Limits(**config["limits"]), config.get("api_key"))
+    app = create_app(load_model(config["model"]), Limits(**config["limits"]), config.get("api_key"),
+                     config.get("cors_origins", ()), config.get("loopback", False))
+    if not config.get("ready_dir"):
+        return app
+    from .readiness import Lifespan, mark_loaded
+
+    return Lifespan(app, lambda: mark_loaded(config["ready_dir"]))
 

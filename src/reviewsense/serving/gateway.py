@@ -7,14 +7,16 @@ import asyncio
 import hmac
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import HTTPException
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..models.base import Predictor, result_row
+from ..errors import ScoreError
+from ..models.base import Predictor, check_finite, result_row
+from .origins import content_type_problem, host_name, is_loopback, origin_problem
 from .schema import DEFAULT_THRESHOLD, INLINE_CHARS, Limits, PredictRequest, validation_problems
 
 
@@ -61,13 +63,16 @@ class _Inflater:
 class Gateway:
     """Pure ASGI layer in front of the FastAPI app (cheap per request).
 
+    - A server on a loopback address answers only a loopback ``Host`` (400); a request from
+      a web page of another origin than the server's own and the CORS origins allowed gets 403
+      (see :mod:`.origins`).
     - With an API key, every request but ``/health`` and ``GET /`` (the static page, which asks
       the user for the key) needs ``Authorization: Bearer <key>`` (401), before anything else.
     - ``HEAD`` is answered as ``GET`` (same checks, same status and headers), without the body.
     - Bodies are counted as they arrive: 413 past the limit (at once when Content-Length says
       so), 408 when the body stalls past ``body_timeout``; a gzip/deflate body of
       ``POST /v1/predict`` is decompressed under the same limit (:class:`_Inflater`), any other
-      ``Content-Encoding`` is 415.
+      ``Content-Encoding`` is 415, and so is a ``Content-Type`` other than JSON.
     - ``POST /v1/predict`` is answered here directly with :func:`handle_predict`: FastAPI's
       routing, dependency and request machinery cost ~0.2 ms a request, a third of the total.
       The FastAPI route of the same name (same handler) declares it in the OpenAPI schema.
@@ -75,8 +80,10 @@ class Gateway:
 
     def __init__(self, app, predictor: Predictor, limits: Limits, api_key: str | None,
                  open_paths: frozenset[str] = frozenset({"/health"}),
-                 open_pages: frozenset[str] = frozenset({"/"})):
+                 open_pages: frozenset[str] = frozenset({"/"}),
+                 cors_origins: Iterable[str] = (), loopback: bool = False):
         self.app, self.predictor, self.limits = app, predictor, limits
+        self.cors_origins, self.loopback = frozenset(cors_origins), loopback
         self.open_paths, self.open_pages = open_paths, open_pages  # pages: GET only
         self.key = api_key.encode() if api_key else None
 
@@ -88,12 +95,29 @@ class Gateway:
         scheme, _, token = header.strip().partition(b" ")
         return self.key is not None and scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
 
+    def _browser_problem(self, headers: dict[bytes, bytes]) -> tuple[int, dict[str, str]] | None:
+        """(400, …) for a foreign ``Host`` on a loopback server, (403, …) for a foreign
+        ``Origin``, else None."""
+        host = _text(headers.get(b"host"))
+        if self.loopback and host is not None and not is_loopback(host_name(host)):
+            return 400, {"detail": f"Host '{host[:100]}' is not this machine: a server on a loopback address answers "
+                                   "requests for localhost or 127.0.0.1 only"}
+        origin = _text(headers.get(b"origin"))
+        if origin is not None:
+            problem = origin_problem(origin, host, self.cors_origins)
+            if problem is not None:
+                return 403, {"detail": problem}
+        return None
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         if scope["method"] == "HEAD":  # GET's answer without its body, after GET's checks (the API key)
             scope, send = {**scope, "method": "GET"}, _bodyless(send)
         headers = dict(scope["headers"])
+        problem = self._browser_problem(headers)
+        if problem is not None:
+            return await _send_json(send, *problem)
         if self.key is not None and not self._open(scope) and not self._authorized(
                 headers.get(b"authorization", b"")):
             return await _send_json(send, 401, {"detail": "missing or wrong API key: send 'Authorization: Bearer "
@@ -124,6 +148,9 @@ class Gateway:
 
         try:
             if scope["path"] == "/v1/predict" and scope["method"] == "POST":
+                problem_type = content_type_problem(_text(headers.get(b"content-type")))
+                if problem_type is not None:
+                    return await _send_json(send, 415, {"detail": problem_type})
                 encoding = headers.get(b"content-encoding", b"").strip().lower()
                 if encoding not in ENCODINGS:
                     name = encoding[:40].decode("latin-1")
@@ -147,6 +174,10 @@ class Gateway:
             await self.app(scope, _translating(guarded_receive), send)
         except _BodyError as exc:
             await _send_json(send, exc.status, {"detail": exc.detail})
+
+
+def _text(header: bytes | None) -> str | None:
+    return None if header is None else header.decode("latin-1")
 
 
 def _bodyless(send):
@@ -187,13 +218,16 @@ async def handle_predict(predictor: Predictor, limits: Limits, body: bytes) -> t
     if status != 200:
         return status, json_bytes(payload)
     texts, explain, top_k, threshold = payload
-    if predictor.batch_requests and not explain:  # a network scores many texts at once far better than one by one
-        probabilities = await Batcher.of(predictor).predict_proba(texts)
-        return 200, json_bytes(score(predictor, texts, explain, top_k, threshold, probabilities))
-    if sum(map(len, texts)) <= INLINE_CHARS and not (explain and len(texts) > 1):
-        return 200, score_json(predictor, texts, explain, top_k, threshold)  # cheaper than a thread hop
-    # big work goes to a thread (numpy/polars release the GIL): the event loop keeps serving
-    return 200, await run_in_threadpool(score_json, predictor, texts, explain, top_k, threshold)
+    try:
+        if predictor.batch_requests and not explain:  # a network scores many texts at once far better than one by one
+            probabilities = await Batcher.of(predictor).predict_proba(texts)
+            return 200, json_bytes(score(predictor, texts, explain, top_k, threshold, probabilities))
+        if sum(map(len, texts)) <= INLINE_CHARS and not (explain and len(texts) > 1):
+            return 200, score_json(predictor, texts, explain, top_k, threshold)  # cheaper than a thread hop
+        # big work goes to a thread (numpy/polars release the GIL): the event loop keeps serving
+        return 200, await run_in_threadpool(score_json, predictor, texts, explain, top_k, threshold)
+    except ScoreError as exc:  # a text the model overflows on: no NaN in JSON, no 500
+        return 422, json_bytes({"detail": str(exc)})
 
 
 class Batcher:
@@ -293,6 +327,7 @@ def score(predictor: Predictor, texts: list[str], explain: bool, top_k: int,
           threshold: float = DEFAULT_THRESHOLD, probabilities: Any = None) -> dict[str, Any]:
     if probabilities is None:
         probabilities = predictor.predict_proba(texts)
+    check_finite(probabilities, text="texts[{index}]")
     names = predictor.class_names
     out = []
     for text, p in zip(texts, probabilities.tolist(), strict=True):

@@ -101,13 +101,18 @@ class Problem(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "invalid Content-Length, or a compressed body that does not decompress"},
+    400: {"model": Problem, "description": "invalid Content-Length, a compressed body that does not decompress, or "
+                                           "a Host that is not a loopback name on a server bound to loopback"},
     401: {"model": Problem, "description": "missing or wrong API key (when the server has one)"},
+    403: {"model": Problem, "description": "a request from a web page (Origin) other than the server's own and the "
+                                           "CORS origins it allows"},
     408: {"model": Problem, "description": "the request body did not arrive in time"},
     413: {"model": Problem, "description": "request body (compressed or decompressed) over the server's size limit"},
-    415: {"model": Problem, "description": "a Content-Encoding other than gzip, deflate or identity"},
-    422: {"model": Problem, "description": "malformed JSON, wrong fields/types, or more texts / longer texts "
-                                           "than the server's limits (see GET /v1/model)"},
+    415: {"model": Problem, "description": "a Content-Type other than application/json, or a Content-Encoding "
+                                           "other than gzip, deflate or identity"},
+    422: {"model": Problem, "description": "malformed JSON, wrong fields/types, more texts / longer texts than the "
+                                           "server's limits (see GET /v1/model), or a text the model computes NaN "
+                                           "or infinite probabilities for"},
 }
 
 
