@@ -52,7 +52,7 @@ def test_format_info_lines(export):
     assert "accuracy 0.9700" in lines["test"] and "f1 n/a" in lines["test"] and "(60 texts)" in lines["test"]
     assert lines["rows"] == "train 192, validation 48, test 60"
     assert lines["training data"] == "toy.csv" and lines["epochs"] == "12 (best: 9)"
-    assert lines["size on disk"].endswith("in 3 files (checksums verified)")
+    assert lines["size on disk"].endswith("in 3 files (checksums verified, loaded)")
     assert lines["format"] == "reviewsense-model v2"
 
 
