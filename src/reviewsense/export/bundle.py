@@ -55,10 +55,10 @@ import numpy as np
 
 from .. import __version__
 from .._fs import atomic_dir, check_save_folder, sha256_file, write_json
+from .._names import control_character
 from ..errors import ModelFileError, OutputError
 from ..models.base import Predictor
 from ..models.calibration import SoftmaxLengthCalibration, calibration_from_dict
-from .._names import control_character
 from ..models.registry import check_family, predictor_class
 from ..text import load_vectorizer
 
