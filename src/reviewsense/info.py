@@ -1,18 +1,22 @@
-"""What an exported model folder holds, read from its manifest (``reviewsense info``).
+"""What an exported model folder holds (``reviewsense info``).
 
-Nothing is loaded or executed: the manifest is read and checked like :func:`load_model`
-reads it (format, version, class names), and every file's size and SHA-256 are verified.
+The folder is checked exactly as :func:`~reviewsense.export.load_model` checks it — it *is*
+loaded (a model folder runs no code: no pickle, no remote code): the manifest's every field
+(:func:`~reviewsense.export.bundle.check_manifest`), every file's size and SHA-256, the weights,
+the configuration and a probe batch of finite scores. A folder that loading refuses is
+reported as refused, never described. What is shown comes from the manifest, every string
+escaped for the terminal (:func:`~reviewsense._names.printable`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelFileError
-from .export.bundle import _OWN_FILES, MANIFEST, _verify_files, read_manifest
-from .models.registry import check_family
+from ._names import printable
+from .export.bundle import _OWN_FILES, MANIFEST, load_model
 
 # recorded metrics shown, in this order (the manifest holds what evaluate() returned)
 METRIC_KEYS = ("accuracy", "loss", "f1", "macro_f1", "mae", "roc_auc", "ece", "count")
@@ -37,12 +41,10 @@ def model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The family, classes, recorded metrics, training data and settings, size on disk,
     format and creation date of the model folder ``path``.
 
-    Raises :class:`~reviewsense.errors.ModelFileError` for a folder that is not a readable,
-    intact export."""
+    Raises :class:`~reviewsense.errors.ModelFileError` for a folder that loading refuses
+    (the same checks: it is loaded)."""
     path = Path(path)
-    manifest = read_manifest(path)
-    _check_families(path, manifest)
-    _verify_files(path, manifest)
+    manifest = load_model(path).metadata
     files = {name: int(entry["bytes"]) for name, entry in manifest["files"].items()}
     files[MANIFEST] = (path / MANIFEST).stat().st_size
     config = _dict(manifest.get("config"))
@@ -82,22 +84,6 @@ def model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
-def _check_families(path: Path, manifest: dict[str, Any]) -> None:
-    """The family (and an ensemble's members') must be one that loading knows, as load_model
-    checks it: a manifest that predict refuses is not reported as a model."""
-    try:
-        check_family(manifest.get("family"))
-        members = _dict(manifest.get("config")).get("members")
-        for i, member in enumerate(members if isinstance(members, list) else [], 1):
-            try:
-                if check_family(_dict(member).get("family")) == "ensemble":
-                    raise ModelFileError("an ensemble cannot be a member of an ensemble")
-            except ModelFileError as exc:
-                raise ModelFileError(f"member {i}: {exc}") from None
-    except ModelFileError as exc:
-        raise ModelFileError(f"{path / MANIFEST}: {exc}") from None
-
-
 def _is_imdb(path: str) -> bool:
     from .data.imdb import is_imdb_source
 
@@ -118,17 +104,37 @@ def _shown_settings(settings: dict[str, Any]) -> str:
 
     parts = []
     for key, value in settings.items():
-        if value in (None, {}):
+        if value in (None, {}) or (key == "model" and settings.get("preset")):  # a preset's run: not its model
             continue
         if key != "settings" or not isinstance(value, dict):
-            parts.append(f"{key}={value}")
+            parts.append(_pairs({key: value}))
             continue
         for name, params in value.items():
             declared = families().get(name)
             base = defaults(declared.params) if declared is not None else {}
             changed = {k: v for k, v in _dict(params).items() if k not in base or base[k] != v}
-            parts.append(f"{name}: " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"))
+            parts.append(f"{name}: " + (_pairs(changed) or "defaults"))
     return ", ".join(parts)
+
+
+def _pairs(values: dict[str, Any], prefix: str = "") -> str:
+    """``key=value`` pairs, nested objects as ``outer.inner=value`` and lists as ``a,b,c``:
+    text for a reader, never a Python repr."""
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            parts.append(_pairs(value, f"{prefix}{key}.") or f"{prefix}{key}=none")
+        elif isinstance(value, list):
+            parts.append(f"{prefix}{key}=" + (",".join(_scalar(v) for v in value) or "none"))
+        else:
+            parts.append(f"{prefix}{key}={_scalar(value)}")
+    return ", ".join(parts)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, dict | list):  # a list of lists or objects: JSON, still no Python repr
+        return json.dumps(value, ensure_ascii=False)
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _size(count: int) -> str:
@@ -154,7 +160,8 @@ def _metric_line(values: dict[str, Any]) -> str:
 def format_info(info: dict[str, Any]) -> str:
     """The :func:`model_info` result as aligned lines for a terminal."""
     names = info["class_names"]
-    classes = f"{names[0]} (0, negative), {names[1]} (1, positive)" if len(names) == 2 else \
+    classes = ("negative (0), positive (1)" if names == ["negative", "positive"] else
+               f"{names[0]} (0, negative), {names[1]} (1, positive)") if len(names) == 2 else \
         f"{len(names)}: " + ", ".join(f"{name} ({i})" for i, name in enumerate(names))
     family = info["family"] + (f" ({' + '.join(map(str, info['members']))})" if info["members"] else "")
     lines = [
@@ -163,7 +170,7 @@ def format_info(info: dict[str, Any]) -> str:
         ("classes", classes),
         ("created", f"{info['created'] or 'not recorded'} with reviewsense {info['reviewsense_version'] or '?'}"),
         ("format", f"{info['format']} v{info['format_version']}"),
-        ("size on disk", f"{_size(info['size_bytes'])} in {len(info['files'])} files (checksums verified)"),
+        ("size on disk", f"{_size(info['size_bytes'])} in {len(info['files'])} files (checksums verified, loaded)"),
     ]
     if info["extra_files"]:
         extra = info["extra_files"].items()
@@ -195,4 +202,4 @@ def format_info(info: dict[str, Any]) -> str:
     else:
         lines.append(("training", "not recorded"))
     width = max(len(label) for label, _ in lines)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in lines)
+    return "\n".join(f"{label:<{width}}  {printable(str(value))}" for label, value in lines)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,15 +135,14 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> dict[str, Any]
     if main and (overwrite or resume):
         remove_killed_writes(run_dir)
     previous = run_files(run_dir) if overwrite and main else {}
-    want_unsup = config.uses_word_vectors and config.vector_settings()[0] in ("word2vec", "fasttext")
+    want_unsup = config.pretrains_vectors
     with distributed.main_first():  # a download: once
         splits = load_splits(config.data, seed=config.seed, want_unsup=want_unsup)
     log(f"data: train {len(splits.train):,}, validation {len(splits.validation):,}, test {len(splits.test):,}"
         f" from {splits.source}")
     loaded = time.perf_counter()
     checkpoint = Checkpoint(run_dir / "checkpoint")
-    config_dict = asdict(config)
-    config_dict["settings"] = config.resolved()  # every parameter of each trained family, defaults included
+    config_dict = config.record()  # every parameter of each trained family, defaults included
     if distributed.active():
         config_dict["distributed"] = distributed_record(config)
     if main:

@@ -89,6 +89,26 @@ class TrainConfig:
 
         return {name: asdict(family(name).make_params(self.params_of(name))) for name in self.families}
 
+    @property
+    def pretrains_vectors(self) -> bool:
+        """Whether the run pretrains word vectors (word2vec/fasttext: ``pretrain_epochs`` applies)."""
+        return self.uses_word_vectors and self.vector_settings()[0] in ("word2vec", "fasttext")
+
+    def record(self) -> dict[str, Any]:
+        """What ``config.json`` (and the model's training record) holds: every setting this run
+        used, each trained family's parameters in full, and nothing of what it did not use (no
+        ``model`` beside ``preset``, no ``pretrain_epochs`` without pretrained vectors).
+        :meth:`from_dict` reads it back (a setting left out is its default, which the run ignored)."""
+        from dataclasses import asdict
+
+        data = asdict(self)
+        data["settings"] = self.resolved()
+        if self.preset is not None:
+            del data["model"]
+        if not self.pretrains_vectors:
+            del data["pretrain_epochs"]
+        return data
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """The inverse of ``asdict`` (a run's ``config.json``), refusing unknown fields. Runs

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,8 @@ def model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], his
         stop = f"early stopping restored epoch {history.best_epoch} of {history.epochs}"
     else:
         stop = f"{history.epochs} epochs, no early stopping"
+    imdb = _trained_on_imdb(config)
+    example = _EXAMPLES[imdb]
     return f"""# reviewsense run
 
 - model family: `{"ensemble (--preset best)" if config.preset else config.model}`\
@@ -142,13 +146,25 @@ Use it:
 ```python
 import reviewsense
 model = reviewsense.load("{Path(config.run_dir) / 'model'}")
-model.predict_proba(["The movie was great!"])
+model.predict_proba([{json.dumps(example, ensure_ascii=False)}])
 ```
 
-or `reviewsense predict --model {Path(config.run_dir) / 'model'} "The movie was great!"`.
-Intended use: {_task(test)} of English reviews similar to the training data. Scores on
-text from other domains are less reliable; check them on a labelled sample first.
+or `reviewsense predict --model {Path(config.run_dir) / 'model'} {shlex.quote(example)}`.
+Intended use: {_task(test)} of {"English movie reviews" if imdb else "texts"} similar to the training data. \
+Scores on text from other domains are less reliable; check them on a labelled sample first.
 """
+
+
+# the card's example text: never a text of the training data (it may be private), only a review
+# of IMDB's kind for an IMDB model, else a short sentence that names no domain
+_EXAMPLES = {True: "The movie was great!", False: "I really liked it."}
+
+
+def _trained_on_imdb(config: TrainConfig) -> bool:
+    """Whether the run read IMDB (no ``--data``, or its archive or folder) rather than the user's data."""
+    from .data.imdb import is_imdb_source
+
+    return config.data.path is None or is_imdb_source(config.data.path)
 
 
 def _test_line(test: dict[str, Any]) -> str:

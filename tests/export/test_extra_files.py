@@ -194,7 +194,7 @@ def test_reviewsense_info_lists_the_extra_files(export):
     assert info["format_version"] == 4
     lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in format_info(info).splitlines())
     assert lines["extra files"] == f"tokenizer_config.json ({len(CONFIG)} bytes), vocab.txt ({len(VOCAB)} bytes)"
-    assert lines["size on disk"].endswith("in 5 files (checksums verified)")
+    assert lines["size on disk"].endswith("in 5 files (checksums verified, loaded)")
 
 
 def test_an_ensemble_keeps_its_members_extra_files(model, tmp_path, toy_corpus):
@@ -250,6 +250,7 @@ def test_a_hugging_face_tokenizer_travels_in_the_export(toy_corpus, tmp_path, mo
     try:
         loaded = load_model(save_model(model, tmp_path / "model"))
     finally:
+        monkeypatch.undo()  # the real family back before the registry is read again (read_manifest reads it)
         registry.families.cache_clear()
     assert sorted(read_manifest(tmp_path / "model")["files"]) == ["model.safetensors", "tokenizer.json",
                                                                   "vectorizer.json"]

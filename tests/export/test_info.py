@@ -52,7 +52,7 @@ def test_format_info_lines(export):
     assert "accuracy 0.9700" in lines["test"] and "f1 n/a" in lines["test"] and "(60 texts)" in lines["test"]
     assert lines["rows"] == "train 192, validation 48, test 60"
     assert lines["training data"] == "toy.csv" and lines["epochs"] == "12 (best: 9)"
-    assert lines["size on disk"].endswith("in 3 files (checksums verified)")
+    assert lines["size on disk"].endswith("in 3 files (checksums verified, loaded)")
     assert lines["format"] == "reviewsense-model v2"
 
 
@@ -107,3 +107,39 @@ def test_model_info_refuses_an_ensemble_member_of_no_known_family(export):
     (export / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFileError, match=r"manifest\.json: member 2: unknown model family 'zzz'"):
         model_info(export)
+
+
+def test_a_run_on_own_data_records_and_shows_only_what_it_used(toy_run, tmp_path, capsys):
+    """config.json, the model card and info: the settings of the family trained and nothing else,
+    no movie example for a model of other texts, and info in lines of text (no Python repr)."""
+    from reviewsense.cli import main
+
+    _, run = toy_run(tmp_path, ["--model", "nblinear", "--hash-bits", "12"])
+    config = json.loads((run / "config.json").read_text())
+    assert list(config["settings"]) == ["nblinear"] and "pretrain_epochs" not in config
+    card = (run / "README.md").read_text()
+    assert "movie" not in card.lower() and 'predict_proba(["I really liked it."])' in card
+    assert "of texts similar to the training data" in card
+    capsys.readouterr()
+    assert main(["info", "--model", str(run / "model")]) == 0
+    text = capsys.readouterr().out
+    assert not set("{}[]'") & set(text.replace("\\", "")), text
+    assert _lines(text)["settings"] == "model=nblinear, seed=0, length_calibration=true, nblinear: hash_bits=12"
+
+
+def test_settings_of_older_runs_are_shown_as_text():
+    from reviewsense.info import _shown_settings
+
+    shown = _shown_settings({"model": "nblinear", "preset": "best", "seed": 0, "linear": {"C": 0.5, "ngrams": [1, 2]},
+                             "cnn": {"embedding": {"source": "word2vec", "dim": 100}}})
+    assert shown == "preset=best, seed=0, linear.C=0.5, linear.ngrams=1,2, cnn.embedding.source=word2vec, " \
+                    "cnn.embedding.dim=100"
+
+
+def test_a_presets_record_leaves_out_the_unused_model():
+    from reviewsense.run_config import TrainConfig
+
+    record = TrainConfig(preset="best").record()
+    assert "model" not in record and set(record["settings"]) == {"ensemble", "nblinear", "cnn"}
+    assert TrainConfig.from_dict(record).family == "ensemble"
+    assert "pretrain_epochs" not in TrainConfig(model="nblinear").record()

@@ -49,6 +49,7 @@ from typing import IO, Any, BinaryIO, TypeVar, cast
 
 import numpy as np
 
+from .._names import control_character
 from ..errors import DataError
 from ..progress import log, warn
 from .dataset import Dataset
@@ -571,9 +572,20 @@ def inferred_classes(values: Iterable[Any]) -> list[str] | None:
         return seen
 
 
+def check_class_name(name: str, what: str) -> None:
+    """Refuse a class name (a label, a class folder, a name of ``--classes``) holding a
+    character that steers a terminal: the name is printed by ``info``, ``evaluate`` and ``predict``."""
+    char = control_character(name)
+    if char:
+        raise DataError(f"{what} {name!r} holds the control character {char}; class names cannot (a tab, a "
+                        "line break, an escape or a bidi control would be printed into the terminal)")
+
+
 def _label_mapper(values: Sequence[Any], classes: Sequence[str] | None, where: str):
     if classes is not None:
         names = tuple(str(c) for c in classes)
+        for name in names:
+            check_class_name(name, "class")
         if len(names) < 2 or len(set(names)) != len(names):
             raise DataError(f"classes must be two or more different names (for two: negative first), got "
                             f"{list(classes)}")
@@ -654,6 +666,9 @@ def load_table(
                 "choose them with --text-column/--label-column/--group-column"
             )
     values = [r.get(label_column) for r in rows]
+    for i, value in enumerate(values):
+        if not _missing(value):
+            check_class_name(str(value).strip(), f"{path}: {unit} {i + 1}: label")
     table, names, exact = _label_table(values, classes, model_classes, str(path))
     if len(names) > 2:
         log(f"{path}: {len(names)} classes: {', '.join(names)}")
@@ -887,6 +902,8 @@ def load_folder(path: str | os.PathLike[str], classes: Sequence[str] | None = No
     if encoding:
         encoding = resolve_encoding(path, encoding)
     subdirs = [e.name for e in _entries(path) if e.is_dir()]
+    for name in subdirs:
+        check_class_name(name, f"{path}: class folder")
     matched = _model_folders(path, subdirs, model_classes) if classes is None and model_classes else None
     if matched is not None:
         chosen, names = matched, tuple(str(c) for c in model_classes or ())

@@ -55,10 +55,11 @@ import numpy as np
 
 from .. import __version__
 from .._fs import atomic_dir, check_save_folder, sha256_file, write_json
+from .._names import control_character
 from ..errors import ModelFileError, OutputError
 from ..models.base import Predictor
 from ..models.calibration import SoftmaxLengthCalibration, calibration_from_dict
-from ..models.registry import predictor_class
+from ..models.registry import check_family, predictor_class
 from ..text import load_vectorizer
 
 FORMAT = "reviewsense-model"
@@ -75,7 +76,10 @@ WEIGHTS, VECTORIZER = "model.safetensors", "vectorizer.json"
 _OWN_FILES = (WEIGHTS, VECTORIZER)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib", ".npy", ".npz", ".bin", ".ckpt")
-_MAX_MANIFEST_BYTES = 16 << 20
+# real manifests: 4 KB (nblinear, two classes) to 12 KB (an 8-class ensemble); a test set's confusion
+# matrix (K² counts) is the part that grows: 4 MiB holds it up to about a thousand classes
+_MAX_MANIFEST_BYTES = 4 << 20
+_MAX_MANIFEST_DEPTH = 32
 SAVED_MODEL = "a saved reviewsense model"  # what save refuses to replace without overwrite=True
 
 
@@ -184,48 +188,139 @@ def _extra_files(predictor: Predictor) -> dict[str, bytes]:
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of the model folder ``path``, read within bounds (a regular file of at most
+    4 MiB, JSON nested at most 32 deep) and checked by :func:`check_manifest`; else
+    :class:`ModelFileError`. Loading and ``reviewsense info`` both read it here."""
     path = Path(path)
     file = path / MANIFEST
     if not path.is_dir():
         raise ModelFileError(f"{path}: not a model folder (expected a directory with {MANIFEST})")
+    if file.is_symlink():
+        raise ModelFileError(f"{file}: is a symbolic link; a model folder holds its files themselves")
     if not file.is_file():
         raise ModelFileError(f"{path}: no {MANIFEST} (is this a reviewsense export?)")
-    if file.stat().st_size > _MAX_MANIFEST_BYTES:
-        raise ModelFileError(f"{file}: too large to be a manifest")
+    try:  # never a FIFO or a link put there since, never more than the bound read
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ModelFileError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ModelFileError(f"{path}: no {MANIFEST} (is this a reviewsense export?)")
+        raw = fh.read(_MAX_MANIFEST_BYTES + 1)
+    if len(raw) > _MAX_MANIFEST_BYTES:
+        raise ModelFileError(f"{file}: too large to be a manifest (over {_MAX_MANIFEST_BYTES >> 20} MiB)")
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
+        manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{file}: not valid JSON ({exc})") from exc
     except RecursionError:
-        raise ModelFileError(f"{file}: not a manifest (JSON nested too deeply)") from None
+        manifest = None
+    if manifest is None or _depth(manifest) > _MAX_MANIFEST_DEPTH:
+        raise ModelFileError(f"{file}: not a manifest (JSON nested too deeply: over {_MAX_MANIFEST_DEPTH} levels)")
+    try:
+        return check_manifest(manifest)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{file}: {exc}") from None
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` (parsed JSON) nests lists and objects (iteratively: no recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            todo.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _is_int(value: Any, least: int = 0, most: int = 1 << 62) -> bool:
+    return type(value) is int and least <= value <= most  # noqa: E721 (not a bool)
+
+
+def check_manifest(manifest: Any) -> dict[str, Any]:
+    """``manifest`` if every field that loading and ``info`` read has its type and bounds: the
+    format and a readable version, the family (and an ensemble's members'), the class names
+    (different, none blank or holding a control character), ``files`` (name → SHA-256 and
+    size), ``config``, ``vocabulary_size``, ``length_calibration``, ``metrics``, ``training``,
+    ``created`` and ``reviewsense_version``. Else :class:`ModelFileError` naming the field.
+    The one check of both, so that ``info`` never describes a folder that loading refuses."""
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ModelFileError(f"{file}: not a reviewsense model manifest")
-    if manifest.get("format_version") not in READABLE_VERSIONS:
-        raise ModelFileError(
-            f"{file}: format version {manifest.get('format_version')!r} is not supported by reviewsense "
-            f"{__version__} (supports {', '.join(map(str, READABLE_VERSIONS))})"
-        )
-    names = manifest.get("class_names")
-    most = 2 if manifest["format_version"] < 3 else 10_000
-    if not (isinstance(names, list) and 2 <= len(names) <= most and all(isinstance(n, str) and n.strip()
-                                                                     for n in names)
-            and len(set(names)) == len(names)):
-        shown = json.dumps(names, ensure_ascii=False)
-        wanted = "two different names, negative first" if most == 2 else "two or more different names"
-        raise ModelFileError(f"{file}: 'class_names' must be {wanted} (got "
-                             f"{shown[:60] + '…' if len(shown) > 60 else shown})")
+        raise ModelFileError("not a reviewsense model manifest")
+    version = manifest.get("format_version")
+    if not _is_int(version) or version not in READABLE_VERSIONS:
+        raise ModelFileError(f"format version {json.dumps(version)[:40]} is not supported by reviewsense "
+                             f"{__version__} (supports {', '.join(map(str, READABLE_VERSIONS))})")
+    _check_class_names(manifest.get("class_names"), version)
+    check_family(manifest.get("family"))
+    config = manifest.get("config")
+    if not isinstance(config, dict):
+        raise ModelFileError(f"'config' must be an object (got {_kind(config)})")
+    if manifest["family"] == "ensemble":
+        members = config.get("members")
+        if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+            raise ModelFileError("an ensemble's 'config' must list its 'members' (objects)")
+        for i, member in enumerate(members, 1):
+            try:
+                if check_family(member.get("family")) == "ensemble":
+                    raise ModelFileError("an ensemble cannot be a member of an ensemble")
+            except ModelFileError as exc:
+                raise ModelFileError(f"member {i}: {exc}") from None
+    _check_files(manifest.get("files"), version)
+    if manifest.get("vocabulary_size") is not None and not _is_int(manifest["vocabulary_size"], 0, 1 << 40):
+        raise ModelFileError(f"'vocabulary_size' must be a count of words (got "
+                             f"{json.dumps(manifest['vocabulary_size'])[:40]})")
+    for key, kinds in (("metrics", dict), ("training", dict),
+                       ("created", str), ("reviewsense_version", str)):
+        if manifest.get(key) is not None and not isinstance(manifest[key], kinds):
+            raise ModelFileError(f"'{key}' must be {'an object' if kinds is dict else 'a string'} "
+                                 f"(got {_kind(manifest[key])})")
+    for split, values in manifest.get("metrics", {}).items():
+        if not isinstance(values, dict):
+            raise ModelFileError(f"'metrics.{split}' must be an object (got {_kind(values)})")
     return manifest
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _check_class_names(names: Any, version: int) -> None:
+    most = 2 if version < 3 else 10_000
+    if not (isinstance(names, list) and 2 <= len(names) <= most
+            and all(isinstance(n, str) and n.strip() for n in names)
+            and len(set(names)) == len(names)):
+        shown = json.dumps(names)
+        wanted = "two different names, negative first" if most == 2 else "two or more different names"
+        raise ModelFileError(f"'class_names' must be {wanted} (got {shown[:60] + '…' if len(shown) > 60 else shown})")
+    for name in names:
+        char = control_character(name)
+        if char:
+            raise ModelFileError(f"class name {name!r} holds the control character {char}")
+
+
+def _check_files(files: Any, version: int) -> None:
+    """``files``: the weights (and the vectorizer; other files from version 4 on), each with
+    its SHA-256 (64 hex digits) and size in bytes."""
+    extra_allowed = version >= EXTRA_FILES_VERSION
+    if not isinstance(files, dict) or WEIGHTS not in files or (not extra_allowed and not set(files) <= {*_OWN_FILES}):
+        raise ModelFileError(f"'files' must list {WEIGHTS} (and {VECTORIZER})" + ("" if extra_allowed else
+                                                                                  ", nothing else"))
+    if len(files) > 1000:
+        raise ModelFileError(f"'files' lists {len(files)} files (at most 1000)")
+    for name, entry in files.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+                and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) and _is_int(entry.get("bytes"))):
+            raise ModelFileError(f"'files' entry {name!r} must hold its 'sha256' (64 hex digits) and "
+                                 "'bytes' (a size)")
 
 
 def _verify_files(path: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
     """Check every file the manifest lists (a safe name; a regular file of that size and
     SHA-256) and that the folder holds no pickle-like file. Files it does not list are not read.
     Returns the extra files' contents, read once: what the family gets is what was verified."""
-    files = manifest.get("files")
-    extra_allowed = manifest["format_version"] >= EXTRA_FILES_VERSION
-    if not isinstance(files, dict) or WEIGHTS not in files or (not extra_allowed and not set(files) <= {*_OWN_FILES}):
-        raise ModelFileError(f"{path / MANIFEST}: 'files' must list {WEIGHTS} (and {VECTORIZER})"
-                             + ("" if extra_allowed else ", nothing else"))
+    files = manifest["files"]  # checked by check_manifest
     for entry in path.iterdir():
         if entry.name.lower().endswith(_PICKLE_SUFFIXES):
             raise ModelFileError(f"{entry}: model folders must not contain pickle/binary blobs; refusing to load")
