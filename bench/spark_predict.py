@@ -9,8 +9,10 @@ and `reviewsense predict --spark MASTER …` for each master. Checks that Spark'
 every id once, in input order, with the one-process probabilities (max absolute difference), and
 reports rows/s (the whole command: JVM start included), the peak RSS of the one process, of each
 Spark Python worker (the largest) and of the JVM (driver and executor in local mode), sampled
-from /proc. Then, on a tenth of the rows in one local[2] session, Arrow's two ways of handing
-batches to Python: ``mapInArrow`` (what reviewsense.spark uses) and ``mapInPandas``.
+from /proc. Each command also runs on 1,000 rows: its time is the fixed start-up (the process,
+the JVM, the session, the model), and the rows/s after start-up are the rows over the difference.
+Then, in one local[2] session, Arrow's two ways of handing batches to
+Python: ``mapInArrow`` (what reviewsense.spark uses) and ``mapInPandas``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,7 +39,7 @@ class PeakRSS:
     """Polls /proc for the process tree under ``root``: the high-water RSS (VmHWM) of each process."""
 
     def __init__(self, root: int):
-        self.root, self.peaks, self.kinds = root, {}, {}
+        self.root, self.peaks, self.kinds, self.parents = root, {}, {}, {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -49,7 +52,8 @@ class PeakRSS:
                     stat = Path(f"/proc/{entry}/stat").read_text()
                 except OSError:
                     continue
-                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+                self.parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(self.parents[int(entry)], []).append(int(entry))
         found, todo = [], [self.root]
         while todo:
             pid = todo.pop()
@@ -68,31 +72,32 @@ class PeakRSS:
                 hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")), 0)
                 self.peaks[pid] = max(self.peaks.get(pid, 0), hwm)
                 self.kinds[pid] = ("jvm" if "java" in cmdline.split(" ", 1)[0] else
-                                   "python worker" if "pyspark.daemon" in cmdline else "driver")
+                                   "pyspark" if "pyspark.daemon" in cmdline else "driver")
             time.sleep(0.1)
 
     def stop(self) -> dict[str, int]:
-        """Peak RSS in MB by kind: the largest process of each."""
+        """Peak RSS in MB of the largest process of each kind, and how many Python workers ran."""
         self._stop.set()
         self._thread.join()
-        daemons = {pid for pid, kind in self.kinds.items() if kind == "python worker"}
-        parents = {pid: int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                   for pid in daemons if Path(f"/proc/{pid}/stat").exists()}
         out: dict[str, int] = {}
+        workers = 0
         for pid, peak in self.peaks.items():
             kind = self.kinds[pid]
-            if kind == "python worker" and parents.get(pid) not in daemons and pid in parents:
-                kind = "pyspark daemon"  # the daemon forks the workers; its own memory is small
+            if self.kinds.get(self.parents.get(pid, 0)) == "pyspark":  # forked by the daemon (its title may change)
+                kind = "python worker"
+                workers += 1
+            elif kind == "pyspark":
+                kind = "pyspark daemon"
             out[kind] = max(out.get(kind, 0), round(peak / 1024))
-        out["python workers"] = len([p for p in daemons if parents.get(p) in daemons])
+        out["python workers"] = workers
         return out
 
 
-def run(args: list[str], rows: int) -> dict:
+def run(args: list[str], rows: int, **env: str) -> dict:
     """One `reviewsense` command in a child process: wall seconds, rows/s, peak RSS by kind."""
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "reviewsense.cli", *args], stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "REVIEWSENSE_QUIET": "1"})
+                             env={**os.environ, "REVIEWSENSE_QUIET": "1", **env})
     peaks = PeakRSS(child.pid)
     _, err = child.communicate()
     seconds = time.perf_counter() - started
@@ -128,7 +133,7 @@ def methods(model: str, source: Path, threads: int = 2) -> list[dict]:
     from reviewsense.export import load_model
 
     df = spark.read.parquet(str(source))
-    rows = df.count()
+    rows, partitions = df.count(), df.rdd.getNumPartitions()
     classes = list(load_model(model).class_names)
     digest = sha256_file(Path(model) / "manifest.json")
     name = _ship(spark.sparkContext, Path(model).absolute(), digest)
@@ -152,7 +157,7 @@ def methods(model: str, source: Path, threads: int = 2) -> list[dict]:
             started = time.perf_counter()
             scored().write.format("noop").mode("overwrite").save()
             seconds = time.perf_counter() - started
-        out.append({"method": method, "rows": rows, "seconds": round(seconds, 1),
+        out.append({"method": method, "rows": rows, "partitions": partitions, "seconds": round(seconds, 1),
                     "rows_per_s": round(rows / seconds)})
         print(json.dumps(out[-1]), flush=True)
     spark.stop()
@@ -182,29 +187,40 @@ def main() -> None:
         big, small = tmp / "big.parquet", tmp / "small.parquet"
         started = time.perf_counter()
         generate(big, args.rows, vocabulary, ids=True)
-        generate(small, args.rows // 10, vocabulary, seed=1, ids=True)
+        generate(small, 1_000, vocabulary, seed=1, ids=True)
         print(f"generated {args.rows:,} rows in {time.perf_counter() - started:.0f} s "
               f"({big.stat().st_size / 1e6:.0f} MB Parquet)", flush=True)
-        common = ["predict", "--model", model, "--input", str(big), "--keep-columns", "id"]
-        rows = [{"run": "one process", **run([*common, "--output", str(tmp / "one.parquet")], args.rows)}]
-        print(json.dumps(rows[-1]), flush=True)
-        for master in args.masters:
-            out = tmp / f"spark-{master.strip('[]').replace('[', '-')}.parquet"
-            rows.append({"run": f"Spark {master}", **run([*common, "--spark", master, "--output", str(out)],
-                                                         args.rows), **compare(tmp / "one.parquet", out, args.rows)})
+        runs = [("one process, 1 thread", [], {"REVIEWSENSE_THREADS": "1"}), ("one process", [], {}),
+                *[(f"Spark {master}", ["--spark", master], {}) for master in args.masters]]
+        rows = []
+        for label, extra, env in runs:
+            (tmp / "out").mkdir()
+            measured = [run(["predict", "--model", model, "--input", str(source), "--keep-columns", "id", *extra,
+                             "--output", str(tmp / "out" / f"{source.stem}.parquet")], n, **env)
+                        for source, n in ((small, 1_000), (big, args.rows))]
+            # the same command on 1,000 rows: the fixed start-up (process, JVM, session, model), then the speed
+            speed = args.rows / max(measured[1]["seconds"] - measured[0]["seconds"], 0.1)
+            rows.append({"run": label, **measured[1], "startup_s": measured[0]["seconds"],
+                         "scoring_rows_per_s": round(speed),
+                         **(compare(tmp / "one.parquet", tmp / "out" / "big.parquet", args.rows) if extra else {})})
+            if label == "one process":
+                (tmp / "out" / "big.parquet").rename(tmp / "one.parquet")
+            shutil.rmtree(tmp / "out")
             print(json.dumps(rows[-1]), flush=True)
-        ways = methods(model, small)
+        ways = methods(model, big)
 
-    print("\n| run | rows/s | seconds | peak RSS: one process / Python worker (largest) | JVM peak RSS | "
-          "ids once, in order | max abs diff vs one process |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n| {args.rows:,} rows | rows/s (whole command) | seconds | start-up (s) | rows/s after start-up | "
+          "peak RSS: the process / each Python worker | Python workers | JVM peak RSS | ids once, in order | "
+          "max abs diff vs one process |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         worker = r.get("python worker", r.get("driver"))
         jvm = f"{r['jvm']:,} MB" if "jvm" in r else "–"
-        print(f"| {r['run']} | {r['rows_per_s']:,} | {r['seconds']} | {worker:,} MB | {jvm} | "
-              f"{r.get('ids_in_order_once', '–')} | "
-              f"{r.get('max_abs_diff', '–')} |")
-    print(f"\n| Arrow hand-over, local[2], {ways[0]['rows']:,} rows, noop sink | rows/s |\n|---|---|")
+        print(f"| {r['run']} | {r['rows_per_s']:,} | {r['seconds']} | {r['startup_s']} | {r['scoring_rows_per_s']:,} "
+              f"| {worker:,} MB | {r['python workers'] if 'jvm' in r else '–'} | {jvm} | "
+              f"{r.get('ids_in_order_once', '–')} | {r.get('max_abs_diff', '–')} |")
+    print(f"\n| local[2], {ways[0]['rows']:,} rows in {ways[0]['partitions']} partitions, noop sink | rows/s "
+          "(second run) |\n|---|---|")
     for w in ways:
         print(f"| {w['method']} | {w['rows_per_s']:,} |")
     write_results(args.out, {**machine(), "model": args.model or "default model trained on IMDB",

@@ -46,7 +46,8 @@ _ONE_THREAD = {"POLARS_MAX_THREADS": "1", "NUMBA_NUM_THREADS": "1", "OMP_NUM_THR
 _WORKER_WARNINGS = "ignore:PySpark does not yet fully support pandas:FutureWarning"
 
 _MODELS: dict[tuple[str, str], Any] = {}  # per Python worker: (folder, manifest sha256) → the loaded model
-_ARCHIVES: dict[str, str] = {}  # on the driver: manifest sha256 → the zip shipped with addArchive
+_ARCHIVES: dict[str, str] = {}  # on the driver: manifest sha256 → the model folder's zip
+_SHIPPED: set[tuple[str, str]] = set()  # (Spark application, manifest sha256) given the zip with addArchive
 
 
 # -- on the executors --------------------------------------------------------------------------
@@ -108,7 +109,8 @@ def _result_fields(class_names: Sequence[str]) -> list[Any]:
 
 
 def _ship(sc, folder: Path, digest: str) -> str:
-    """The model folder zipped and added to the job (``addArchive``): its name for ``SparkFiles.get``."""
+    """The model folder zipped (once per driver process) and added to the job with ``addArchive``
+    (once per SparkContext): its name for ``SparkFiles.get``."""
     if digest not in _ARCHIVES:
         place = Path(tempfile.mkdtemp(prefix="reviewsense-spark-"))
         atexit.register(shutil.rmtree, place, True)
@@ -117,9 +119,11 @@ def _ship(sc, folder: Path, digest: str) -> str:
             for file in sorted(folder.iterdir()):
                 if file.is_file():
                     zf.write(file, file.name)
-        sc.addArchive(str(archive))
-        _ARCHIVES[digest] = archive.name
-    return _ARCHIVES[digest]
+        _ARCHIVES[digest] = str(archive)
+    if (sc.applicationId, digest) not in _SHIPPED:
+        sc.addArchive(_ARCHIVES[digest])
+        _SHIPPED.add((sc.applicationId, digest))
+    return Path(_ARCHIVES[digest]).name
 
 
 def predict(df, model: str | os.PathLike[str], text_col: str = "text", threshold: float | None = None, *,

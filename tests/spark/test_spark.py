@@ -244,3 +244,45 @@ def test_an_error_on_an_executor_comes_back_as_the_projects_error(spark, models,
             spark_errors():
         scored.collect()
     assert "\n" not in str(caught.value)
+
+
+def test_each_python_worker_loads_the_model_once(spark, models, tmp_path):
+    """Many tasks and batches, few workers: every batch a worker scores uses the model it loaded first."""
+    import reviewsense.spark as rs
+    from reviewsense._fs import sha256_file
+
+    frame = _input(tmp_path, 4_000)
+    df = spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False)).repartition(8)
+    digest = sha256_file(models["two"] / "manifest.json")
+    name = rs._ship(spark.sparkContext, models["two"].absolute(), digest)
+    assert rs.predict(df, models["two"]).count() == 4_000  # the workers load it here
+
+    def which(batches):
+        for batch in batches:
+            yield pa.RecordBatch.from_pydict({"pid": [os.getpid()], "model": [id(rs._worker_model(name, digest, True))],
+                                              "rows": [batch.num_rows]})
+
+    seen = df.mapInArrow(which, "pid long, model long, rows long").toArrow().to_pandas()
+    assert seen["rows"].sum() == 4_000 and len(seen) >= 8  # several batches in each of 8 tasks
+    assert seen.groupby("pid")["model"].nunique().eq(1).all()
+    assert seen["pid"].nunique() <= 2  # local[2]: the workers are reused from task to task
+
+
+def test_the_model_is_zipped_once_and_shipped_to_each_spark_application(models):
+    """A session stopped and another started in the same driver: the new one gets the archive too."""
+    import zipfile
+
+    from reviewsense.spark import _ship
+
+    class Context:
+        def __init__(self, app: str):
+            self.applicationId, self.added = app, []
+
+        def addArchive(self, path: str) -> None:  # noqa: N802 - SparkContext's name
+            self.added.append(path)
+
+    first, again, second = Context("app-1"), Context("app-1"), Context("app-2")
+    names = {_ship(sc, models["two"], "f" * 64) for sc in (first, again, second)}
+    assert len(names) == 1 and len(first.added) == 1 and again.added == [] and second.added == first.added
+    with zipfile.ZipFile(first.added[0]) as zf:
+        assert sorted(zf.namelist()) == sorted(p.name for p in models["two"].iterdir())
