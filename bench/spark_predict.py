@@ -11,8 +11,8 @@ reports rows/s (the whole command: JVM start included), the peak RSS of the one 
 Spark Python worker (the largest) and of the JVM (driver and executor in local mode), sampled
 from /proc. Each command also runs on 1,000 rows: its time is the fixed start-up (the process,
 the JVM, the session, the model), and the rows/s after start-up are the rows over the difference.
-Then, in one local[2] session, Arrow's two ways of handing batches to
-Python: ``mapInArrow`` (what reviewsense.spark uses) and ``mapInPandas``.
+Then, for each master in one session (start-up excluded: the second of two runs), Arrow's two
+ways of handing batches to Python: ``mapInArrow`` (what reviewsense.spark uses) and ``mapInPandas``.
 """
 
 from __future__ import annotations
@@ -118,20 +118,21 @@ def compare(one: Path, spark: Path, rows: int) -> dict:
                                   .max()) if len(ids) == rows else None}
 
 
-def methods(model: str, source: Path, threads: int = 2) -> list[dict]:
-    """mapInArrow (reviewsense.spark.predict) against mapInPandas, same model and worker cache, a noop sink."""
+def in_session(model: str, source: Path, master: str, out: Path) -> list[dict]:
+    """In one session, start-up excluded (the second of two runs): Parquet in, the id and the results
+    out to Parquet, through mapInArrow (reviewsense.spark.predict) and through mapInPandas (the same
+    model cache and result columns); the peak RSS of each Python worker."""
     from pyspark.sql import SparkSession
-
-    from reviewsense.spark import _result_fields, _ship, _worker_model, predict
-
-    spark = (SparkSession.builder.master(f"local[{threads}]").config("spark.ui.enabled", "false")
-             .config("spark.driver.host", "127.0.0.1").getOrCreate())
-    spark.sparkContext.setLogLevel("ERROR")
     from pyspark.sql import types as T
 
     from reviewsense._fs import sha256_file
     from reviewsense.export import load_model
+    from reviewsense.spark import _result_fields, _ship, _worker_model, predict
 
+    peaks = PeakRSS(os.getpid())
+    spark = (SparkSession.builder.master(master).config("spark.ui.enabled", "false")
+             .config("spark.driver.host", "127.0.0.1").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
     df = spark.read.parquet(str(source))
     rows, partitions = df.count(), df.rdd.getNumPartitions()
     classes = list(load_model(model).class_names)
@@ -145,23 +146,25 @@ def methods(model: str, source: Path, threads: int = 2) -> list[dict]:
 
         scorer = _worker_model(name, digest, True)
         for frame in frames:
-            texts = frame["text"].fillna("").tolist()
-            table = pa.table(result_arrays(scorer.predict_proba(texts), classes))
+            table = pa.table(result_arrays(scorer.predict_proba(frame["text"].fillna("").tolist()), classes))
             yield frame.assign(**{c: table.column(c).to_pandas() for c in table.column_names})
 
-    out = []
+    results = []
     for method, scored in (("mapInArrow", lambda: predict(df, model)),
                            ("mapInPandas", lambda: df.mapInPandas(pandas_batches, T.StructType(
                                [*df.schema.fields, *_result_fields(classes)])))):
         for _ in range(2):  # the first run of each loads the model in the workers
             started = time.perf_counter()
-            scored().write.format("noop").mode("overwrite").save()
+            scored().select("id", "probability", "label", "label_name").write.mode("overwrite").parquet(str(out))
             seconds = time.perf_counter() - started
-        out.append({"method": method, "rows": rows, "partitions": partitions, "seconds": round(seconds, 1),
-                    "rows_per_s": round(rows / seconds)})
-        print(json.dumps(out[-1]), flush=True)
+        results.append({"run": f"Spark {master}, in session", "method": method, "rows": rows,
+                        "partitions": partitions, "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds)})
+        print(json.dumps(results[-1]), flush=True)
     spark.stop()
-    return out
+    memory = peaks.stop()
+    for r in results:
+        r.update({"python worker": memory.get("python worker"), "python workers": memory["python workers"]})
+    return results
 
 
 def main() -> None:
@@ -199,15 +202,15 @@ def main() -> None:
                              "--output", str(tmp / "out" / f"{source.stem}.parquet")], n, **env)
                         for source, n in ((small, 1_000), (big, args.rows))]
             # the same command on 1,000 rows: the fixed start-up (process, JVM, session, model), then the speed
-            speed = args.rows / max(measured[1]["seconds"] - measured[0]["seconds"], 0.1)
+            scoring = measured[1]["seconds"] - measured[0]["seconds"]  # ≤ 0: too noisy a machine to tell
             rows.append({"run": label, **measured[1], "startup_s": measured[0]["seconds"],
-                         "scoring_rows_per_s": round(speed),
+                         "scoring_rows_per_s": round(args.rows / scoring) if scoring > 0 else None,
                          **(compare(tmp / "one.parquet", tmp / "out" / "big.parquet", args.rows) if extra else {})})
             if label == "one process":
                 (tmp / "out" / "big.parquet").rename(tmp / "one.parquet")
             shutil.rmtree(tmp / "out")
             print(json.dumps(rows[-1]), flush=True)
-        ways = methods(model, big)
+        ways = [r for master in args.masters for r in in_session(model, big, master, tmp / "session.parquet")]
 
     print(f"\n| {args.rows:,} rows | rows/s (whole command) | seconds | start-up (s) | rows/s after start-up | "
           "peak RSS: the process / each Python worker | Python workers | JVM peak RSS | ids once, in order | "
@@ -216,13 +219,15 @@ def main() -> None:
     for r in rows:
         worker = r.get("python worker", r.get("driver"))
         jvm = f"{r['jvm']:,} MB" if "jvm" in r else "–"
-        print(f"| {r['run']} | {r['rows_per_s']:,} | {r['seconds']} | {r['startup_s']} | {r['scoring_rows_per_s']:,} "
+        speed = f"{r['scoring_rows_per_s']:,}" if r["scoring_rows_per_s"] else "–"
+        print(f"| {r['run']} | {r['rows_per_s']:,} | {r['seconds']} | {r['startup_s']} | {speed} "
               f"| {worker:,} MB | {r['python workers'] if 'jvm' in r else '–'} | {jvm} | "
               f"{r.get('ids_in_order_once', '–')} | {r.get('max_abs_diff', '–')} |")
-    print(f"\n| local[2], {ways[0]['rows']:,} rows in {ways[0]['partitions']} partitions, noop sink | rows/s "
-          "(second run) |\n|---|---|")
+    print("\n| in one session, start-up excluded | hand-over | partitions | rows/s | seconds | peak RSS per Python "
+          "worker | Python workers |\n|---|---|---|---|---|---|---|")
     for w in ways:
-        print(f"| {w['method']} | {w['rows_per_s']:,} |")
+        print(f"| {w['run']} | {w['method']} | {w['partitions']} | {w['rows_per_s']:,} | {w['seconds']} | "
+              f"{w['python worker']:,} MB | {w['python workers']} |")
     write_results(args.out, {**machine(), "model": args.model or "default model trained on IMDB",
                              "rows": "generated: 20-120 words each from the model's vocabulary"},
                   rows + ways)

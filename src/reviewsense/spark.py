@@ -70,12 +70,15 @@ def _worker_model(where: str, digest: str, shipped: bool) -> Any:
                                         f"{found[:12]}…, expected {digest[:12]}…)")
         model = load_model(folder)
         model.n_jobs = 1
+        if "torch" in sys.modules:  # a network's family: torch's own pool too
+            sys.modules["torch"].set_num_threads(1)
         _MODELS[key] = model
     return _MODELS[key]
 
 
 def _score_batches(spec: dict[str, Any], batches: Iterator[Any]) -> Iterator[Any]:
     """``mapInArrow``'s function: each Arrow batch with the result columns added."""
+    import numpy as np
     import pyarrow as pa
 
     from reviewsense.data.files import check_length, max_chars
@@ -86,7 +89,7 @@ def _score_batches(spec: dict[str, Any], batches: Iterator[Any]) -> Iterator[Any
     for batch in batches:
         texts = ["" if text is None else check_length(text, f"column '{column}'", limit)
                  for text in batch.column(column).to_pylist()]
-        proba = model.predict_proba(texts) if texts else model.predict_proba([]).reshape(0, len(spec["classes"]))
+        proba = model.predict_proba(texts) if texts else np.zeros((0, len(spec["classes"])))
         results = result_arrays(proba, spec["classes"], spec["threshold"])
         if spec["counter"] is not None:
             spec["counter"].add(len(texts))
