@@ -286,3 +286,18 @@ def test_the_model_is_zipped_once_and_shipped_to_each_spark_application(models):
     assert len(names) == 1 and len(first.added) == 1 and again.added == [] and second.added == first.added
     with zipfile.ZipFile(first.added[0]) as zf:
         assert sorted(zf.namelist()) == sorted(p.name for p in models["two"].iterdir())
+
+
+def test_a_network_family_scores_as_in_one_process(spark, trained, tmp_path):
+    """The tutorial's network (torch) on the executors: the same probabilities as the one process."""
+    pytest.importorskip("torch")
+    from reviewsense.export import load_model, save_model
+    from reviewsense.spark import predict
+
+    save_model(trained[0], tmp_path / "seed")
+    frame = _input(tmp_path, 600)
+    df = spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False)).repartition(2)
+    got = predict(df, tmp_path / "seed").toArrow().to_pandas().sort_values("id")
+    want = load_model(tmp_path / "seed").predict_proba(frame["text"].fillna("").tolist())[:, 1]
+    assert got["id"].tolist() == list(range(600))
+    assert np.abs(got["probability"].to_numpy() - want).max() <= 1e-6
