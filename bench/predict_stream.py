@@ -64,6 +64,17 @@ def run_predict(model: str, source: Path, workers: int, out: Path) -> dict:
             "peak_rss_mb": round(peak / 1024), "peak_grew": peak > before}
 
 
+def model_and_vocabulary(model: str | None, data: str, tmp: Path) -> tuple[str, list[str]]:
+    """The model folder (with none given, the default model trained on ``data`` into ``tmp``) and its vocabulary."""
+    from reviewsense.export import load_model
+
+    if model is None:
+        subprocess.run([sys.executable, "-m", "reviewsense.cli", "train", "--data", data, "--run-dir",
+                        str(tmp / "run")], check=True, env={**os.environ, "REVIEWSENSE_QUIET": "1"})
+        model = str(tmp / "run" / "model")
+    return model, load_model(model).vectorizer.vocabulary_
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder (default: train the default model on IMDB first)")
@@ -73,16 +84,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results/predict_stream.json"))
     args = ap.parse_args()
 
-    from reviewsense.export import load_model
-
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = args.model
-        if model is None:
-            subprocess.run([sys.executable, "-m", "reviewsense.cli", "train", "--data", args.data, "--run-dir",
-                            str(tmp / "run")], check=True, env={**os.environ, "REVIEWSENSE_QUIET": "1"})
-            model = str(tmp / "run" / "model")
-        vocabulary = load_model(model).vectorizer.vocabulary_
+        model, vocabulary = model_and_vocabulary(args.model, args.data, tmp)
         small, big = tmp / "small.parquet", tmp / "big.parquet"
         started = time.perf_counter()
         generate(small, args.rows // 10, vocabulary)

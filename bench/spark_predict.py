@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA, machine, write_results  # noqa: E402
-from predict_stream import generate  # noqa: E402
+from predict_stream import generate, model_and_vocabulary  # noqa: E402
 
 
 class PeakRSS:
@@ -176,17 +176,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results/spark_predict.json"))
     args = ap.parse_args()
 
-    from reviewsense.export import load_model
-
     os.environ.setdefault("PYTHONWARNINGS", "ignore:PySpark does not yet fully support pandas:FutureWarning")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = args.model
-        if model is None:
-            subprocess.run([sys.executable, "-m", "reviewsense.cli", "train", "--data", args.data, "--run-dir",
-                            str(tmp / "run")], check=True, env={**os.environ, "REVIEWSENSE_QUIET": "1"})
-            model = str(tmp / "run" / "model")
-        vocabulary = load_model(model).vectorizer.vocabulary_
+        model, vocabulary = model_and_vocabulary(args.model, args.data, tmp)
         big, small = tmp / "big.parquet", tmp / "small.parquet"
         started = time.perf_counter()
         generate(big, args.rows, vocabulary, ids=True)
