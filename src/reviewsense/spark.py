@@ -192,9 +192,14 @@ def one_line(exc: BaseException) -> ReviewsenseError:
         kind = getattr(errors, name, None)
         if isinstance(kind, type) and issubclass(kind, ReviewsenseError):
             return kind(message.strip())
-    causes = [m.group(2).strip() for line in text.splitlines() if (m := _CAUSE.match(line.strip()))]
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
-    return DataError(f"the Spark job failed: {causes[-1] if causes else first}")
+    return DataError(f"the Spark job failed: {_cause(exc)}")
+
+
+def _cause(exc: BaseException) -> str:
+    """The deepest cause a Spark or Py4J exception names, else its first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [m.group(2).strip() for line in lines if (m := _CAUSE.match(line))]
+    return causes[-1] if causes else lines[0] if lines else type(exc).__name__
 
 
 @contextmanager
@@ -220,9 +225,19 @@ def check_java() -> None:
                                      "apt-get install openjdk-17-jre-headless, or set JAVA_HOME)")
 
 
+_MASTER = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|spark://\S+|k8s://\S+")
+
+
 def check_master(master: str, timeout: float = 5.0) -> None:
-    """A standalone master (``spark://host:port[,host:port]``) must answer before the job starts
-    (Spark itself retries for about a minute, then fails with a stack trace)."""
+    """A master Spark knows, with what it needs: yarn its configuration folder; a standalone master
+    (``spark://host:port[,host:port]``) must answer before the job starts (Spark itself retries
+    for about a minute, then fails with a stack trace)."""
+    if not _MASTER.fullmatch(master):
+        raise ConfigError(f"--spark {master}: not a Spark master (local[N], local[*], spark://HOST:PORT, yarn, "
+                          "k8s://https://HOST:PORT; alone: the master spark-submit gives)")
+    if master == "yarn" and not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")):
+        raise ConfigError("--spark yarn needs HADOOP_CONF_DIR or YARN_CONF_DIR: the folder of the cluster's "
+                          "configuration (core-site.xml, yarn-site.xml)")
     if not master.startswith("spark://"):
         return
     problems = []
@@ -238,6 +253,24 @@ def check_master(master: str, timeout: float = 5.0) -> None:
     raise ConfigError(f"cannot reach the Spark master {master} ({'; '.join(problems)})")
 
 
+def _log_config() -> tuple[str, str | None]:
+    """Spark's log level for a session this module starts ($REVIEWSENSE_SPARK_LOG, default off:
+    a failure comes back as one line) and, unless $SPARK_CONF_DIR holds the user's own, a log4j2
+    file that sets it from the JVM's start (else Spark logs its start-up at WARN)."""
+    level = (os.environ.get("REVIEWSENSE_SPARK_LOG") or "off").upper()
+    if level not in ("OFF", "FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE", "ALL"):
+        raise ConfigError(f"REVIEWSENSE_SPARK_LOG={level.lower()}: choose off, error, warn, info or debug")
+    if os.environ.get("SPARK_CONF_DIR"):
+        return level, None
+    place = Path(tempfile.mkdtemp(prefix="reviewsense-spark-log-"))
+    atexit.register(shutil.rmtree, place, True)
+    (place / "log4j2.properties").write_text(
+        f"rootLogger.level = {level.lower()}\nrootLogger.appenderRef.stderr.ref = stderr\n"
+        "appender.stderr.type = Console\nappender.stderr.name = stderr\nappender.stderr.target = SYSTEM_ERR\n"
+        "appender.stderr.layout.type = PatternLayout\nappender.stderr.layout.pattern = spark: %p %c{1}: %m%n%ex\n")
+    return level, f"-Dlog4j.configurationFile=file:{place / 'log4j2.properties'}"
+
+
 def session(master: str | None):
     """The active SparkSession, else a new one on ``master`` (None: spark-submit's or the default);
     returns (session, whether this call started it)."""
@@ -250,11 +283,13 @@ def session(master: str | None):
     if active is not None:
         return active, False
     check_java()
-    if master:
-        check_master(master)
+    level, java_options = _log_config()
     builder = SparkSession.builder.appName("reviewsense predict")
-    if master:
+    if master:  # this process starts the JVM (under spark-submit it runs already)
+        check_master(master)
         builder = builder.master(master)
+        if java_options:
+            builder = builder.config("spark.driver.extraJavaOptions", java_options)
     for name, value in _ONE_THREAD.items():
         builder = builder.config(f"spark.executorEnv.{name}", value)
     if quiet():
@@ -264,10 +299,8 @@ def session(master: str | None):
     try:
         spark = builder.getOrCreate()
     except Exception as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise ConfigError(f"cannot start Spark (master {master or 'from spark-submit'}): "
-                          f"{lines[0] if lines else type(exc).__name__}") from exc
-    spark.sparkContext.setLogLevel("ERROR")
+        raise ConfigError(f"cannot start Spark (master {master or 'from spark-submit'}): {_cause(exc)}") from exc
+    spark.sparkContext.setLogLevel(level)
     return spark, True
 
 
@@ -336,6 +369,7 @@ def score_path(master: str | None, model: str, source: str, target: str, *, text
     in_fmt = _input_format(source)
     if sep is not None and in_fmt not in ("csv", "tsv"):
         raise ConfigError("--sep applies to a CSV or TSV input")
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     spark, started = session(master)
     try:
         with spark_errors():

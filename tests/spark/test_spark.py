@@ -212,6 +212,10 @@ def test_errors_are_one_line(spark, models, tmp_path, capsys, monkeypatch):
     args = files("in.parquet", "f.parquet")
     line = read_error_line(capsys, main([*base[:-1], f"spark://127.0.0.1:{port}", *args]))
     assert f"cannot reach the Spark master spark://127.0.0.1:{port}" in line
+    assert "not a Spark master" in read_error_line(capsys, main([*base[:-1], "local[two]", *args]))
+    monkeypatch.delenv("HADOOP_CONF_DIR", raising=False)
+    monkeypatch.delenv("YARN_CONF_DIR", raising=False)
+    assert "needs HADOOP_CONF_DIR or YARN_CONF_DIR" in read_error_line(capsys, main([*base[:-1], "yarn", *args]))
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert "Spark needs Java 17 or 21" in read_error_line(capsys, main(base + args))
