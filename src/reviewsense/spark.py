@@ -387,11 +387,11 @@ def _run(spark, model: str, source: str, target: str, in_fmt: str, out_fmt: str,
     fs_in, fs_out = _FileSystem(spark, source), _FileSystem(spark, target)
     if not fs_in.exists(source):
         raise DataError(f"{source}: no such file or directory")
+    if fs_in.qualified(source) == fs_out.qualified(target):
+        raise OutputError(f"{target}: is the input")
     if fs_out.exists(target):
         raise OutputError(f"{target}: already exists; a Spark job writes a new folder (remove it, or choose "
                           "another --output)")
-    if fs_in.qualified(source) == fs_out.qualified(target):
-        raise OutputError(f"{target}: is the input")
     df = _read(spark, source, in_fmt, sep, encoding)
     wanted = list(dict.fromkeys([text_col, *keep]))
     missing = [c for c in wanted if c not in df.columns]
@@ -403,10 +403,13 @@ def _run(spark, model: str, source: str, target: str, in_fmt: str, out_fmt: str,
         scored = predict(df.select(*[F.col(_quoted(c)) for c in wanted]), model, text_col, threshold, counter=counted)
     except DataError as exc:
         raise DataError(f"{source}: {exc}") from None
-    results = [c for c in scored.columns if c not in wanted or c in keep]
-    classes = [c for c in results if c.startswith("probability_")]
-    columns = [F.col(_quoted(c)) for c in results if c not in classes or out_fmt == "parquet"]
-    if classes and out_fmt == "jsonl":  # as the one-process JSONL: every class's probability in one object
+    added = scored.columns[len(wanted):]  # probability, label, label_name, then one per class (> 2 classes)
+    classes = added[3:] if out_fmt == "jsonl" else []
+    if classes and "probabilities" in keep:
+        raise ConfigError("--keep-columns probabilities: the JSONL results of this model have a field of that name; "
+                          "rename the input column")
+    columns = [F.col(_quoted(c)) for c in [*keep, *added] if c not in classes]
+    if classes:  # as the one-process JSONL: every class's probability in one object
         columns.append(F.struct(*[F.col(_quoted(c)).alias(c[len("probability_"):]) for c in classes])
                        .alias("probabilities"))
     out = scored.select(*columns)
