@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_DATA, machine, write_results  # noqa: E402
 
 
-def generate(path: Path, rows: int, vocabulary: list[str], seed: int = 0, batch: int = 100_000) -> None:
+def generate(path: Path, rows: int, vocabulary: list[str], seed: int = 0, batch: int = 100_000,
+             ids: bool = False) -> None:
+    """``rows`` reviews into ``path`` (column ``text``; with ``ids``, first an ``id`` column: 0, 1, 2…)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -36,14 +38,16 @@ def generate(path: Path, rows: int, vocabulary: list[str], seed: int = 0, batch:
     words = np.array(vocabulary[2:20_002], dtype=object)
     weights = 1.0 / np.arange(1, len(words) + 1)
     weights /= weights.sum()
-    with pq.ParquetWriter(path, pa.schema([("text", pa.string())])) as writer:
+    schema = pa.schema([*([("id", pa.int64())] if ids else []), ("text", pa.string())])
+    with pq.ParquetWriter(path, schema) as writer:
         for start in range(0, rows, batch):
             n = min(batch, rows - start)
             lengths = rng.integers(20, 121, n)
             drawn = words[rng.choice(len(words), int(lengths.sum()), p=weights)]
             ends = np.cumsum(lengths)
             texts = [" ".join(drawn[e - k : e]) for e, k in zip(ends, lengths, strict=True)]
-            writer.write_table(pa.table({"text": texts}))
+            writer.write_table(pa.table({**({"id": np.arange(start, start + n)} if ids else {}), "text": texts},
+                                        schema=schema))
 
 
 def run_predict(model: str, source: Path, workers: int, out: Path) -> dict:
@@ -60,6 +64,17 @@ def run_predict(model: str, source: Path, workers: int, out: Path) -> dict:
             "peak_rss_mb": round(peak / 1024), "peak_grew": peak > before}
 
 
+def model_and_vocabulary(model: str | None, data: str, tmp: Path) -> tuple[str, list[str]]:
+    """The model folder (with none given, the default model trained on ``data`` into ``tmp``) and its vocabulary."""
+    from reviewsense.export import load_model
+
+    if model is None:
+        subprocess.run([sys.executable, "-m", "reviewsense.cli", "train", "--data", data, "--run-dir",
+                        str(tmp / "run")], check=True, env={**os.environ, "REVIEWSENSE_QUIET": "1"})
+        model = str(tmp / "run" / "model")
+    return model, load_model(model).vectorizer.vocabulary_
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder (default: train the default model on IMDB first)")
@@ -69,16 +84,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results/predict_stream.json"))
     args = ap.parse_args()
 
-    from reviewsense.export import load_model
-
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = args.model
-        if model is None:
-            subprocess.run([sys.executable, "-m", "reviewsense.cli", "train", "--data", args.data, "--run-dir",
-                            str(tmp / "run")], check=True, env={**os.environ, "REVIEWSENSE_QUIET": "1"})
-            model = str(tmp / "run" / "model")
-        vocabulary = load_model(model).vectorizer.vocabulary_
+        model, vocabulary = model_and_vocabulary(args.model, args.data, tmp)
         small, big = tmp / "small.parquet", tmp / "big.parquet"
         started = time.perf_counter()
         generate(small, args.rows // 10, vocabulary)

@@ -29,7 +29,8 @@ EXAMPLES = {
     "predict": """examples:
   reviewsense predict --model runs/imdb/model "The movie was great!" "The movie was terrible..."
   reviewsense predict --model runs/imdb/model --input reviews.jsonl --output scores.jsonl
-  cat reviews.txt | reviewsense predict --model runs/imdb/model --format csv""",
+  cat reviews.txt | reviewsense predict --model runs/imdb/model --format csv
+  reviewsense predict --model runs/imdb/model --spark local[2] --input reviews.parquet --output scores.parquet""",
     "evaluate": """examples:
   reviewsense evaluate --model runs/imdb/model               # IMDB test split
   reviewsense evaluate --model runs/imdb/model --by-length   # per length: 1 word … the whole review
@@ -313,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes scoring chunks of --input in parallel (default 1); output keeps input order")
     p.add_argument("--chunk-size", type=_positive, default=32_768,
                    help="rows read, scored and written at a time: memory stays flat for any file size")
+    p.add_argument("--spark", nargs="?", const="", metavar="MASTER",
+                   help="run as a Spark job (the 'spark' extra and Java 17 or 21): MASTER such as local[2], "
+                        "spark://host:7077 or yarn; alone, the master spark-submit gives. --input and --output are "
+                        "paths Spark reads and writes (--output: a new folder of Parquet or JSONL part files)")
 
     p = sub.add_parser("explain", help="the words and n-grams that pushed each text's score up and down",
                        epilog=EXAMPLES["explain"], formatter_class=fmt)

@@ -16,6 +16,8 @@ def cmd_predict(args) -> int:
 
     if args.texts and args.input:
         raise ConfigError("give texts as arguments or with --input, not both")
+    if args.spark is not None:
+        return _predict_spark(args)
     if args.input in (None, "-"):  # texts from arguments or lines of stdin: no columns, already text
         file_only = [flag for flag, given in (("--text-column", args.text_column != "text"), ("--sep", args.sep),
                                               ("--encoding", args.encoding)) if given]
@@ -78,6 +80,23 @@ def _predict_stream(model, args, fmt: str, output: str | None) -> int:
         sys.stdout.buffer.flush()
     else:
         score_file(model, chunks, sys.stdout, **options)
+    return 0
+
+
+def _predict_spark(args) -> int:
+    """``--spark MASTER``: a Spark job from --input to --output (a new folder of part files)."""
+    from ..spark import score_path
+
+    if args.texts or args.input in (None, "-") or args.output in (None, "-"):
+        raise ConfigError("--spark scores a file into a new folder: give --input PATH and --output PATH (no texts "
+                          "as arguments, no stdin or stdout)")
+    if args.workers != 1:
+        raise ConfigError("--workers is for one machine; with --spark, Spark runs a task per partition (set the "
+                          "executors' cores instead)")
+    rows = score_path(args.spark or None, args.model, args.input, args.output, text_col=args.text_column,
+                      keep=args.keep_columns or [], threshold=args.threshold, fmt=args.format, sep=args.sep,
+                      encoding=args.encoding)
+    print(f"wrote {rows:,} predictions to {args.output}", file=sys.stderr)
     return 0
 
 

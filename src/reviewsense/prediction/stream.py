@@ -292,16 +292,17 @@ class ResultWriter:
             raise ValueError(f"probabilities of shape {proba.shape} for {len(self.class_names)} classes")
         check_finite(proba, offset=self.rows)  # a NaN is no probability, and no JSON
         self.rows += len(proba)
-        if len(self.class_names) > 2:
+        if len(self.class_names) > 2 and self.fmt != "parquet":
             self._write_classes(proba, extra)
+            return
+        if self.fmt == "parquet":
+            self._write_parquet(proba, extra)
             return
         positive = proba[:, 1]
         labels = (positive >= self.threshold).astype(np.int8)
         rounded = [round(p, DIGITS) for p in positive.tolist()]
-        names = [self.class_names[k] for k in labels.tolist()] if self.fmt != "jsonl" else []
-        if self.fmt == "parquet":
-            self._write_parquet(rounded, labels, names, extra)
-        elif self.fmt == "csv":
+        if self.fmt == "csv":
+            names = [self.class_names[k] for k in labels.tolist()]
             kept = [[_cell(v) for v in extra[c]] for c in self.keep]
             csv.writer(self.out, lineterminator="\n").writerows(
                 (*(col[i] for col in kept), rounded[i], int(labels[i]), names[i]) for i in range(len(rounded)))
@@ -316,37 +317,24 @@ class ResultWriter:
             self.out.write("".join("{" + row for row in rows))
 
     def _write_classes(self, proba: np.ndarray, extra: dict[str, Any]) -> None:
-        """Rows of a model of more than two classes: the top label and every class's probability."""
+        """Rows of a model of more than two classes (JSONL, CSV): the top label and every class's probability."""
         rows = [result_row(p, self.class_names) for p in proba.tolist()]
         if self.fmt == "jsonl":
             named = [(c, extra[c]) for c in self.keep]
             self.out.write("".join(_json({**{c: col[i] for c, col in named}, **row}) + "\n"
                                    for i, row in enumerate(rows)))
             return
-        rounded = [row["probability"] for row in rows]
-        labels = np.array([row["label"] for row in rows], dtype=np.int16)
-        names = [row["label_name"] for row in rows]
-        each = np.array([list(row["probabilities"].values()) for row in rows], dtype=np.float64).reshape(
-            len(rows), len(self.class_names))  # rounded once, by result_row
-        if self.fmt == "parquet":
-            self._write_parquet(rounded, labels, names, extra, each)
-            return
         kept = [[_cell(v) for v in extra[c]] for c in self.keep]
         csv.writer(self.out, lineterminator="\n").writerows(
-            (*(col[i] for col in kept), rounded[i], int(labels[i]), names[i], *each[i].tolist())
-            for i in range(len(rows)))
+            (*(col[i] for col in kept), row["probability"], row["label"], row["label_name"],
+             *row["probabilities"].values()) for i, row in enumerate(rows))
 
-    def _write_parquet(self, rounded, labels, names, extra, each: np.ndarray | None = None) -> None:
+    def _write_parquet(self, proba: np.ndarray, extra: dict[str, Any]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns = {**{c: _arrow_column(extra[c]) for c in self.keep}, "probability": pa.array(rounded, pa.float64()),
-                   "label": pa.array(labels, pa.int8() if not self.class_columns else pa.int16()),
-                   "label_name": pa.array(names, pa.string())}
-        if self.class_columns:
-            each = np.zeros((0, len(self.class_names))) if each is None else each
-            columns |= {name: pa.array(each[:, k], pa.float64()) for k, name in enumerate(self.class_columns)}
-        table = pa.table(columns)
+        columns = {c: _arrow_column(extra[c]) for c in self.keep}
+        table = pa.table(columns | result_arrays(proba, self.class_names, self.threshold))
         if self._parquet is None:
             self._parquet = pq.ParquetWriter(self.out, table.schema)
         self._parquet.write_table(table.cast(self._parquet.schema))
@@ -360,9 +348,31 @@ class ResultWriter:
                 self._parquet = None
             return
         if self.fmt == "parquet" and self._parquet is None:  # no rows: still a valid, empty file with the columns
-            self._write_parquet([], np.zeros(0, np.int8), [], {c: [] for c in self.keep})
+            self._write_parquet(np.zeros((0, len(self.class_names))), {c: [] for c in self.keep})
         if self._parquet is not None:
             self._parquet.close()
+
+
+def result_arrays(proba: np.ndarray, class_names: Sequence[str], threshold: float = 0.5) -> dict[str, Any]:
+    """The result columns of ``proba`` (``(n, n_classes)``) as Arrow arrays, as Parquet and Spark get them:
+    ``probability`` (rounded to :data:`~reviewsense.models.base.DIGITS` decimals), ``label`` and
+    ``label_name``; more than two classes: the top label's, then one ``probability_<class>`` per class."""
+    import pyarrow as pa
+
+    names = list(class_names)
+    if len(names) <= 2:
+        positive = proba[:, 1]
+        labels = (positive >= threshold).astype(np.int8)
+        return {"probability": pa.array([round(p, DIGITS) for p in positive.tolist()], pa.float64()),
+                "label": pa.array(labels, pa.int8()),
+                "label_name": pa.array([names[k] for k in labels.tolist()], pa.string())}
+    rows = [result_row(p, names) for p in proba.tolist()]
+    each = np.array([list(row["probabilities"].values()) for row in rows], dtype=np.float64).reshape(
+        len(rows), len(names))  # rounded once, by result_row
+    return {"probability": pa.array([row["probability"] for row in rows], pa.float64()),
+            "label": pa.array([row["label"] for row in rows], pa.int16()),
+            "label_name": pa.array([row["label_name"] for row in rows], pa.string()),
+            **{f"probability_{name}": pa.array(each[:, k], pa.float64()) for k, name in enumerate(names)}}
 
 
 def _cell(value: Any) -> Any:
