@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,28 +22,12 @@ REVIEW = ("An absolute delight: the acting is superb and the story kept me hooke
 
 @contextlib.contextmanager
 def serving(model_dir: str) -> Iterator[str]:
-    import uvicorn
-
     from reviewsense.export import load_model
     from reviewsense.serving.app import create_app
+    from reviewsense.serving.background import in_thread
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(load_model(model_dir)), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise SystemExit("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with in_thread(create_app(load_model(model_dir), loopback=True)) as url:
+        yield url
 
 
 def main() -> None:

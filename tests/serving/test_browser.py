@@ -11,9 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -47,29 +44,12 @@ def model(sentiment_corpus):
 
 @contextlib.contextmanager
 def _serving(model, api_key=None):
-    import uvicorn
-
     from reviewsense.serving.app import create_app
+    from reviewsense.serving.background import in_thread
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     # as `reviewsense serve` runs it on 127.0.0.1: a loopback Host only, no other page's Origin
-    config = uvicorn.Config(create_app(model, api_key=api_key, loopback=True), host="127.0.0.1", port=port,
-                            log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        if time.time() > deadline or not thread.is_alive():
-            pytest.fail("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+    with in_thread(create_app(model, api_key=api_key, loopback=True), timeout=30) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
