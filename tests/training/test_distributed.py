@@ -193,3 +193,20 @@ def test_torchrun_refuses_a_family_not_trained_in_epochs(monkeypatch, toy_csv, t
         error = capsys.readouterr().err.strip()
         assert error.startswith("reviewsense: error: ") and "without torchrun" in error and "\n" not in error
         assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_late_sigterm_on_a_rank_other_than_0_says_nothing(monkeypatch, capsys, rank):
+    """torchrun forwards SIGTERM to every rank; one that gets it after the ranks agreed to stop
+    (its stop handler gone) unwinds silently: rank 0 alone says why the job stopped."""
+    from reviewsense import cli
+    from reviewsense.errors import Terminated
+
+    def terminated(_args):
+        raise Terminated(15)
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setitem(cli.COMMANDS, "info", terminated)
+    assert cli.main(["info", "--model", "x"]) == 128 + 15
+    assert capsys.readouterr().err == ("reviewsense: terminated\n" if rank == "0" else "")

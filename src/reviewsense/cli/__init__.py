@@ -77,11 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReviewsenseError as exc:
         print(f"reviewsense: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Terminated:
-        print("reviewsense: terminated", file=sys.stderr)
+    except Terminated:  # under torchrun a rank may get the launcher's SIGTERM after the ranks agreed to stop:
+        if is_main():   # rank 0 says it for all (as for Interrupted)
+            print("reviewsense: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("reviewsense: interrupted", file=sys.stderr)
+        if is_main():
+            print("reviewsense: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
