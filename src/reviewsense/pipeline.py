@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ._fs import write_json, write_text
 from .data.splits import DataSpec, Splits, load_splits
@@ -31,7 +34,9 @@ from .training import distributed
 from .training.checkpoint import Checkpoint, Interrupted, check_stop, stop_on_signals
 
 if TYPE_CHECKING:
+    from .data.dataset import Dataset
     from .estimators import TextClassifier
+    from .models.base import Predictor
 
 __all__ = ["DataSpec", "Fitted", "Splits", "TrainConfig", "build_estimator", "calibrate", "load_splits",
            "resolve_vectors", "resume_config", "train"]
@@ -98,6 +103,14 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     Under ``torchrun`` (docs/distributed.md) every process trains its share of each batch and
     rank 0 alone writes the run folder; the other ranks return an empty dict after training."""
     config.check()
+    if config.spark is not None:  # nblinear on a Spark cluster (reviewsense.training.on_spark)
+        if resume:
+            raise ConfigError("a run trained on Spark cannot be resumed (Spark retries failed tasks itself); "
+                              "train it again")
+        from .training.on_spark import train_on_spark
+
+        with held(Path(config.run_dir), overwrite):
+            return train_on_spark(config, overwrite)
     if distributed.active():
         _check_distributed(config)
     with distributed.session(), held(Path(config.run_dir), overwrite or resume) if distributed.is_main() else \
@@ -125,9 +138,6 @@ def distributed_record(config: TrainConfig) -> dict[str, int]:
 
 
 def _train(config: TrainConfig, resume: bool, overwrite: bool) -> dict[str, Any]:
-    from .evaluation.metrics import evaluate
-    from .evaluation.plots import plot_history
-    from .export.bundle import save_model
     main = distributed.is_main()  # without torchrun: the one process
     run_dir = Path(config.run_dir)
     check_run_dir(run_dir, overwrite=overwrite or resume)  # on every rank, before rank 0 writes (after main_first)
@@ -162,25 +172,49 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> dict[str, Any]
             raise Interrupted(f"{exc}; resume with: reviewsense train --resume {run_dir}") from None
     if not main:
         return {}
-    predictor, history = fitted.predictor, fitted.history
-    trained = time.perf_counter()
-    metrics: dict[str, Any] = {
-        "validation": evaluate(fitted.held_out or predictor, splits.validation),
-        "test": evaluate(predictor, splits.test, reliability_plot=str(run_dir / "reliability.png")),
-    }
+
+    def scored(split: str, model: Predictor) -> tuple[Any, Any]:
+        data = getattr(splits, split)
+        return data.labels, np.asarray(model.predict_logits(data.texts))
+
+    times = {"started": started, "loaded": loaded, "pretrained": pretrained, "trained": time.perf_counter()}
+    rows = {"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)}
+    return write_run(config, fitted, scored, splits.test, splits.source, rows, times, overwrite=overwrite,
+                     resume=resume, previous=previous, config_dict=config_dict)
+
+
+def write_run(config: TrainConfig, fitted: Fitted, scored: Callable[[str, Predictor], tuple[Any, Any]],
+              test: Dataset, source: str, rows: dict[str, int], times: dict[str, float], *, overwrite: bool,
+              resume: bool = False, previous: dict[str, Any] | None = None,
+              config_dict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate a fitted model, plot, export it and write the rest of the run folder; returns
+    ``metrics.json``'s content. ``scored(split, model)``: the labels of the split ("validation"
+    or "test") and the model's logits of its texts; ``test``: the test texts (or a sample of
+    them) that the metrics by length cut spans of; ``times``: when the run started, its data
+    was loaded, its vectors pretrained and its model trained (``time.perf_counter``)."""
     from .evaluation.by_length import by_length, plot_by_length
-    from .evaluation.plots import plot_confusion
+    from .evaluation.metrics import evaluate_logits
+    from .evaluation.plots import plot_confusion, plot_history
+    from .export.bundle import save_model
 
+    run_dir = Path(config.run_dir)
+    config_dict = config_dict if config_dict is not None else config.record()
+    predictor, history = fitted.predictor, fitted.history
+    held_out = fitted.held_out or predictor
+    metrics: dict[str, Any] = {
+        "validation": evaluate_logits(held_out, *scored("validation", held_out)),
+        "test": evaluate_logits(predictor, *scored("test", predictor),
+                                reliability_plot=str(run_dir / "reliability.png")),
+    }
     plot_confusion(metrics["test"], run_dir / "confusion.png", title=f"test, {predictor.family}")
-
-    metrics["by_length"] = by_length(predictor.predict_proba, splits.test, seed=config.seed)
+    metrics["by_length"] = by_length(predictor.predict_proba, test, seed=config.seed)
     plot_by_length({predictor.family: metrics["by_length"]}, run_dir / "by_length.png", title="test spans")
     evaluated = time.perf_counter()
     metrics["timing"] = {
-        "load_seconds": round(loaded - started, 2),
-        "pretrain_seconds": round(pretrained - loaded, 2),
-        "train_seconds": round(trained - pretrained, 2),
-        "evaluate_seconds": round(evaluated - trained, 2),
+        "load_seconds": round(times["loaded"] - times["started"], 2),
+        "pretrain_seconds": round(times["pretrained"] - times["loaded"], 2),
+        "train_seconds": round(times["trained"] - times["pretrained"], 2),
+        "evaluate_seconds": round(evaluated - times["trained"], 2),
     }
     if history is not None:  # families trained in epochs have a training curve
         metrics["epochs"] = {"run": history.epochs, "best": history.best_epoch}
@@ -188,16 +222,13 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool) -> dict[str, Any]
         write_text(run_dir / "history.csv", history.to_csv())
         plot_history(history, run_dir, title=predictor.family)
     save_model(predictor, run_dir / "model", metrics={"test": metrics["test"], "validation": metrics["validation"]},
-               training={"config": config_dict, "data": splits.source,
-                         "rows": {"train": len(splits.train), "validation": len(splits.validation),
-                                  "test": len(splits.test)},
+               training={"config": config_dict, "data": source, "rows": rows,
                          "history": history.to_dict() if history else None}, overwrite=overwrite or resume)
-    metrics["timing"]["total_seconds"] = round(time.perf_counter() - started, 2)
+    metrics["timing"]["total_seconds"] = round(time.perf_counter() - times["started"], 2)
     metrics["peak_rss_mb"] = peak_rss_mb()
     write_json(run_dir / "metrics.json", metrics)
-    write_text(run_dir / "README.md", model_card(config, splits, metrics, history))
-    checkpoint.clear()
+    write_text(run_dir / "README.md", model_card(config, source, rows, metrics, history))
+    Checkpoint(run_dir / "checkpoint").clear()
     if overwrite:
-        remove_stale(run_dir, previous)
+        remove_stale(run_dir, previous or {})
     return metrics
-

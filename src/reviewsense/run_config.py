@@ -37,6 +37,7 @@ class TrainConfig:
     # validation reviews (models/calibration.py); False keeps the model's own scores
     length_calibration: bool = True
     pretrain_epochs: int = 5  # word2vec/fasttext vectors pretrained for the run
+    spark: str | None = None  # trained on Spark (nblinear): the master ("": spark-submit's); None: in this process
 
     @property
     def family(self) -> str:
@@ -70,6 +71,12 @@ class TrainConfig:
                 raise ConfigError(f"the '{name}' settings are for {what}; this run trains {', '.join(trained)}")
         for name in trained:
             family(name).make_params(self.params_of(name))
+        if self.spark is not None:
+            if trained != ["nblinear"]:
+                what = "--preset best" if self.preset else f"--model {self.model}"
+                raise ConfigError(f"--spark trains the default model (nblinear), not {what}")
+            if self.class_weight is not None:
+                raise ConfigError("--class-weight is not available with --spark (train without it, or in one process)")
         return self
 
     @property
@@ -107,6 +114,8 @@ class TrainConfig:
             del data["model"]
         if not self.pretrains_vectors:
             del data["pretrain_epochs"]
+        if self.spark is None:
+            del data["spark"]
         return data
 
     @classmethod

@@ -12,7 +12,6 @@ from typing import Any
 
 from . import __version__
 from ._fs import check_new_folder, remove_temporaries
-from .data.splits import Splits
 from .errors import ConfigError
 from .evaluation.metrics import format_confusion, format_per_class, is_multiclass
 from .run_config import TrainConfig
@@ -119,7 +118,12 @@ def peak_rss_mb() -> float | None:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
-def model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], history: History | None) -> str:
+def _spark_note(config: TrainConfig) -> str:
+    return "" if config.spark is None else f" (fitted by Spark, master {config.spark or 'from spark-submit'})"
+
+
+def model_card(config: TrainConfig, source: str, rows: dict[str, int], metrics: dict[str, Any],
+               history: History | None) -> str:
     test, val = metrics["test"], metrics["validation"]
     if history is None:
         stop = "no epochs (closed-form fit)"
@@ -133,8 +137,8 @@ def model_card(config: TrainConfig, splits: Splits, metrics: dict[str, Any], his
 
 - model family: `{"ensemble (--preset best)" if config.preset else config.model}`\
 {f", embedding: `{config.vector_settings()[0]}`" if config.uses_word_vectors else ""}, {stop}
-- data: `{splits.source}` — train {len(splits.train):,}, validation {len(splits.validation):,}, \
-test {len(splits.test):,}
+- data: `{source}` — train {rows['train']:,}, validation {rows['validation']:,}, test {rows['test']:,}\
+{_spark_note(config)}
 {_test_line(test)}
 - validation accuracy {val['accuracy']:.2%}, loss {val['loss']:.4f}
 {_length_line(metrics)}- trained in {metrics['timing']['train_seconds']:.1f} s with reviewsense {__version__}

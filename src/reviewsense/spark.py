@@ -273,9 +273,9 @@ def _log_config() -> tuple[str, str | None]:
     return level, f"-Dlog4j.configurationFile=file:{place / 'log4j2.properties'}"
 
 
-def session(master: str | None):
-    """The active SparkSession, else a new one on ``master`` (None: spark-submit's or the default);
-    returns (session, whether this call started it)."""
+def session(master: str | None, app: str = "reviewsense predict"):
+    """The active SparkSession, else a new one called ``app`` on ``master`` (None: spark-submit's
+    or the default); returns (session, whether this call started it)."""
     _pyspark()
     from pyspark.sql import SparkSession
 
@@ -286,7 +286,7 @@ def session(master: str | None):
         return active, False
     check_java()
     level, java_options = _log_config()
-    builder = SparkSession.builder.appName("reviewsense predict")
+    builder = SparkSession.builder.appName(app)
     if master:  # this process starts the JVM (under spark-submit it runs already)
         check_master(master)
         builder = builder.master(master)

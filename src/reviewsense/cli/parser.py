@@ -25,7 +25,8 @@ EXAMPLES = {
       --ngrams 1 --max-tokens 20000 --learning-rate 0.001 --no-early-stopping  # the tutorial's recipe
   reviewsense train --data reviews.csv --text-column review --label-column sentiment \\
       --classes bad,good --run-dir runs/mine                 # your own data
-  reviewsense train --label-column rating --run-dir runs/stars   # IMDB's star ratings: 8 classes (1-4, 7-10)""",
+  reviewsense train --label-column rating --run-dir runs/stars   # IMDB's star ratings: 8 classes (1-4, 7-10)
+  reviewsense train --spark local[2] --data reviews.parquet --run-dir runs/lake   # nblinear, fitted by Spark""",
     "predict": """examples:
   reviewsense predict --model runs/imdb/model "The movie was great!" "The movie was terrible..."
   reviewsense predict --model runs/imdb/model --input reviews.jsonl --output scores.jsonl
@@ -269,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--class-weight", choices=["balanced"], default=None,
                    help="balanced: each class weighs as much in the training loss (default: each text weighs 1)")
     t.add_argument("--threads", type=_positive, default=None, help="threads (default: every core)")
+    t.add_argument("--spark", nargs="?", const="", metavar="MASTER",
+                   help="train the default model (nblinear) as Spark jobs (the 'spark' extra and Java 17 or 21): "
+                        "MASTER such as local[2], spark://host:7077 or yarn; alone, the master spark-submit gives. "
+                        "--data: a Parquet/CSV/TSV/JSONL file or folder Spark reads (rows held out by a hash of "
+                        "their text or --group-column), or IMDB")
     add_family_flags(p.add_argument_group("the families' settings (defaults per family; each flag is refused for "
                                           "a family that does not read it)"))
 

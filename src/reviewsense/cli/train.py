@@ -75,6 +75,7 @@ def cmd_train(args) -> int:
         n_jobs=args.threads,
         class_weight=args.class_weight,
         preset=args.preset,
+        spark=args.spark,
     )
     members = _preset_members(args.members) if args.preset else None
     if members:

@@ -266,13 +266,19 @@ def evaluate(predictor: Predictor, data: Dataset, reliability_plot: str | None =
     optionally draw the reliability diagram (top-label for K classes) to ``reliability_plot``."""
     if not data.labelled:
         raise DataError(f"{data.name}: evaluation needs labelled data (this set has texts but no labels)")
-    logits = np.asarray(predictor.predict_logits(data.texts))
+    return evaluate_logits(predictor, data.labels, np.asarray(predictor.predict_logits(data.texts)), reliability_plot)
+
+
+def evaluate_logits(predictor: Predictor, labels: np.ndarray, logits: np.ndarray,
+                    reliability_plot: str | None = None) -> dict[str, Any]:
+    """:func:`evaluate` from the predictor's ``logits`` of texts labelled ``labels`` (scored
+    elsewhere: a Spark job)."""
     if reliability_plot:
         from .plots import plot_reliability
 
-        plot_reliability(data.labels, logits, reliability_plot, title=predictor.family)
+        plot_reliability(labels, logits, reliability_plot, title=predictor.family)
     if logits.ndim == 2:
-        return multiclass_metrics(data.labels, logits, predictor.class_names)
-    return binary_metrics(data.labels, logits, predictor.class_names)
+        return multiclass_metrics(labels, logits, predictor.class_names)
+    return binary_metrics(labels, logits, predictor.class_names)
 
 

@@ -250,34 +250,37 @@ def prior_logit(labels: np.ndarray) -> float:
     return math.log(rate / (1 - rate))
 
 
-def calibrate_by_length(predictor, held_out, train_labels: np.ndarray, validation, seed: int = 0,
-                        class_weights: np.ndarray | None = None) -> None:
+def calibrate_by_length(predictor, held_out, train_labels: np.ndarray | None, validation, seed: int = 0,
+                        class_weights: np.ndarray | None = None, counts: np.ndarray | None = None) -> None:
     """Fit the length calibration on spans of the ``validation`` reviews, scored by ``held_out``
     (the model that did not see their labels; ``predictor`` itself when it did not), and give it
-    to both models. A refit ``predictor`` has its own bias: its empty text keeps the prior too."""
+    to both models. A refit ``predictor`` has its own bias: its empty text keeps the prior too.
+    ``counts``: the labelled rows per class (training and validation), instead of
+    ``train_labels`` and ``validation``'s labels (data that is not in memory: a Spark job)."""
     from dataclasses import replace
 
-    calibration = fit_length_calibration(held_out, validation, np.concatenate([train_labels, validation.labels]),
-                                         seed=seed, class_weights=class_weights)
+    labelled = None if counts is not None else np.concatenate([train_labels, validation.labels])
+    calibration = fit_length_calibration(held_out, validation, labelled, seed=seed, class_weights=class_weights,
+                                         counts=counts)
     held_out.length_calibration = calibration
     empty = predictor.raw_scores([""])[0][0]
     predictor.length_calibration = replace(calibration, empty=empty)
 
 
-def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int = 0,
-                           max_texts: int | None = 20_000, class_weights: np.ndarray | None = None
-                           ) -> LengthCalibration | SoftmaxLengthCalibration:
+def fit_length_calibration(held_out, validation, labelled: np.ndarray | None, seed: int = 0,
+                           max_texts: int | None = 20_000, class_weights: np.ndarray | None = None,
+                           counts: np.ndarray | None = None) -> LengthCalibration | SoftmaxLengthCalibration:
     """Fit a :class:`LengthCalibration` (two classes; :class:`SoftmaxLengthCalibration` for
     more) for a model on spans of every length cut from the ``validation`` reviews
     (:func:`~reviewsense.data.spans.cut_spans`), scored by ``held_out``: the model, or the
     version of it that did not see the validation labels.
 
     The prior is the class rates of ``labelled`` (all labelled training rows, validation
-    included). The validation spans are weighted to those rates: a split that holds out whole
-    groups (movies, products) can hold out more of one class by chance, and the calibration
-    should not learn that chance as a bias of every short text. Larger validation sets give
-    spans of ``max_texts`` of their texts (a seeded sample): 20,000 texts, ~150,000 spans, pin
-    the calibration's numbers (21 for one score) down well. ``class_weights`` (one per class, as
+    included; or ``counts``, those rows per class). The validation spans are weighted to those
+    rates: a split that holds out whole groups (movies, products) can hold out more of one class
+    by chance, and the calibration should not learn that chance as a bias of every short text.
+    Larger validation sets give spans of ``max_texts`` of their texts (a seeded sample): 20,000
+    texts, ~150,000 spans, pin the calibration's numbers (21 for one score) down well. ``class_weights`` (one per class, as
     ``class_weight`` gives them): the rates are those of the weighted rows."""
     from ..data.spans import cut_spans
 
@@ -285,9 +288,10 @@ def fit_length_calibration(held_out, validation, labelled: np.ndarray, seed: int
     raw, lengths = held_out.raw_scores(spans.data.texts)
     empty = held_out.raw_scores([""])[0][0]
     classes = len(validation.class_names)
-    labelled = np.asarray(labelled)
-    labelled = labelled[labelled >= 0]
-    counts = np.bincount(labelled, minlength=classes).astype(np.float64)
+    if counts is None:
+        labelled = np.asarray(labelled)
+        counts = np.bincount(labelled[labelled >= 0], minlength=classes)
+    counts = np.asarray(counts, dtype=np.float64)
     if class_weights is not None:
         counts = counts * np.asarray(class_weights, dtype=np.float64)
     rates = counts / max(counts.sum(), 1e-12)

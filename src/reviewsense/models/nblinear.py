@@ -183,12 +183,44 @@ def nb_ratio(features, labels: np.ndarray, alpha: float, columns: int | None = N
     ``columns``: how many feature columns there are in all, when ``features`` holds only some
     of them (the kept ones): the others occur in no text, and only their smoothing ``alpha``
     enters each class's total."""
-    positive = np.asarray(features[labels == 1].sum(axis=0)).ravel() + alpha
-    negative = np.asarray(features[labels == 0].sum(axis=0)).ravel() + alpha
-    unseen = alpha * ((columns or features.shape[1]) - features.shape[1])
+    counts = class_counts(features, labels, 2)
+    return ratio_from_counts(counts[1], counts[0], alpha, columns or features.shape[1])
+
+
+def class_counts(features, labels: np.ndarray, classes: int) -> np.ndarray:
+    """``(classes, columns)`` int64: per class, how many of its texts have each column of
+    ``features`` (texts × columns, 1 where the text has the feature): the naive-Bayes counts."""
+    out = np.zeros((classes, features.shape[1]), dtype=np.int64)
+    for c in range(classes):
+        mine = features[labels == c]
+        out[c] = np.bincount(mine.indices, minlength=features.shape[1]) if sp.issparse(mine) else \
+            np.asarray(mine.sum(axis=0)).ravel()
+    return out
+
+
+def ratio_from_counts(positive: np.ndarray, negative: np.ndarray, alpha: float, columns: int) -> np.ndarray:
+    """:func:`nb_ratio` from the counts of the kept columns (texts of each side that have each
+    column; ``columns``: how many columns there are in all, kept or not)."""
+    p = positive.astype(np.float32) + alpha  # float32, as the sums of a float32 matrix
+    q = negative.astype(np.float32) + alpha
+    unseen = alpha * (columns - len(p))
     # the totals summed exactly (float64), then rounded once to the ratios' float32
-    p_total, n_total = (np.float32(x.sum(dtype=np.float64) + unseen) for x in (positive, negative))
-    return (np.log(positive / p_total) - np.log(negative / n_total)).astype(np.float32)
+    p_total, n_total = (np.float32(x.sum(dtype=np.float64) + unseen) for x in (p, q))
+    return (np.log(p / p_total) - np.log(q / n_total)).astype(np.float32)
+
+
+def kept_columns(df: np.ndarray, min_df: int, texts: int, spans: np.ndarray | None = None) -> np.ndarray:
+    """The columns a fit keeps: those in at least ``min_df`` of the ``texts`` training texts
+    (``df``: texts per column); with ``min_df`` 1 every column of the texts and of their spans
+    (``spans``: span rows per column). No column kept is a ConfigError."""
+    if min_df > 1:
+        columns = np.flatnonzero(df >= min_df)
+        if not len(columns):  # every weight would be 0: a constant model
+            most = int(df.max(initial=0))
+            raise ConfigError(f"--min-df {min_df}: no n-gram occurs in at least {min_df:,} of the {texts:,} training "
+                              f"texts (the most common is in {most:,}); use --min-df {max(most, 1)} or less")
+        return columns
+    return np.flatnonzero(df if spans is None else df + spans)
 
 
 def platt(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -225,17 +257,10 @@ def _design(features, params: NBLinearParams, spans: tuple[Any, np.ndarray] | No
     """``row_weights``: each text's weight in the logistic regression (sample_weight; None: 1)."""
     spans = spans if spans is not None and spans[0].shape[0] else None
     df = np.bincount(features.indices, minlength=features.shape[1])  # texts per column (CSR: one entry per text)
-    if params.min_df > 1:
-        columns = np.flatnonzero(df >= params.min_df)
-        if not len(columns):  # every weight would be 0: a constant model
-            most = int(df.max(initial=0))
-            raise ConfigError(f"--min-df {params.min_df}: no n-gram occurs in at least {params.min_df:,} of the "
-                              f"{features.shape[0]:,} training texts (the most common is in {most:,}); "
-                              f"use --min-df {max(most, 1)} or less")
-    else:  # every column of the texts, and of their spans
-        columns = np.flatnonzero(df) if spans is None else np.union1d(np.flatnonzero(df), spans[0].indices)
-    del df
-    kept = KeptColumns(columns, features.shape[1])
+    in_spans = None if spans is None or params.min_df > 1 else \
+        np.bincount(spans[0].indices, minlength=features.shape[1])
+    kept = KeptColumns(kept_columns(df, params.min_df, features.shape[0], in_spans), features.shape[1])
+    del df, in_spans
     texts = kept.compact(features)
     if spans is None:
         return _Design(kept, texts.sign(), texts, row_weights, False)
@@ -289,14 +314,10 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
         + (f" (+ {spans[0].shape[0]:,} spans of them)" if spans else "")
         + ("" if classes == 2 else f", one per class against the rest ({classes} classes)"))
     kept, coef, intercept = _fit_classes(train_features, labels[:n], params, spans, classes, train.weights)
-    held_out = kept.compact(features[n:]) @ coef.T + intercept
-    calibration = platt(held_out, labels[n:], validation.weights) if classes == 2 else \
-        vector_scaling(held_out, labels[n:], validation.weights)
+    calibration = calibrate(kept.compact(features[n:]) @ coef.T + intercept, labels[n:], validation.weights)
 
     def predictor(kept: KeptColumns, coef: np.ndarray, intercept: np.ndarray) -> NBLinearPredictor:
-        weights = {"coef_index": kept.columns, "coef_value": coef[0] if classes == 2 else coef.T,
-                   "intercept": intercept.astype(np.float32), "calibration": calibration}
-        return NBLinearPredictor(vectorizer, asdict(params), weights, train.class_names)
+        return make_predictor(vectorizer, params, train.class_names, kept, coef, intercept, calibration)
 
     first = predictor(kept, coef, intercept)
     if not params.refit:
@@ -308,6 +329,22 @@ def fit(train: Dataset, validation: Dataset, params: NBLinearParams) -> tuple[NB
         spans = (sp.vstack([spans[0], more[0]], format="csr"), np.concatenate([spans[1], more[1]])) if more else spans
     weights = None if train.weights is None else np.r_[train.weights, np.ones(len(validation))]
     return predictor(*_fit_classes(features, labels, params, spans, classes, weights)), first
+
+
+def calibrate(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """The calibration of held-out ``scores`` (``(n, 1)``, or ``(n, K)`` for K > 2 classes: one
+    model's per class): Platt scaling for two classes, vector scaling for more."""
+    return platt(scores, labels, weights) if scores.shape[1] == 1 else vector_scaling(scores, labels, weights)
+
+
+def make_predictor(vectorizer: NgramVectorizer, params: NBLinearParams, class_names: Sequence[str],
+                   kept: KeptColumns, coef: np.ndarray, intercept: np.ndarray,
+                   calibration: np.ndarray) -> NBLinearPredictor:
+    """The predictor of fitted weights: ``coef`` ``(models, kept columns)`` and ``intercept``
+    ``(models,)``, one model for two classes, one per class for more."""
+    weights = {"coef_index": kept.columns, "coef_value": coef[0] if len(class_names) == 2 else coef.T,
+               "intercept": np.asarray(intercept, dtype=np.float32), "calibration": calibration}
+    return NBLinearPredictor(vectorizer, asdict(params), weights, class_names)
 
 
 def _fit_classes(features, labels: np.ndarray, params: NBLinearParams, spans: tuple[Any, np.ndarray] | None,

@@ -196,10 +196,15 @@ class NgramVectorizer:
 
     # -- vocabulary ------------------------------------------------------------------------
     def adapt(self, texts: Sequence[str]) -> NgramVectorizer:
+        return self.adapt_counts(word_counts(texts))
+
+    def adapt_counts(self, counts: Any) -> NgramVectorizer:
+        """:meth:`adapt` from the word counts of the texts (:func:`word_counts`, or the sum of
+        those of their parts, :func:`add_word_counts`): the same vocabulary however the texts
+        were divided."""
         import polars as pl
 
-        words = tokenize_batch(texts).explode().drop_nulls()
-        counts = words.value_counts(name="count").filter(pl.col("count") >= self.min_count)
+        counts = counts.filter(pl.col("count") >= self.min_count)
         counts = counts.sort(["count", "text"], descending=[True, False])
         if self.max_words is not None:
             counts = counts.head(self.max_words)
@@ -390,6 +395,22 @@ class NgramVectorizer:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         write_json(path, self.to_dict())
+
+
+def word_counts(texts: Sequence[str]) -> Any:
+    """How often each token occurs in ``texts``: a polars DataFrame (``text``, ``count``: UInt64),
+    in no particular order."""
+    import polars as pl
+
+    counts = tokenize_batch(texts).explode().drop_nulls().value_counts(name="count")
+    return counts.with_columns(pl.col("count").cast(pl.UInt64))
+
+
+def add_word_counts(*parts: Any) -> Any:
+    """The :func:`word_counts` of several parts of a corpus summed: those of the whole corpus."""
+    import polars as pl
+
+    return pl.concat(parts).group_by("text").agg(pl.col("count").sum())
 
 
 def count_tokens(texts: Sequence[str]) -> np.ndarray:
