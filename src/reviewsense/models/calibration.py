@@ -280,8 +280,9 @@ def fit_length_calibration(held_out, validation, labelled: np.ndarray | None, se
     rates: a split that holds out whole groups (movies, products) can hold out more of one class
     by chance, and the calibration should not learn that chance as a bias of every short text.
     Larger validation sets give spans of ``max_texts`` of their texts (a seeded sample): 20,000
-    texts, ~150,000 spans, pin the calibration's numbers (21 for one score) down well. ``class_weights`` (one per class, as
-    ``class_weight`` gives them): the rates are those of the weighted rows."""
+    texts, ~150,000 spans, pin the calibration's numbers (21 for one score) down well.
+    ``class_weights`` (one per class, as ``class_weight`` gives them): the rates are those of
+    the weighted rows."""
     from ..data.spans import cut_spans
 
     spans = cut_spans(validation, seed=seed, max_texts=max_texts)
