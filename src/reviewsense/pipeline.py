@@ -103,14 +103,11 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     Under ``torchrun`` (docs/distributed.md) every process trains its share of each batch and
     rank 0 alone writes the run folder; the other ranks return an empty dict after training."""
     config.check()
-    if config.spark is not None:  # nblinear on a Spark cluster (reviewsense.training.on_spark)
+    if config.spark is not None:  # nblinear fitted by Spark: reviewsense.spark_train.train
         if resume:
             raise ConfigError("a run trained on Spark cannot be resumed (Spark retries failed tasks itself); "
                               "train it again")
-        from .training.on_spark import train_on_spark
-
-        with held(Path(config.run_dir), overwrite):
-            return train_on_spark(config, overwrite)
+        raise ConfigError("a run on Spark (spark set) is trained by reviewsense.spark_train.train(config)")
     if distributed.active():
         _check_distributed(config)
     with distributed.session(), held(Path(config.run_dir), overwrite or resume) if distributed.is_main() else \

@@ -11,6 +11,9 @@ Nothing else in the package imports this module (pyspark stays out of their impo
 uses absolute imports because ``spark-submit`` may run this file as the job's script::
 
     spark-submit --master yarn .../reviewsense/spark.py --model DIR --input IN --output OUT
+    spark-submit --master yarn .../reviewsense/spark.py train --data IN --run-dir RUN
+
+(the second: ``reviewsense train --spark``, :mod:`reviewsense.spark_train`).
 """
 
 from __future__ import annotations
@@ -437,7 +440,8 @@ def _quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-if __name__ == "__main__":  # spark-submit …/reviewsense/spark.py [predict's options]: the master from spark-submit
+if __name__ == "__main__":  # spark-submit …/reviewsense/spark.py [train] [options]: the master from spark-submit
     from reviewsense.cli import main
 
-    sys.exit(main(["predict", "--spark", *sys.argv[1:]]))
+    command = sys.argv[1:2] == ["train"]
+    sys.exit(main(["train" if command else "predict", "--spark", *sys.argv[1 + command :]]))

@@ -1,4 +1,4 @@
-"""Training the default model on Spark (``reviewsense.training.on_spark``, ``train --spark``): the
+"""Training the default model on Spark (``reviewsense.models.nblinear_spark``, ``train --spark``): the
 vocabulary and naive-Bayes counts of one process whatever the partitioning, a fit that agrees
 with one process's, the run folder, and an export that loads without pyspark."""
 
@@ -35,7 +35,7 @@ def _data(n: int, classes: int, seed: int) -> tuple[list[str], np.ndarray]:
 
 
 def _spark_data(spark, train: Dataset, validation: Dataset, partitions: int):
-    from reviewsense.training.on_spark import SparkData
+    from reviewsense.models.nblinear_spark import SparkData
 
     def frame(data: Dataset):
         table = pa.table({"text": data.texts, "label": data.labels.astype(np.int32)})
@@ -48,7 +48,7 @@ def _spark_data(spark, train: Dataset, validation: Dataset, partitions: int):
 
 @pytest.mark.parametrize("classes", [2, 3])
 def test_vocabulary_and_naive_bayes_counts_are_one_process_s_whatever_the_partitioning(spark, classes):
-    from reviewsense.training.on_spark import _both, _chunks, _features, document_counts, vocabulary
+    from reviewsense.models.nblinear_spark import _both, _chunks, _features, document_counts, vocabulary
 
     texts, labels = _data(1_500, classes, seed=classes)
     names = tuple(str(c) for c in range(classes))
@@ -77,7 +77,7 @@ def test_the_distributed_gradient_is_the_gradient_of_the_loss():
     """The per-block loss and gradient (what the executors sum) against finite differences."""
     import scipy.sparse as sp
 
-    from reviewsense.training.on_spark import _loss_and_gradient
+    from reviewsense.models.nblinear_spark import _loss_and_gradient
 
     class Shared:  # a broadcast variable's stand-in
         def __init__(self, value):
@@ -103,7 +103,7 @@ def test_the_distributed_gradient_is_the_gradient_of_the_loss():
 
 @pytest.mark.parametrize("classes", [2, 3])
 def test_the_fit_agrees_with_one_process(spark, classes):
-    from reviewsense.training.on_spark import fit_nblinear
+    from reviewsense.models.nblinear_spark import fit_nblinear
 
     texts, labels = _data(3_000, classes, seed=10 + classes)
     names = tuple(f"c{c}" for c in range(classes))
@@ -149,7 +149,7 @@ def test_train_cli_on_a_table_spark_reads_exports_a_model_that_loads_without_pys
 
 def test_rows_are_held_out_by_their_text_whatever_the_partitioning(spark, tmp_path):
     from reviewsense.data.splits import DataSpec
-    from reviewsense.training.on_spark import read_splits
+    from reviewsense.spark_train import read_splits
 
     texts, labels = _data(1_000, 2, seed=8)
     texts = texts + texts[:300]  # copies of 300 texts

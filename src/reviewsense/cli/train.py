@@ -84,6 +84,10 @@ def cmd_train(args) -> int:
     what = f"--preset {args.preset} ({' + '.join(members or [])})" if args.preset else f"--model {args.model}"
     _check_family_flags(args, trained, what)
     config.settings = _settings(args, trained) | ({"ensemble": {"members": members}} if members else {})
+    if config.spark is not None:
+        from ..spark_train import train as train_on_spark
+
+        return _report(train_on_spark(config, overwrite=args.overwrite), args.run_dir)
     return _report(train(config, overwrite=args.overwrite), args.run_dir)
 
 
