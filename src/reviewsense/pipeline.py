@@ -103,10 +103,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     Under ``torchrun`` (docs/distributed.md) every process trains its share of each batch and
     rank 0 alone writes the run folder; the other ranks return an empty dict after training."""
     config.check()
-    if config.spark is not None:  # nblinear fitted by Spark: reviewsense.spark_train.train
-        if resume:
-            raise ConfigError("a run trained on Spark cannot be resumed (Spark retries failed tasks itself); "
-                              "train it again")
+    if config.spark is not None:  # nblinear fitted by Spark
         raise ConfigError("a run on Spark (spark set) is trained by reviewsense.spark_train.train(config)")
     if distributed.active():
         _check_distributed(config)

@@ -162,15 +162,18 @@ def resume_config(run_dir: str | Path) -> TrainConfig:
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.json)")
-    if not Checkpoint(run_dir / "checkpoint").exists():
-        done = (run_dir / "metrics.json").is_file()
-        raise ConfigError(f"{run_dir}: nothing to resume ({'the run finished' if done else 'no checkpoint'})")
     try:
         data = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{run_dir / 'config.json'}: unreadable ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{run_dir / 'config.json'}: not a run configuration")
+    if data.get("spark") is not None:
+        raise ConfigError(f"{run_dir}: a run trained on Spark cannot be resumed (Spark retries failed tasks itself); "
+                          "train it again")
+    if not Checkpoint(run_dir / "checkpoint").exists():
+        done = (run_dir / "metrics.json").is_file()
+        raise ConfigError(f"{run_dir}: nothing to resume ({'the run finished' if done else 'no checkpoint'})")
     config = TrainConfig.from_dict(data)
     config.run_dir = str(run_dir)
     return config

@@ -276,9 +276,10 @@ def _log_config() -> tuple[str, str | None]:
     return level, f"-Dlog4j.configurationFile=file:{place / 'log4j2.properties'}"
 
 
-def session(master: str | None, app: str = "reviewsense predict"):
+def session(master: str | None, app: str = "reviewsense predict", console_progress: bool = True):
     """The active SparkSession, else a new one called ``app`` on ``master`` (None: spark-submit's
-    or the default); returns (session, whether this call started it)."""
+    or the default); returns (session, whether this call started it). ``console_progress``:
+    Spark's progress bar on stderr (never with REVIEWSENSE_QUIET)."""
     _pyspark()
     from pyspark.sql import SparkSession
 
@@ -297,7 +298,7 @@ def session(master: str | None, app: str = "reviewsense predict"):
             builder = builder.config("spark.driver.extraJavaOptions", java_options)
     for name, value in _ONE_THREAD.items():
         builder = builder.config(f"spark.executorEnv.{name}", value)
-    if quiet():
+    if quiet() or not console_progress:
         builder = builder.config("spark.ui.showConsoleProgress", "false")
     os.environ.setdefault("PYTHONWARNINGS", _WORKER_WARNINGS)  # local[N]: the workers inherit the driver's
     builder = builder.config("spark.executorEnv.PYTHONWARNINGS", os.environ["PYTHONWARNINGS"])

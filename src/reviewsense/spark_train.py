@@ -6,6 +6,7 @@ executors, the run folder and its export, which loads without Spark."""
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,7 +218,9 @@ def _train(config: TrainConfig, overwrite: bool) -> dict[str, Any]:
     previous = run_files(run_dir) if overwrite else {}
     started = time.perf_counter()
     params = family("nblinear").make_params(config.params_of("nblinear"))
-    spark, ours = session(config.spark or None, app="reviewsense train")
+    # pandas 3: pyspark warns on import, though nothing here uses its pandas API; the fit logs its own progress
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+    spark, ours = session(config.spark or None, app="reviewsense train", console_progress=False)
     try:
         with spark_errors():
             data = load(spark, config.data, config.seed)

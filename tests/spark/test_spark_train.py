@@ -189,3 +189,21 @@ def test_errors_are_one_line(spark, tmp_path, capsys):
         line = read_error_line(capsys, main([*base, *args]))
         assert expected in line, (args, line)
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_a_spark_run_is_not_resumed(tmp_path, capsys):
+    from reviewsense._fs import write_json
+    from reviewsense.run_config import TrainConfig
+
+    write_json(tmp_path / "config.json", TrainConfig(run_dir=str(tmp_path), spark="local[2]").record())
+    line = read_error_line(capsys, main(["train", "--resume", str(tmp_path)]))
+    assert "a run trained on Spark cannot be resumed" in line
+
+
+def test_spark_submit_s_script_trains_when_told_to():
+    """``spark-submit …/reviewsense/spark.py train …`` is ``reviewsense train --spark …``; without
+    ``train``, ``predict --spark …``."""
+    for first, usage in ((["train"], "usage: reviewsense train"), ([], "usage: reviewsense predict")):
+        done = subprocess.run([sys.executable, "-m", "reviewsense.spark", *first, "--help"], capture_output=True,
+                              text=True, check=True)
+        assert done.stdout.startswith(usage) and "--spark [MASTER]" in done.stdout
