@@ -55,7 +55,7 @@ def read_splits(spark: Any, spec: DataSpec, seed: int = 0) -> SparkData:
     assert spec.path is not None
     main, classes = _read_labelled(spark, spec.path, spec, None)
     names = classes[0]
-    key = "text" if spec.group_column is None else spec.group_column
+    key = "text" if spec.group_column is None else "group"
     if spec.test_path:
         test = _read_labelled(spark, spec.test_path, spec, classes)[0].select("text", "label")
     else:
@@ -107,7 +107,7 @@ def _share(df: Any, size: float | int, what: str) -> float:
 def _read_labelled(spark: Any, path: str, spec: DataSpec, classes: tuple[tuple[str, ...], dict[str, int], bool] | None
                    ) -> tuple[Any, tuple[tuple[str, ...], dict[str, int], bool]]:
     """``path`` read by Spark: ``text``, ``label`` (the class index) and, with ``group_column``,
-    the group; and its classes: the names, the label table and whether labels are looked up as
+    ``group``; and its classes: the names, the label table and whether labels are looked up as
     they are (else lowercased), as one process maps them (``classes``: the training data's)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -154,7 +154,7 @@ def _read_labelled(spark: Any, path: str, spec: DataSpec, classes: tuple[tuple[s
         raise DataError(f"{path}: label '{unknown[0]}' is not one of the classes {list(names)}")
     lookup = F.create_map(*[F.lit(x) for value, index in mapped.items() for x in (value, index)])
     out = df.select(F.col(_quoted(spec.text_column)).alias("text"), lookup[F.col("_label")].cast("int").alias("label"),
-                    *([F.col(_quoted(spec.group_column)).cast("string")] if spec.group_column else []))
+                    *([F.col(_quoted(spec.group_column)).cast("string").alias("group")] if spec.group_column else []))
     blank = out.where(F.trim(F.col("text")) == "").count()
     if blank:
         log(f"{path}: skipped {blank:,} row(s) whose text is blank")

@@ -168,6 +168,13 @@ def test_rows_are_held_out_by_their_text_whatever_the_partitioning(spark, tmp_pa
         assert not (split["validation"] & split["test"])
         sides.append(split)
     assert sides[0] == sides[1]
+    frame["product"] = [f"p{i % 40}" for i in range(len(frame))]  # --group-column: each group on one side
+    frame["text"] = frame["text"] + " " + frame["product"]  # a text names its group
+    frame.to_parquet(tmp_path / "grouped.parquet")
+    data = read_splits(spark, DataSpec(path=str(tmp_path / "grouped.parquet"), group_column="product"), seed=3)
+    groups = [{r["text"].rsplit(" ", 1)[1] for r in getattr(data, side).collect()}
+              for side in ("train", "validation", "test")]
+    assert all(groups) and sum(map(len, groups)) == len(set.union(*groups)) == 40
 
 
 def test_errors_are_one_line(spark, tmp_path, capsys):
