@@ -652,14 +652,16 @@ def _serve(args: list[str], log: Path, env: dict[str, str] | None = None) -> sub
 
 
 def _wait_healthy(proc: subprocess.Popen, base: str, log: Path, seconds: float = 60) -> None:
+    """Until the server says it serves: every worker has loaded the model and /health answers
+    (with several workers, /health answers as soon as one of them is up: on a busy machine the
+    others may still be loading)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"server exited with {proc.returncode}: {log.read_text()}"
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
+        if "serving the " in log.read_text():
+            assert httpx.get(f"{base}/health", timeout=5).status_code == 200
+            return
+        time.sleep(0.1)
     raise AssertionError(f"server not up after {seconds} s: {log.read_text()}")
 
 
