@@ -310,11 +310,17 @@ def session(master: str | None, app: str = "reviewsense predict", console_progre
     return spark, True
 
 
-def _input_format(path: str) -> str:
+def table_format(path: str) -> str | None:
+    """The format Spark reads ``path`` in, from its name (compressed or not): parquet, csv, tsv,
+    json; None for any other name."""
     name = path.rstrip("/").lower()
     for suffix in COMPRESSED:
         name = name.removesuffix(suffix)
-    fmt = INPUT_FORMATS.get(Path(name).suffix)
+    return INPUT_FORMATS.get(Path(name).suffix)
+
+
+def _input_format(path: str) -> str:
+    fmt = table_format(path)
     if fmt is None:
         raise ConfigError(f"{path}: cannot tell its format; name it .parquet, .csv, .tsv or .jsonl (a file, or "
                           "a folder of such files)")

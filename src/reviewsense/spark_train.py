@@ -16,6 +16,7 @@ from .data.dataset import Dataset
 from .errors import ConfigError, DataError
 from .models.nblinear_spark import SAMPLE, SparkData, fit_nblinear, logits_of
 from .progress import log
+from .spark import _quoted
 
 if TYPE_CHECKING:
     from .data.splits import DataSpec, Splits
@@ -133,11 +134,14 @@ def _read_labelled(spark: Any, path: str, spec: DataSpec, classes: tuple[tuple[s
     label = F.trim(F.col(_quoted(spec.label_column)).cast("string"))
     df = df.select(*[F.col(_quoted(c)) for c in wanted]).withColumn("_label", label)
     df = df.persist(StorageLevel.MEMORY_AND_DISK)
-    seen = {r["_label"]: r["count"] for r in df.groupBy("_label").count().collect()}
+    text = F.col(_quoted(spec.text_column))
+    tally = df.groupBy("_label").agg(F.count(F.lit(1)).alias("rows"), F.count_if(text.isNull()).alias("missing"),
+                                     F.count_if(F.trim(text) == "").alias("blank")).collect()  # one pass
+    seen = {r["_label"]: r["rows"] for r in tally}
+    texts_missing, blank = (sum(r[what] for r in tally) for what in ("missing", "blank"))
     bad = seen.pop(None, 0) + seen.pop("", 0)
     if bad:
         raise DataError(f"{path}: '{spec.label_column}' is missing in {bad:,} row(s)")
-    texts_missing = df.where(F.col(_quoted(spec.text_column)).isNull()).count()
     if texts_missing:
         raise DataError(f"{path}: '{spec.text_column}' is missing in {texts_missing:,} row(s)")
     if classes is None:
@@ -155,7 +159,6 @@ def _read_labelled(spark: Any, path: str, spec: DataSpec, classes: tuple[tuple[s
     lookup = F.create_map(*[F.lit(x) for value, index in mapped.items() for x in (value, index)])
     out = df.select(F.col(_quoted(spec.text_column)).alias("text"), lookup[F.col("_label")].cast("int").alias("label"),
                     *([F.col(_quoted(spec.group_column)).cast("string").alias("group")] if spec.group_column else []))
-    blank = out.where(F.trim(F.col("text")) == "").count()
     if blank:
         log(f"{path}: skipped {blank:,} row(s) whose text is blank")
         out = out.where(F.trim(F.col("text")) != "")
@@ -170,9 +173,6 @@ def _sample(df: Any, rows: int, most: int, seed: int, names: tuple[str, ...], na
     return Dataset([r["text"] for r in got], np.array([r["label"] for r in got]), name=name, class_names=names)
 
 
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
 
 # -- the run ---------------------------------------------------------------------------------
 def load(spark: Any, spec: DataSpec, seed: int = 0) -> SparkData:
@@ -180,12 +180,9 @@ def load(spark: Any, spec: DataSpec, seed: int = 0) -> SparkData:
     folders) the splits one process makes, handed to Spark."""
     from .data.imdb import is_imdb_source
     from .data.splits import load_splits
-    from .spark import COMPRESSED, INPUT_FORMATS
+    from .spark import table_format
 
-    name = (spec.path or "").rstrip("/").lower()
-    for suffix in COMPRESSED:
-        name = name.removesuffix(suffix)
-    if spec.path is not None and not is_imdb_source(spec.path) and Path(name).suffix in INPUT_FORMATS:
+    if spec.path is not None and not is_imdb_source(spec.path) and table_format(spec.path) is not None:
         return read_splits(spark, spec, seed)
     return from_splits(spark, load_splits(spec, seed=seed))
 

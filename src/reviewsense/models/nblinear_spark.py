@@ -158,9 +158,9 @@ def _loss_and_gradient(state: Any, targets: np.ndarray, block: tuple[Any, ...]) 
 
 
 def _add_gradients(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
-    a[0].__iadd__(b[0])
-    a[1].__iadd__(b[1])
-    a[2].__iadd__(b[2])
+    """Two blocks' losses and gradients summed, into ``a``'s arrays."""
+    for mine, theirs in zip(a, b, strict=True):
+        mine += theirs
     return a
 
 
